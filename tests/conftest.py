@@ -1,0 +1,7 @@
+"""Shared fixtures live in tests/fixtures/*, one module per area, registered here."""
+
+pytest_plugins = [
+    "tests.fixtures.dscgg",
+    "tests.fixtures.storage",
+    "tests.fixtures.discord",
+]
