@@ -1,0 +1,393 @@
+"""Bot-level errors and THE table that turns every failure into a sentence.
+
+``describe()`` is the only place where an exception becomes words a user reads. Each sentence says
+what went wrong and what to do next. None of them contains a traceback, a Python class name or a
+bare dsc.gg error code (``owner_mismatch`` and friends are for logs, not for people).
+
+``DscCommandTree.on_error`` (bot/tree.py) is the only place that sends these sentences.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.dscgg import errors as api
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "BotError",
+    "InvalidInput",
+    "LogChannelUnusable",
+    "MissingManageGuild",
+    "NoToken",
+    "NotInGuild",
+    "ShuttingDown",
+    "TokenRejected",
+    "TokenUnreadable",
+    "audit_reason",
+    "describe",
+    "is_unexpected",
+    "new_error_id",
+    "unwrap",
+]
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------------
+# Bot-level errors. Subclasses of AppCommandError, so discord.py passes them to the error handlers
+# unwrapped. Their str() is for logs; users read describe().
+# --------------------------------------------------------------------------------------------------
+
+
+class BotError(app_commands.AppCommandError):
+    """Base class of the failures the bot itself raises on purpose."""
+
+
+class NoToken(BotError):
+    """This server has not registered a dsc.gg token yet."""
+
+    def __init__(self, guild_id: int | None = None) -> None:
+        self.guild_id = guild_id
+        super().__init__(f"no dsc.gg token stored for guild {guild_id}")
+
+
+class TokenUnreadable(BotError):
+    """The stored token no longer decrypts (key removed or rotated away, or the row was tampered with).
+
+    Wraps the storage layer's exception; raise it ``from`` the original.
+    """
+
+    def __init__(self, guild_id: int | None = None) -> None:
+        self.guild_id = guild_id
+        super().__init__(f"stored dsc.gg token of guild {guild_id} cannot be decrypted")
+
+
+class TokenRejected(BotError):
+    """dsc.gg refused a token an admin just entered with ``/dscgg token set``. Nothing was stored."""
+
+    def __init__(self) -> None:
+        super().__init__("dsc.gg rejected the submitted token")
+
+
+class InvalidInput(BotError):
+    """A command option failed local validation (raised by ``bot.validation``).
+
+    ``field`` is the option's name as the user sees it; ``problem`` is a short phrase such as
+    ``"must start with https://"``.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"invalid {field}: {problem}")
+
+
+class NotInGuild(BotError):
+    """A guild-only command reached us from a DM (or a server the bot is not in)."""
+
+    def __init__(self) -> None:
+        super().__init__("command used outside a server")
+
+
+class MissingManageGuild(BotError):
+    """The invoking member lacks Manage Server."""
+
+    def __init__(self) -> None:
+        super().__init__("member lacks manage_guild")
+
+
+class LogChannelUnusable(BotError):
+    """The bot cannot post audit messages in the chosen log channel."""
+
+    def __init__(self, channel_id: int, missing: Sequence[str]) -> None:
+        self.channel_id = channel_id
+        self.missing = list(missing)
+        super().__init__(f"log channel {channel_id} unusable, missing {', '.join(self.missing)}")
+
+
+class ShuttingDown(BotError):
+    """The process is stopping; new interactions are turned away."""
+
+    def __init__(self) -> None:
+        super().__init__("bot is shutting down")
+
+
+# --------------------------------------------------------------------------------------------------
+# Words
+# --------------------------------------------------------------------------------------------------
+
+SET_TOKEN = "`/dscgg token set`"
+GENERIC = (
+    "Something went wrong on my side and the command did not finish. "
+    "If it keeps happening, give the bot's operator this error id: `{error_id}`."
+)
+
+#: What each dsc.gg endpoint does, in words, with its documented limit (requests, seconds).
+ENDPOINTS: dict[str, tuple[str, int, int]] = {
+    "get_link": ("looking up links", 100, 10),
+    "create_link": ("creating links", 3, 60),
+    "update_link": ("editing links", 8, 10),
+    "delete_link": ("deleting links", 4, 10),
+    "get_user": ("looking up accounts", 50, 10),
+    "get_user_links": ("listing an account's links", 50, 10),
+    "get_user_apps": ("listing an account's apps", 50, 10),
+    "get_app": ("looking up apps", 20, 10),
+    "get_top_links": ("loading the top links", 20, 10),
+    "search_links": ("searching links", 90, 10),
+}
+
+#: Discord permission names as the client shows them, where title-casing the flag is not enough.
+_PERMISSION_NAMES = {
+    "manage_guild": "Manage Server",
+    "embed_links": "Embed Links",
+    "send_messages": "Send Messages",
+    "view_channel": "View Channel",
+    "read_messages": "View Channel",
+    "use_external_emojis": "Use External Emoji",
+}
+
+
+def new_error_id() -> str:
+    """A short id that ties a user's error message to the log line with the traceback."""
+    return secrets.token_hex(4)
+
+
+def unwrap(error: BaseException) -> BaseException:
+    """The exception that actually happened, without discord.py's CommandInvokeError wrapping."""
+    while isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    return error
+
+
+def permission_name(flag: str) -> str:
+    return _PERMISSION_NAMES.get(flag, flag.replace("_", " ").replace("guild", "server").title())
+
+
+def _permission_list(flags: Sequence[str]) -> str:
+    names = [f"**{permission_name(flag)}**" for flag in flags]
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def relative_time(seconds_from_now: float, *, now: float | None = None) -> str:
+    """A Discord relative timestamp (``<t:UNIX:R>``) at least one second in the future."""
+    start = time.time() if now is None else now
+    return f"<t:{math.ceil(start + max(1.0, seconds_from_now))}:R>"
+
+
+def _plain(text: str, *, limit: int = 300) -> str:
+    """Untrusted text (the API's message) made safe to show: no markdown, no mentions, bounded."""
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
+def _slug(interaction: discord.Interaction[Any] | None) -> str | None:
+    """The ``slug`` option of the command being answered, if there is one, for friendlier replies."""
+    if interaction is None:
+        return None
+    try:
+        value = getattr(interaction.namespace, "slug", None)
+    except Exception:  # namespace is only there for application commands
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip().replace("`", "")[:120]
+    return f"`{value}`"
+
+
+def _rate_limited(error: api.RateLimited) -> str:
+    what, limit, window = ENDPOINTS.get(error.endpoint, ("this kind of request", 0, 0))
+    limit = error.limit or limit
+    window = int(error.window) if error.window else window
+    rule = f" ({limit} per {window} seconds)" if limit and window else ""
+    when = relative_time(error.retry_after)
+    if error.from_server:
+        return f"dsc.gg is rate limiting this server's token for {what}{rule}. Try again {when}."
+    return f"That would go over dsc.gg's limit for {what}{rule} for this server's token. Try again {when}."
+
+
+def _api_error(error: api.APIError, interaction: discord.Interaction[Any] | None) -> str:
+    slug = _slug(interaction)
+    link = f"dsc.gg/{slug}" if slug else "that link"
+    subject = f"dsc.gg/{slug}" if slug else "That link"  # at the start of a sentence
+    match error:
+        case api.InvalidKey():
+            return (
+                "dsc.gg rejected the token stored for this server. "
+                f"An admin needs to run {SET_TOKEN} again with a current key from https://dsc.gg/developer."
+            )
+        case api.OwnerMismatch():
+            return (
+                f"{subject} is owned by a different dsc.gg account than the "
+                "one whose token this server uses, so this server can't change it. Ask the link's owner, or "
+                f"set that account's token with {SET_TOKEN}."
+            )
+        case api.WhitelistOnly():
+            return (
+                "This needs a **whitelisted** dsc.gg app, and the token this server uses belongs to an app "
+                "that isn't whitelisted. The app's owner can ask for whitelisting at "
+                "https://dsc.gg/developer (open the app there and request it). "
+                "`/top` still works meanwhile."
+            )
+        case api.LinkTaken():
+            return f"{subject} is already taken. Pick another slug and try again."
+        case api.NotFound():
+            if slug:
+                return f"dsc.gg has no link {link}. Check the spelling and try again."
+            return "dsc.gg couldn't find that. Check the spelling and try again."
+        case api.OwnerBlacklisted():
+            return (
+                "dsc.gg has blacklisted the owner of this account or link, so it won't do this. "
+                "If you think that's a mistake, contact dsc.gg support."
+            )
+        case api.BadRequest():
+            if error.message.strip():
+                return f"dsc.gg refused the request: {_plain(error.message)} Check the options and try again."
+            return "dsc.gg refused the request as invalid. Check the options and try again."
+        case api.VersionDeprecated():
+            return (
+                "dsc.gg no longer supports the API version this bot uses, so the bot can't reach it "
+                "right now. The bot's operator needs to update the bot."
+            )
+        case api.PasswordProtected():
+            return f"{subject} is protected by a password, so dsc.gg won't share it with this token."
+    return (
+        "dsc.gg refused the request with an error this bot doesn't know yet. "
+        "Try again later; if it keeps happening, tell the bot's operator."
+    )
+
+
+def _check_failure(error: app_commands.CheckFailure) -> str:
+    match error:
+        case app_commands.NoPrivateMessage():
+            return "This command only works in a server, not in direct messages."
+        case app_commands.MissingPermissions():
+            perms = _permission_list(error.missing_permissions)
+            return f"You need the {perms} permission to use this command."
+        case app_commands.BotMissingPermissions():
+            perms = _permission_list(error.missing_permissions)
+            return f"I'm missing the {perms} permission here. Ask an admin to grant it, then try again."
+        case app_commands.CommandOnCooldown():
+            return (
+                f"You're going a bit fast. You can use this command again {relative_time(error.retry_after)}."
+            )
+        case app_commands.MissingRole() | app_commands.MissingAnyRole():
+            return "You don't have the role this command needs."
+    return "You can't use this command here."
+
+
+def _bot_error(error: BotError) -> str:
+    match error:
+        case NoToken():
+            return (
+                "This server hasn't set up a dsc.gg token yet. "
+                f"An admin (Manage Server) needs to run {SET_TOKEN} first."
+            )
+        case TokenUnreadable():
+            return (
+                "This server's dsc.gg token can no longer be read (the bot's encryption key changed). "
+                f"An admin needs to set it again with {SET_TOKEN}."
+            )
+        case TokenRejected():
+            return (
+                "dsc.gg rejected that token, so nothing was saved. Copy your app's API key from "
+                f"https://dsc.gg/developer and run {SET_TOKEN} again."
+            )
+        case InvalidInput():
+            problem = error.problem.strip().rstrip(".")
+            return f"Check the `{error.field}` option: {problem}."
+        case NotInGuild():
+            return "This command only works in a server, not in direct messages."
+        case MissingManageGuild():
+            return "You need the **Manage Server** permission to use this command."
+        case LogChannelUnusable():
+            perms = _permission_list(error.missing) or "the permissions it needs"
+            return (
+                f"I can't post in <#{error.channel_id}>: I'm missing {perms} there. "
+                "Grant them in the channel's settings or pick another channel."
+            )
+        case ShuttingDown():
+            return "The bot is restarting. Try again in a moment."
+    return "That didn't work. Try again in a moment."
+
+
+def _known(error: BaseException, interaction: discord.Interaction[Any] | None) -> str | None:
+    """The sentence for an anticipated failure, or None when it is a bug."""
+    if isinstance(error, BotError):
+        return _bot_error(error)
+    if isinstance(error, api.RateLimited):
+        return _rate_limited(error)
+    if isinstance(error, api.Unavailable):
+        return "dsc.gg is not answering properly, try again later."
+    if isinstance(error, api.APIError):
+        return _api_error(error, interaction)
+    if isinstance(error, app_commands.CheckFailure):
+        return _check_failure(error)
+    if isinstance(error, app_commands.TransformerError):
+        return "I couldn't understand one of the values you gave. Check the options and try again."
+    if isinstance(error, app_commands.CommandSignatureMismatch | app_commands.CommandNotFound):
+        return "The bot's commands are being updated. Try again in a minute."
+    return None
+
+
+def is_unexpected(error: BaseException) -> bool:
+    """True for bugs: failures that have no sentence of their own and get the generic one."""
+    return _known(unwrap(error), None) is None
+
+
+def describe(
+    error: BaseException,
+    interaction: discord.Interaction[Any] | None = None,
+    *,
+    error_id: str | None = None,
+) -> str:
+    """The one sentence a user reads for ``error``.
+
+    Unexpected errors get the generic sentence with a short error id; the id and the traceback are
+    logged here (the traceback only in the log). Pass ``error_id`` to reuse an id already logged.
+    """
+    original = unwrap(error)
+    text = _known(original, interaction)
+    if text is not None:
+        return text
+    if error_id is None:
+        error_id = new_error_id()
+        _log_unexpected(original, interaction, error_id)
+    return GENERIC.format(error_id=error_id)
+
+
+def _log_unexpected(
+    error: BaseException, interaction: discord.Interaction[Any] | None, error_id: str
+) -> None:
+    command = getattr(getattr(interaction, "command", None), "qualified_name", None)
+    log.error(
+        "Unexpected error %s in %s (guild %s, user %s, interaction %s)",
+        error_id,
+        f"/{command}" if command else "an interaction",
+        getattr(interaction, "guild_id", None),
+        getattr(getattr(interaction, "user", None), "id", None),
+        getattr(interaction, "id", None),
+        exc_info=(type(error), error, error.__traceback__),
+    )
+
+
+def audit_reason(error: BaseException) -> str:
+    """Why a mutation was refused, in the words the admin saw, for the audit log.
+
+    Unlike ``describe`` it never logs and never makes an error id: unexpected failures read as such.
+    """
+    text = _known(unwrap(error), None)
+    return text if text is not None else "An unexpected error stopped it."
