@@ -1,0 +1,311 @@
+"""Local validation of what admins type, before anything is sent to dsc.gg.
+
+Pure functions, no network. Each one returns the normalized value or raises
+``InvalidInput(field, problem)``; ``problem`` is a sentence fragment that follows the option name
+("slug" + "contains a space; ..."), written for the admin, with the next step where there is one.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
+
+from bot.dscgg.models import LinkType
+from bot.errors import InvalidInput
+
+__all__ = [
+    "DESCRIPTION_MAX",
+    "IMAGE_MAX",
+    "PASSWORD_MAX",
+    "QUERY_MAX",
+    "REDIRECT_MAX",
+    "SLUG_MAX",
+    "TITLE_MAX",
+    "describe_redirect_kind",
+    "normalize_slug",
+    "parse_color",
+    "validate_description",
+    "validate_image",
+    "validate_password",
+    "validate_query",
+    "validate_redirect",
+    "validate_title",
+]
+
+#: dsc.gg's slug cap, as far as anyone outside dsc.gg knows (its own tools use 120).
+SLUG_MAX = 120
+REDIRECT_MAX = 2000
+IMAGE_MAX = 2000
+TITLE_MAX = 256
+DESCRIPTION_MAX = 2000
+PASSWORD_MAX = 100
+QUERY_MAX = 100
+
+_SLUG_RE = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+_SLUG_CHARS = 'only the letters A-Z and a-z, the digits 0-9, "-" and "_" are allowed'
+_DSCGG_HOSTS = frozenset({"dsc.gg", "www.dsc.gg"})
+# A first path segment that looks like a host name ("example.com", "discord.gg:443").
+_HOSTLIKE_RE = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\.?(?::\d+)?", re.ASCII)
+# A scheme written without "//" ("javascript:alert(1)", "data:text/html,..."), not "host:port".
+_BARE_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?!\d)", re.ASCII)
+_HEX_COLOR_RE = re.compile(r"#?([0-9A-Fa-f]{6}|[0-9A-Fa-f]{3})", re.ASCII)
+_CODE_RE = r"[A-Za-z0-9_-]{1,100}"
+
+_DISCORD_APP_HOSTS = frozenset(
+    f"{sub}{base}" for sub in ("", "www.", "canary.", "ptb.") for base in ("discord.com", "discordapp.com")
+)
+_SERVER_PATH_RE = re.compile(rf"/invite/{_CODE_RE}/?", re.ASCII)
+_INVITE_SHORT_PATH_RE = re.compile(rf"/{_CODE_RE}/?", re.ASCII)
+_TEMPLATE_PATH_RE = re.compile(rf"/template/{_CODE_RE}/?", re.ASCII)
+_BOT_PATH_RE = re.compile(r"(?:/api)?/oauth2/authorize/?", re.ASCII)
+_SNOWFLAKE_RE = re.compile(r"[0-9]{15,21}", re.ASCII)
+
+_ACCEPTED_REDIRECTS = (
+    "a server invite (discord.gg/CODE or discord.com/invite/CODE), "
+    "a bot invite (discord.com/oauth2/authorize?client_id=ID…) "
+    "or a server template (discord.new/CODE or discord.com/template/CODE)"
+)
+_KIND_NAMES = {
+    "server": "a server invite",
+    "bot": "a bot invite",
+    "template": "a server template",
+}
+
+
+def _visible(char: str) -> str:
+    """How to show an offending character: itself when printable, else its code point."""
+    if char == " ":
+        return "a space"
+    if char.isprintable() and not unicodedata.category(char).startswith(("Z", "C")):
+        return f'"{char}"'
+    name = unicodedata.name(char, "")
+    return f"the invisible character U+{ord(char):04X}" + (f" ({name.lower()})" if name else "")
+
+
+def _first_bad_char(text: str, allowed: re.Pattern[str]) -> str | None:
+    for char in text:
+        if not allowed.fullmatch(char):
+            return char
+    return None
+
+
+def _unwrap(raw: str) -> str:
+    """Strip surrounding whitespace and the <...> that Discord users put around links."""
+    text = raw.strip()
+    if len(text) >= 2 and text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    return text
+
+
+def normalize_slug(raw: str) -> str:
+    """Reduce ``name``, ``dsc.gg/name`` or ``https://dsc.gg/name`` (any case, ``www.``, ``<...>``,
+    trailing ``/``, query or fragment) to ``name``; refuse anything else."""
+    text = _unwrap(raw)
+    if not text:
+        raise InvalidInput("slug", "it is empty; give the name after dsc.gg/, for example `my-server`.")
+
+    has_scheme = "://" in text
+    first_segment = text.split("/", 1)[0]
+    if has_scheme or ("/" in text and _HOSTLIKE_RE.fullmatch(first_segment)) or text.lower() in _DSCGG_HOSTS:
+        text = _slug_from_url(text if has_scheme else f"https://{text}")
+
+    if len(text) > SLUG_MAX:
+        raise InvalidInput("slug", f"it is {len(text)} characters long; dsc.gg allows at most {SLUG_MAX}.")
+    bad = _first_bad_char(text, _SLUG_RE)
+    if bad is not None:
+        raise InvalidInput("slug", f"it contains {_visible(bad)}; {_SLUG_CHARS}.")
+    return text
+
+
+def _slug_from_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        netloc = parts.netloc.lower()
+    except ValueError:
+        raise InvalidInput(
+            "slug", "it is not a link that can be read; give the name after dsc.gg/."
+        ) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidInput("slug", "it must be a dsc.gg link or just the name after dsc.gg/.")
+    if netloc not in _DSCGG_HOSTS:
+        if host in _DSCGG_HOSTS:
+            raise InvalidInput(
+                "slug", "it must be a plain dsc.gg link (no port or user name), or just the name."
+            )
+        shown = host or netloc or "an unknown domain"
+        raise InvalidInput(
+            "slug",
+            f"it is a link on {shown}, not on dsc.gg; give a dsc.gg link or just the name after dsc.gg/.",
+        )
+    path = parts.path.strip("/")
+    if not path:
+        raise InvalidInput(
+            "slug", "it has no name after dsc.gg/; give the name of the link, e.g. `my-server`."
+        )
+    return path
+
+
+def describe_redirect_kind(kind: str) -> str:
+    """ "a server invite", "a bot invite", "a server template"."""
+    return _KIND_NAMES.get(kind, f"a {kind} link")
+
+
+def _infer_kind(parts: SplitResult) -> str | None:
+    host = parts.netloc.lower()
+    path = parts.path
+    if host == "discord.gg" and _INVITE_SHORT_PATH_RE.fullmatch(path):
+        return "server"
+    if host == "discord.new" and _INVITE_SHORT_PATH_RE.fullmatch(path):
+        return "template"
+    if host in _DISCORD_APP_HOSTS:
+        if _SERVER_PATH_RE.fullmatch(path):
+            return "server"
+        if _TEMPLATE_PATH_RE.fullmatch(path):
+            return "template"
+        if _BOT_PATH_RE.fullmatch(path):
+            client_ids = parse_qs(parts.query).get("client_id", [])
+            if len(client_ids) == 1 and _SNOWFLAKE_RE.fullmatch(client_ids[0]):
+                return "bot"
+            raise InvalidInput(
+                "redirect",
+                "it is a bot invite without a valid `client_id`; copy the invite link from the "
+                "OAuth2 page of your application in the Discord developer portal.",
+            )
+    return None
+
+
+def validate_redirect(raw: str, type: LinkType | str | None = None) -> tuple[str, LinkType]:
+    """Check a redirect and return it as an https URL with the link type it implies.
+
+    ``type`` (when given) must agree with the redirect; when omitted it is inferred.
+    """
+    text = _unwrap(raw)
+    if not text:
+        raise InvalidInput("redirect", f"it is empty; give {_ACCEPTED_REDIRECTS}.")
+    if len(text) > REDIRECT_MAX:
+        raise InvalidInput(
+            "redirect", f"it is {len(text)} characters long; at most {REDIRECT_MAX} are allowed."
+        )
+    for char in text:
+        if char.isspace() or not char.isprintable() or not char.isascii():
+            raise InvalidInput(
+                "redirect",
+                f"it contains {_visible(char)}; a link must not contain spaces or special characters.",
+            )
+
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+    else:
+        bare = _BARE_SCHEME_RE.match(text)
+        scheme = bare.group(1).lower() if bare else ""
+        if not scheme:
+            text = f"https://{text}"
+            scheme = "https"
+    if scheme not in ("http", "https"):
+        raise InvalidInput("redirect", f"it uses `{scheme}:`; only https:// links are accepted.")
+
+    try:
+        parts = urlsplit(text)
+        parts = parts._replace(scheme="https", netloc=parts.netloc.lower())
+    except ValueError:
+        raise InvalidInput(
+            "redirect", f"it is not a link that can be read; give {_ACCEPTED_REDIRECTS}."
+        ) from None
+
+    kind = _infer_kind(parts)
+    if kind is None:
+        raise InvalidInput(
+            "redirect", f"it is not a Discord invite or template; dsc.gg accepts {_ACCEPTED_REDIRECTS}."
+        )
+
+    if type is not None:
+        wanted = str(getattr(type, "value", type)).lower()
+        if wanted not in _KIND_NAMES:
+            raise InvalidInput("type", "it must be server, bot or template.")
+        if wanted != kind:
+            raise InvalidInput(
+                "type",
+                f"it is {wanted} but the redirect is {describe_redirect_kind(kind)}; "
+                f"leave `type` out to use {kind}, or give {describe_redirect_kind(wanted)}.",
+            )
+    return urlunsplit(parts), LinkType(kind)
+
+
+def parse_color(raw: str) -> str:
+    """``#RRGGBB``, ``RRGGBB``, ``#RGB`` or ``RGB`` → ``#rrggbb``."""
+    text = raw.strip()
+    match = _HEX_COLOR_RE.fullmatch(text)
+    if match is None:
+        raise InvalidInput("color", "it must be a hex colour like `#5865F2`, `5865F2` or `#58F`.")
+    digits = match.group(1).lower()
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    return f"#{digits}"
+
+
+def _text(field: str, raw: str, limit: int, *, multiline: bool) -> str:
+    text = raw.strip()
+    if not text:
+        raise InvalidInput(field, "it is empty; leave the option out instead.")
+    if len(text) > limit:
+        raise InvalidInput(field, f"it is {len(text)} characters long; at most {limit} are allowed.")
+    for char in text:
+        if multiline and char == "\n":
+            continue
+        if unicodedata.category(char) == "Cc":
+            raise InvalidInput(field, f"it contains {_visible(char)}, which cannot be shown in an embed.")
+    return text
+
+
+def validate_title(raw: str) -> str:
+    return _text("title", raw, TITLE_MAX, multiline=False)
+
+
+def validate_description(raw: str) -> str:
+    return _text("description", raw, DESCRIPTION_MAX, multiline=True)
+
+
+def validate_password(raw: str) -> str:
+    """Kept as typed (no stripping): a password is compared character for character."""
+    if not raw or raw.isspace():
+        raise InvalidInput("password", "it is empty; use `remove_password:True` to take the password off.")
+    if len(raw) > PASSWORD_MAX:
+        raise InvalidInput("password", f"it is longer than {PASSWORD_MAX} characters.")
+    return raw
+
+
+def validate_image(raw: str) -> str:
+    """The embed image must be a full https:// address."""
+    text = _unwrap(raw)
+    if not text:
+        raise InvalidInput("image", "it is empty; leave the option out instead.")
+    if len(text) > IMAGE_MAX:
+        raise InvalidInput("image", f"it is {len(text)} characters long; at most {IMAGE_MAX} are allowed.")
+    for char in text:
+        if char.isspace() or not char.isprintable() or not char.isascii():
+            raise InvalidInput("image", f"it contains {_visible(char)}; give a plain https:// image address.")
+    refusal = InvalidInput(
+        "image", "it must be a full https:// address of an image, e.g. https://i.imgur.com/x.png."
+    )
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+    except ValueError:
+        raise refusal from None
+    if parts.scheme.lower() != "https" or "." not in host or parts.username is not None:
+        raise refusal
+    return urlunsplit(parts._replace(scheme="https"))
+
+
+def validate_query(raw: str) -> str:
+    text = raw.strip()
+    if not text:
+        raise InvalidInput("query", "it is empty; type at least one character to search for.")
+    if len(text) > QUERY_MAX:
+        raise InvalidInput("query", f"it is {len(text)} characters long; at most {QUERY_MAX} are allowed.")
+    bad = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise InvalidInput("query", f"it contains {_visible(bad)}.")
+    return text

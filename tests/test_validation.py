@@ -1,0 +1,406 @@
+"""Local validation: what admins type is normalized or refused before anything reaches dsc.gg."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.dscgg.models import LinkType
+from bot.errors import InvalidInput, describe
+from bot.validation import (
+    DESCRIPTION_MAX,
+    SLUG_MAX,
+    TITLE_MAX,
+    normalize_slug,
+    parse_color,
+    validate_description,
+    validate_image,
+    validate_password,
+    validate_query,
+    validate_redirect,
+    validate_title,
+)
+
+# --------------------------------------------------------------------------------------------- slug
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "x",
+        "dsc.gg/x",
+        "https://dsc.gg/x",
+        "http://dsc.gg/x",
+        "HTTP://DSC.GG/x",
+        "HtTpS://Dsc.Gg/x",
+        "https://www.dsc.gg/x",
+        "www.dsc.gg/x",
+        "<https://dsc.gg/x>",
+        "<x>",
+        "dsc.gg/x/",
+        "https://dsc.gg/x/",
+        "dsc.gg/x?ref=homepage",
+        "https://dsc.gg/x?ref=homepage&a=b",
+        "dsc.gg/x#frag",
+        "https://dsc.gg/x/?q=1#frag",
+        "  x  ",
+        "\t https://dsc.gg/x \n",
+        " <dsc.gg/x> ",
+    ],
+)
+def test_slug_forms_reduce_to_the_name(raw: str) -> None:
+    assert normalize_slug(raw) == "x"
+
+
+def test_slug_keeps_case_digits_dash_underscore() -> None:
+    assert normalize_slug("My-Server_2") == "My-Server_2"
+    assert normalize_slug("https://dsc.gg/My-Server_2") == "My-Server_2"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://example.com/x",
+        "example.com/x",
+        "https://discord.gg/x",
+        "https://dsc.gg.evil.com/x",
+        "https://evil.com/dsc.gg/x",
+    ],
+)
+def test_slug_on_another_domain_is_refused_naming_the_domain(raw: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        normalize_slug(raw)
+    assert info.value.field == "slug"
+    assert "not on dsc.gg" in info.value.problem
+
+
+def test_slug_with_port_or_user_is_refused() -> None:
+    for raw in ("https://dsc.gg:8443/x", "https://me@dsc.gg/x"):
+        with pytest.raises(InvalidInput, match=r"plain dsc\.gg link"):
+            normalize_slug(raw)
+
+
+def test_slug_other_scheme_is_refused() -> None:
+    with pytest.raises(InvalidInput, match=r"dsc\.gg link"):
+        normalize_slug("ftp://dsc.gg/x")
+
+
+@pytest.mark.parametrize(
+    "raw", ["dsc.gg", "dsc.gg/", "https://dsc.gg", "https://dsc.gg/", "<https://www.dsc.gg/>"]
+)
+def test_dscgg_without_a_name_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidInput, match=r"no name after dsc\.gg/"):
+        normalize_slug(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("a/b", '"/"'),
+        ("dsc.gg/a/b", '"/"'),
+        ("a?b", '"?"'),
+        ("a#b", '"#"'),
+        ("..", '"."'),
+        ("../user/1/links", '"."'),
+        ("%2F", '"%"'),
+        ("%72%6f%77", '"%"'),
+        ("https://dsc.gg/%72%6f%77", '"%"'),
+        ("a b", "a space"),
+        ("party🎉", '"🎉"'),
+        ("a\u200db", "U+200D"),
+        ("a\u200bb", "U+200B"),
+        ("a\u202eb", "U+202E"),
+        ("pаypal", '"а"'),  # Cyrillic a
+        ("ｘ", '"ｘ"'),  # fullwidth x
+        ("a.b", '"."'),
+        ("é", '"é"'),
+        ("١٢٣", '"١"'),  # Arabic-Indic digits are digits, but not ASCII
+    ],
+)
+def test_slug_odd_characters_are_refused_and_shown(raw: str, shown: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        normalize_slug(raw)
+    assert info.value.field == "slug"
+    assert shown in info.value.problem
+    assert "A-Z" in info.value.problem
+
+
+def test_slug_newlines() -> None:
+    assert normalize_slug("name\n") == "name"  # surrounding whitespace, stripped (no `$` trap)
+    with pytest.raises(InvalidInput):
+        normalize_slug("a\nb")
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "<>", "< >"])
+def test_empty_slug_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidInput, match="empty"):
+        normalize_slug(raw)
+
+
+def test_slug_length_edges() -> None:
+    assert normalize_slug("a") == "a"
+    assert normalize_slug("a" * SLUG_MAX) == "a" * SLUG_MAX
+    assert SLUG_MAX == 120
+    for n in (121, 1000):
+        with pytest.raises(InvalidInput, match=f"{n} characters"):
+            normalize_slug("a" * n)
+    with pytest.raises(InvalidInput, match="121 characters"):
+        normalize_slug("https://dsc.gg/" + "a" * 121)
+
+
+def test_slug_refusal_reads_as_a_sentence() -> None:
+    with pytest.raises(InvalidInput) as info:
+        normalize_slug("a b")
+    text = describe(info.value)
+    assert text.startswith("Check the `slug` option: it contains a space")
+    assert "InvalidInput" not in text
+
+
+# ----------------------------------------------------------------------------------------- redirect
+
+
+@pytest.mark.parametrize(
+    ("raw", "url", "kind"),
+    [
+        ("https://discord.gg/abc", "https://discord.gg/abc", "server"),
+        ("discord.gg/abc", "https://discord.gg/abc", "server"),
+        ("http://discord.gg/abc", "https://discord.gg/abc", "server"),
+        ("HTTPS://DISCORD.GG/AbC", "https://discord.gg/AbC", "server"),
+        ("<https://discord.gg/abc>", "https://discord.gg/abc", "server"),
+        ("  discord.gg/abc/  ", "https://discord.gg/abc/", "server"),
+        ("https://discord.com/invite/abc", "https://discord.com/invite/abc", "server"),
+        ("discordapp.com/invite/abc", "https://discordapp.com/invite/abc", "server"),
+        ("https://www.discord.com/invite/abc", "https://www.discord.com/invite/abc", "server"),
+        ("https://canary.discord.com/invite/abc", "https://canary.discord.com/invite/abc", "server"),
+        ("https://ptb.discord.com/invite/abc", "https://ptb.discord.com/invite/abc", "server"),
+        ("https://discord.gg/my-vanity", "https://discord.gg/my-vanity", "server"),
+        ("https://discord.gg/abc?event=123", "https://discord.gg/abc?event=123", "server"),
+        ("https://discord.new/AbCdEf", "https://discord.new/AbCdEf", "template"),
+        ("discord.new/AbCdEf", "https://discord.new/AbCdEf", "template"),
+        ("https://discord.com/template/AbCdEf", "https://discord.com/template/AbCdEf", "template"),
+        ("https://discordapp.com/template/AbCdEf", "https://discordapp.com/template/AbCdEf", "template"),
+        (
+            "https://discord.com/oauth2/authorize?client_id=123456789012345678",
+            "https://discord.com/oauth2/authorize?client_id=123456789012345678",
+            "bot",
+        ),
+        (
+            "https://discord.com/api/oauth2/authorize?client_id=123456789012345678&permissions=8&scope=bot",
+            "https://discord.com/api/oauth2/authorize?client_id=123456789012345678&permissions=8&scope=bot",
+            "bot",
+        ),
+        (
+            "discordapp.com/oauth2/authorize?scope=bot%20applications.commands&permissions=2147483648"
+            "&client_id=123456789012345678&integration_type=0",
+            "https://discordapp.com/oauth2/authorize?scope=bot%20applications.commands&permissions=2147483648"
+            "&client_id=123456789012345678&integration_type=0",
+            "bot",
+        ),
+    ],
+)
+def test_redirect_is_normalized_and_its_type_inferred(raw: str, url: str, kind: str) -> None:
+    assert validate_redirect(raw, None) == (url, LinkType(kind))
+
+
+def test_explicit_type_that_agrees_is_kept() -> None:
+    assert validate_redirect("discord.gg/abc", LinkType("server")) == (
+        "https://discord.gg/abc",
+        LinkType("server"),
+    )
+    assert validate_redirect("discord.new/abc", "template")[1] == LinkType("template")
+
+
+@pytest.mark.parametrize(
+    ("raw", "given", "said"),
+    [
+        ("https://discord.gg/abc", "bot", "it is bot but the redirect is a server invite"),
+        ("https://discord.new/abc", "server", "it is server but the redirect is a server template"),
+        (
+            "https://discord.com/oauth2/authorize?client_id=123456789012345678",
+            "template",
+            "it is template but the redirect is a bot invite",
+        ),
+    ],
+)
+def test_explicit_type_that_contradicts_the_redirect_is_refused(raw: str, given: str, said: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        validate_redirect(raw, LinkType(given))
+    assert info.value.field == "type"
+    assert info.value.problem.startswith(said)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "javascript:alert(1)",
+        "JavaScript:alert(document.cookie)",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "ftp://discord.gg/abc",
+        "mailto:someone@example.com",
+        "vbscript:msgbox(1)",
+    ],
+)
+def test_other_schemes_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidInput, match=r"only https:// links are accepted") as info:
+        validate_redirect(raw, None)
+    assert info.value.field == "redirect"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://example.com",
+        "https://example.com/invite/abc",
+        "https://discord.gg",
+        "https://discord.gg/",
+        "https://discord.gg/abc/def",
+        "https://discord.gg@evil.com/abc",
+        "https://discord.gg:443/abc",
+        "https://discord.gg.evil.com/abc",
+        "https://xn--discrd-xxa.gg/abc",
+        "https://discord.com/channels/1/2",
+        "https://discord.com/invite/",
+        "https://dsc.gg/other",
+        "//discord.gg/abc",
+    ],
+)
+def test_redirects_of_no_known_kind_are_refused_listing_what_is_accepted(raw: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        validate_redirect(raw, None)
+    assert info.value.field == "redirect"
+    assert "discord.gg/CODE" in info.value.problem
+    assert "discord.com/oauth2/authorize" in info.value.problem
+    assert "discord.new/CODE" in info.value.problem
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://discord.com/oauth2/authorize",
+        "https://discord.com/oauth2/authorize?client_id=abc",
+        "https://discord.com/oauth2/authorize?client_id=1&client_id=2",
+    ],
+)
+def test_bot_invite_needs_a_client_id(raw: str) -> None:
+    with pytest.raises(InvalidInput, match="client_id"):
+        validate_redirect(raw, None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("https://discörd.gg/abc", '"ö"'),
+        ("https://discord.gg/ab c", "a space"),
+        ("https://discord.gg/abc\u200b", "U+200B"),
+    ],
+)
+def test_redirect_with_unicode_or_spaces_is_refused(raw: str, shown: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        validate_redirect(raw, None)
+    assert shown in info.value.problem
+
+
+def test_redirect_length_cap() -> None:
+    base = "https://discord.com/oauth2/authorize?client_id=123456789012345678&state="
+    ok = base + "a" * (2000 - len(base))
+    assert validate_redirect(ok, None)[0] == ok
+    with pytest.raises(InvalidInput, match="2001 characters"):
+        validate_redirect(ok + "a", None)
+
+
+def test_empty_redirect_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="empty"):
+        validate_redirect("   ", None)
+
+
+# -------------------------------------------------------------------------------------------- color
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("#5865F2", "#5865f2"),
+        ("5865F2", "#5865f2"),
+        ("#5865f2", "#5865f2"),
+        (" #abcdef ", "#abcdef"),
+        ("#FFF", "#ffffff"),
+        ("fff", "#ffffff"),
+        ("#a1B", "#aa11bb"),
+        ("000000", "#000000"),
+    ],
+)
+def test_color_forms(raw: str, expected: str) -> None:
+    assert parse_color(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "#", "red", "#12345", "#1234567", "##fff", "#GGGGGG", "0x5865F2", "#ffff", "１２３"]
+)
+def test_bad_colors_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_color(raw)
+    assert info.value.field == "color"
+    assert "#5865F2" in info.value.problem
+
+
+# ------------------------------------------------------------------------------------ meta and query
+
+
+def test_title_and_description_limits() -> None:
+    assert validate_title("  Hello  ") == "Hello"
+    assert validate_title("t" * TITLE_MAX) == "t" * TITLE_MAX
+    with pytest.raises(InvalidInput, match="257 characters") as info:
+        validate_title("t" * (TITLE_MAX + 1))
+    assert info.value.field == "title"
+    assert validate_description("line 1\nline 2") == "line 1\nline 2"
+    with pytest.raises(InvalidInput) as info:
+        validate_description("d" * (DESCRIPTION_MAX + 1))
+    assert info.value.field == "description"
+    with pytest.raises(InvalidInput, match="U\\+0007"):
+        validate_title("bell\x07")
+    with pytest.raises(InvalidInput, match="empty"):
+        validate_description("   ")
+
+
+@pytest.mark.parametrize(
+    ("raw", "ok"),
+    [
+        ("https://i.imgur.com/x.png", True),
+        ("<https://cdn.example.org/a.gif?x=1>", True),
+        ("http://i.imgur.com/x.png", False),
+        ("i.imgur.com/x.png", False),
+        ("javascript:alert(1)", False),
+        ("https://localhost/x.png", False),
+        ("https://user@i.imgur.com/x.png", False),
+        ("https://i.imgur.com/a b.png", False),
+        ("https://i.imgur.com/" + "a" * 2000, False),
+    ],
+)
+def test_image_must_be_an_https_url(raw: str, ok: bool) -> None:
+    if ok:
+        assert validate_image(raw).startswith("https://")
+    else:
+        with pytest.raises(InvalidInput) as info:
+            validate_image(raw)
+        assert info.value.field == "image"
+
+
+def test_password_is_kept_exactly() -> None:
+    assert validate_password(" s3cret ") == " s3cret "
+    with pytest.raises(InvalidInput, match="remove_password"):
+        validate_password("  ")
+    with pytest.raises(InvalidInput):
+        validate_password("p" * 101)
+
+
+@pytest.mark.parametrize("raw", ["a b&c#x", "+", "%", '"', "日本語", "x"])
+def test_search_queries_are_kept_for_encoding_by_the_client(raw: str) -> None:
+    assert validate_query(raw) == raw
+
+
+def test_search_query_refusals() -> None:
+    for raw in ("", "   "):
+        with pytest.raises(InvalidInput, match="empty"):
+            validate_query(raw)
+    with pytest.raises(InvalidInput, match="500 characters"):
+        validate_query("q" * 500)
