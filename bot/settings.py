@@ -1,0 +1,265 @@
+"""Start-up settings, read from the environment and a ``.env`` file.
+
+Nothing here runs at import time: settings exist only once :func:`load_settings` is called, and a bad
+or missing value becomes a :class:`SettingsError` whose message is one line naming the setting and the
+problem, never the value (secrets included).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import stat
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+from pydantic import SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+#: Name of the generated key file, kept next to the database when TOKEN_ENCRYPTION_KEYS is not set.
+GENERATED_KEY_FILENAME = "token.key"
+
+# Error type for problems whose message is already written for people (see _problem()).
+_WORDED = "worded"
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid. ``str()`` is one line meant for the person starting the bot."""
+
+
+class Settings(BaseSettings):
+    """Every setting the bot reads. Environment variable names are the field names in upper case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        # An empty line like `DEV_GUILD_ID=` in .env means "not set", not "invalid".
+        env_ignore_empty=True,
+        # The .env may be shared with docker-compose and hold keys that are not ours.
+        extra="ignore",
+        # A validation error must never echo input: it may contain the bot token.
+        hide_input_in_errors=True,
+        frozen=True,
+    )
+
+    discord_token: SecretStr
+    database_path: Path = Path("data/bot.sqlite3")
+    #: Fernet keys, newest first: the first encrypts, all of them decrypt (key rotation).
+    token_encryption_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    dscgg_api_url: str = "https://api.dsc.gg/v2"
+    dscgg_timeout: float = 10.0
+    dscgg_max_rate_limit_wait: float = 5.0
+    dev_guild_id: int | None = None
+    log_level: LogLevel = "INFO"
+    #: Touched regularly while connected to Discord, for container health checks.
+    health_file: Path | None = None
+
+    @field_validator("discord_token")
+    @classmethod
+    def _token_not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise PydanticCustomError("missing", "is not set")
+        return value
+
+    @field_validator("token_encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("token_encryption_keys")
+    @classmethod
+    def _keys_are_fernet(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for index, key in enumerate(keys, start=1):
+            if not is_fernet_key(key.get_secret_value()):
+                raise PydanticCustomError(
+                    _WORDED,
+                    "key {index} of {total} is not a valid Fernet key (32 url-safe base64-encoded bytes)",
+                    {"index": index, "total": len(keys)},
+                )
+        return keys
+
+    @field_validator("dscgg_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise PydanticCustomError(_WORDED, "must be an http(s) URL, such as https://api.dsc.gg/v2")
+        return value.strip().rstrip("/")
+
+    @field_validator("dscgg_timeout", "dscgg_max_rate_limit_wait")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        # "inf" and "nan" parse as floats but make no sense as a number of seconds.
+        if not math.isfinite(value):
+            raise ValueError("not finite")
+        return value
+
+    @field_validator("dscgg_timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("not positive")
+        return value
+
+    @field_validator("dscgg_max_rate_limit_wait")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("negative")
+        return value
+
+    @field_validator("dev_guild_id")
+    @classmethod
+    def _snowflake(cls, value: int | None) -> int | None:
+        if value is not None and not 0 < value < 2**64:
+            raise ValueError("not a snowflake")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+# What to say when a field fails for a reason that has no worded message of its own.
+_PROBLEMS: dict[str, str] = {
+    "discord_token": "must be the bot token from the Discord developer portal",
+    "database_path": "must be a file path",
+    "token_encryption_keys": "must be one or more Fernet keys separated by commas",
+    "dscgg_api_url": "must be an http(s) URL, such as https://api.dsc.gg/v2",
+    "dscgg_timeout": "must be a number of seconds greater than 0",
+    "dscgg_max_rate_limit_wait": "must be a number of seconds, 0 or more",
+    "dev_guild_id": "must be a Discord server id (a positive whole number)",
+    "log_level": "must be one of DEBUG, INFO, WARNING, ERROR",
+    "health_file": "must be a file path",
+}
+
+
+def _problem(error: ErrorDetails) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    name = field.upper()
+    if error["type"] == "missing":
+        return f"{name} is not set: add it to .env or the environment (see .env.example)"
+    if error["type"] == _WORDED:
+        return f"{name}: {error['msg']}"
+    return f"{name}: {_PROBLEMS.get(field, 'is not valid')}"
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Build the settings from the environment, ``env_file`` (if it exists) and ``overrides``.
+
+    Priority: overrides > environment > env file > defaults. Override keys are field names, in any case.
+    Raises SettingsError with one line that names every failing setting and never shows a value.
+    """
+    init = {key.lower(): value for key, value in overrides.items()}
+    try:
+        return Settings(_env_file=env_file, **init)
+    except ValidationError as exc:
+        lines = dict.fromkeys(_problem(error) for error in exc.errors(include_input=False))
+        raise SettingsError("; ".join(lines)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable as UTF-8 text"
+        raise SettingsError(f"{env_file}: cannot read the settings file ({reason})") from None
+
+
+def is_fernet_key(key: str) -> bool:
+    try:
+        Fernet(key.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return False
+    return True
+
+
+def resolve_encryption_keys(settings: Settings) -> list[str]:
+    """The Fernet keys for stored dsc.gg tokens, newest first.
+
+    Uses TOKEN_ENCRYPTION_KEYS when set. Otherwise tokens are still encrypted, with a key generated
+    once into ``<database folder>/token.key`` (mode 0600) and reused on later starts; a WARNING says
+    that production deployments should set TOKEN_ENCRYPTION_KEYS. The key itself is never logged.
+    """
+    if settings.token_encryption_keys:
+        return [key.get_secret_value() for key in settings.token_encryption_keys]
+    if str(settings.database_path) == ":memory:":
+        # Nothing outlives the process anyway, so neither should the key.
+        log.warning("TOKEN_ENCRYPTION_KEYS is not set: using a temporary key for the in-memory database")
+        return [Fernet.generate_key().decode("ascii")]
+    key_path = settings.database_path.parent / GENERATED_KEY_FILENAME
+    key = _read_key_file(key_path) if key_path.exists() else _create_key_file(key_path)
+    log.warning(
+        "TOKEN_ENCRYPTION_KEYS is not set: dsc.gg tokens are encrypted with the generated key in %s. "
+        "Production deployments should set TOKEN_ENCRYPTION_KEYS (and keep a copy of the key).",
+        key_path,
+    )
+    return [key]
+
+
+def _read_key_file(key_path: Path) -> str:
+    try:
+        key = key_path.read_text(encoding="ascii").strip()
+        mode = stat.S_IMODE(key_path.stat().st_mode)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a text file"
+        raise SettingsError(
+            f"{key_path}: cannot read the generated token key ({reason}); "
+            "fix its permissions or set TOKEN_ENCRYPTION_KEYS"
+        ) from None
+    if not is_fernet_key(key):
+        raise SettingsError(
+            f"{key_path}: not a valid Fernet key; restore the original file or set TOKEN_ENCRYPTION_KEYS "
+            "(stored dsc.gg tokens need the key they were encrypted with)"
+        )
+    if mode & 0o077:
+        log.warning("%s is readable by other users (mode %o); it should be 0600", key_path, mode)
+    return key
+
+
+def _create_key_file(key_path: Path) -> str:
+    """Write a new key so that the file is never seen half-written and never replaced.
+
+    The key goes to a private temporary file first (O_EXCL, 0600), which is then hard-linked into place:
+    linking fails if another process created token.key meanwhile, and then that key wins.
+    """
+    key = Fernet.generate_key().decode("ascii")
+    try:
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        temp_path = key_path.with_name(f".{key_path.name}.{os.getpid()}.tmp")
+        _write_new_private_file(temp_path, key)
+        try:
+            os.link(temp_path, key_path)
+        except FileExistsError:
+            return _read_key_file(key_path)
+        except OSError:
+            # Some filesystems have no hard links: fall back to exclusive creation in place.
+            _write_new_private_file(key_path, key)
+        finally:
+            temp_path.unlink(missing_ok=True)
+    except FileExistsError:
+        return _read_key_file(key_path)
+    except OSError as exc:
+        raise SettingsError(
+            f"{key_path}: cannot create the token key file ({exc.strerror or exc}); "
+            "set TOKEN_ENCRYPTION_KEYS or make the data folder writable"
+        ) from None
+    log.info("Generated a new token encryption key in %s", key_path)
+    return key
+
+
+def _write_new_private_file(path: Path, content: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, (content + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)

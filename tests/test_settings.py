@@ -1,0 +1,333 @@
+"""Settings: one clear line per problem, no secret ever shown, .env and environment both honoured."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.settings import GENERATED_KEY_FILENAME, SettingsError, load_settings, resolve_encryption_keys
+from tests.fixtures.storage import SETTING_NAMES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SECRET_DISCORD_TOKEN = "MTIzNDU2Nzg5.secret-bot-token-value"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No setting from the developer's shell, and no stray .env in the working directory."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def new_key() -> str:
+    return Fernet.generate_key().decode("ascii")
+
+
+def error_line(**overrides: object) -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env_file=None, **overrides)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_discord_token_is_one_clear_line() -> None:
+    assert error_line() == ("DISCORD_TOKEN is not set: add it to .env or the environment (see .env.example)")
+
+
+def test_blank_discord_token_counts_as_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "")
+    assert error_line().startswith("DISCORD_TOKEN is not set")
+    assert error_line(discord_token="   ").startswith("DISCORD_TOKEN is not set")
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", SECRET_DISCORD_TOKEN)
+    settings = load_settings(env_file=None)
+    assert settings.discord_token.get_secret_value() == SECRET_DISCORD_TOKEN
+    assert settings.database_path == Path("data/bot.sqlite3")
+    assert settings.token_encryption_keys == ()
+    assert settings.dscgg_api_url == "https://api.dsc.gg/v2"
+    assert settings.dscgg_timeout == 10.0
+    assert settings.dscgg_max_rate_limit_wait == 5.0
+    assert settings.dev_guild_id is None
+    assert settings.log_level == "INFO"
+    assert settings.health_file is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("DSCGG_TIMEOUT", "abc", "DSCGG_TIMEOUT: must be a number of seconds greater than 0"),
+        ("DSCGG_TIMEOUT", "0", "DSCGG_TIMEOUT: must be a number of seconds greater than 0"),
+        ("DSCGG_TIMEOUT", "-1.5", "DSCGG_TIMEOUT: must be a number of seconds greater than 0"),
+        ("DSCGG_TIMEOUT", "inf", "DSCGG_TIMEOUT: must be a number of seconds greater than 0"),
+        (
+            "DSCGG_MAX_RATE_LIMIT_WAIT",
+            "-1",
+            "DSCGG_MAX_RATE_LIMIT_WAIT: must be a number of seconds, 0 or more",
+        ),
+        (
+            "DSCGG_MAX_RATE_LIMIT_WAIT",
+            "soon",
+            "DSCGG_MAX_RATE_LIMIT_WAIT: must be a number of seconds, 0 or more",
+        ),
+        (
+            "DSCGG_API_URL",
+            "ftp://api.dsc.gg",
+            "DSCGG_API_URL: must be an http(s) URL, such as https://api.dsc.gg/v2",
+        ),
+        (
+            "DSCGG_API_URL",
+            "api.dsc.gg/v2",
+            "DSCGG_API_URL: must be an http(s) URL, such as https://api.dsc.gg/v2",
+        ),
+        ("DEV_GUILD_ID", "my-server", "DEV_GUILD_ID: must be a Discord server id (a positive whole number)"),
+        ("DEV_GUILD_ID", "-5", "DEV_GUILD_ID: must be a Discord server id (a positive whole number)"),
+        ("DEV_GUILD_ID", str(2**64), "DEV_GUILD_ID: must be a Discord server id (a positive whole number)"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR"),
+        (
+            "TOKEN_ENCRYPTION_KEYS",
+            "not-a-key",
+            "TOKEN_ENCRYPTION_KEYS: key 1 of 1 is not a valid Fernet key (32 url-safe base64-encoded bytes)",
+        ),
+    ],
+)
+def test_invalid_value_names_the_setting_and_hides_every_value(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", SECRET_DISCORD_TOKEN)
+    monkeypatch.setenv(name, value)
+    message = error_line()
+    assert message == expected
+    assert SECRET_DISCORD_TOKEN not in message
+
+
+def test_bad_second_fernet_key_is_counted_and_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    bad_key = "c2hvcnQta2V5LXRoYXQtaXMtbm90LTMyLWJ5dGVz"
+    monkeypatch.setenv("DISCORD_TOKEN", SECRET_DISCORD_TOKEN)
+    monkeypatch.setenv("TOKEN_ENCRYPTION_KEYS", f"{new_key()},{bad_key}")
+    message = error_line()
+    assert message == (
+        "TOKEN_ENCRYPTION_KEYS: key 2 of 2 is not a valid Fernet key (32 url-safe base64-encoded bytes)"
+    )
+    assert bad_key not in message
+
+
+def test_several_problems_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSCGG_TIMEOUT", "abc")
+    monkeypatch.setenv("LOG_LEVEL", "chatty")
+    message = error_line()
+    assert "DISCORD_TOKEN is not set" in message
+    assert "DSCGG_TIMEOUT: must be a number of seconds greater than 0" in message
+    assert "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR" in message
+
+
+def test_error_does_not_chain_the_pydantic_dump(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", SECRET_DISCORD_TOKEN)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env_file=None, dscgg_timeout="abc")
+    # A traceback would print the chained ValidationError; there must be none.
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_settings_repr_hides_secrets() -> None:
+    key = new_key()
+    settings = load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN, token_encryption_keys=key)
+    assert SECRET_DISCORD_TOKEN not in repr(settings)
+    assert key not in repr(settings)
+    assert SECRET_DISCORD_TOKEN not in str(settings.model_dump())
+
+
+def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = new_key(), new_key()
+    monkeypatch.setenv("DISCORD_TOKEN", SECRET_DISCORD_TOKEN)
+    monkeypatch.setenv("TOKEN_ENCRYPTION_KEYS", f" {first} , {second},")
+    monkeypatch.setenv("DSCGG_API_URL", "http://127.0.0.1:8080/v2/")
+    monkeypatch.setenv("DSCGG_TIMEOUT", "2.5")
+    monkeypatch.setenv("DSCGG_MAX_RATE_LIMIT_WAIT", "0")
+    monkeypatch.setenv("DEV_GUILD_ID", "123456789012345678")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("HEALTH_FILE", "/tmp/health")
+    settings = load_settings(env_file=None)
+    assert [key.get_secret_value() for key in settings.token_encryption_keys] == [first, second]
+    assert settings.dscgg_api_url == "http://127.0.0.1:8080/v2"
+    assert settings.dscgg_timeout == 2.5
+    assert settings.dscgg_max_rate_limit_wait == 0
+    assert settings.dev_guild_id == 123456789012345678
+    assert settings.log_level == "DEBUG"
+    assert settings.health_file == Path("/tmp/health")
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN)
+    with pytest.raises(ValueError, match="frozen"):
+        settings.log_level = "DEBUG"  # type: ignore[misc]
+
+
+def test_dotenv_file_is_read_and_unknown_keys_are_ignored(tmp_path: Path) -> None:
+    env_file = tmp_path / "custom.env"
+    env_file.write_text(
+        "# comment\n"
+        f"DISCORD_TOKEN={SECRET_DISCORD_TOKEN}\n"
+        "LOG_LEVEL=warning\n"
+        "DEV_GUILD_ID=\n"
+        "COMPOSE_PROJECT_NAME=dscgg\n"
+        "SOMETHING_ELSE=whatever\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(env_file=env_file)
+    assert settings.discord_token.get_secret_value() == SECRET_DISCORD_TOKEN
+    assert settings.log_level == "WARNING"
+    assert settings.dev_guild_id is None
+
+
+def test_default_env_file_is_dot_env_in_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN={SECRET_DISCORD_TOKEN}\n", encoding="utf-8")
+    assert load_settings().discord_token.get_secret_value() == SECRET_DISCORD_TOKEN
+
+
+def test_missing_env_file_is_fine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", SECRET_DISCORD_TOKEN)
+    assert load_settings(env_file=tmp_path / "absent.env").log_level == "INFO"
+
+
+def test_environment_beats_dotenv_and_overrides_beat_both(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("DISCORD_TOKEN=from-file\nLOG_LEVEL=ERROR\nDSCGG_TIMEOUT=3\n", encoding="utf-8")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("DSCGG_TIMEOUT", "4")
+    settings = load_settings(env_file=env_file, DSCGG_TIMEOUT=7)
+    assert settings.discord_token.get_secret_value() == "from-file"
+    assert settings.log_level == "DEBUG"
+    assert settings.dscgg_timeout == 7
+
+
+def test_invalid_value_in_dotenv_hides_the_token(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"DISCORD_TOKEN={SECRET_DISCORD_TOKEN}\nDSCGG_TIMEOUT=fast\n", encoding="utf-8")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env_file=env_file)
+    assert str(caught.value) == "DSCGG_TIMEOUT: must be a number of seconds greater than 0"
+    assert SECRET_DISCORD_TOKEN not in str(caught.value)
+
+
+def test_unreadable_env_file_is_one_line(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(b"DISCORD_TOKEN=\xff\xfe\n")
+    with pytest.raises(SettingsError, match=r"cannot read the settings file"):
+        load_settings(env_file=env_file)
+
+
+def test_nothing_is_read_at_import_time(tmp_path: Path) -> None:
+    # A broken .env and no DISCORD_TOKEN: importing must still work, only load_settings() reads.
+    (tmp_path / ".env").write_text("DSCGG_TIMEOUT=abc\n", encoding="utf-8")
+    environment = {key: value for key, value in os.environ.items() if key not in SETTING_NAMES}
+    environment["PYTHONPATH"] = str(REPO_ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", "import bot.settings, bot.crypto, bot.db"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# --- the generated key file ---------------------------------------------------------------------------
+
+
+def test_configured_keys_are_used_as_given(settings_factory) -> None:
+    first, second = new_key(), new_key()
+    settings = settings_factory(token_encryption_keys=f"{first},{second}")
+    assert resolve_encryption_keys(settings) == [first, second]
+    assert not (settings.database_path.parent / GENERATED_KEY_FILENAME).exists()
+
+
+def test_key_file_is_generated_private_and_reused(settings_factory, caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_factory()
+    key_path = settings.database_path.parent / GENERATED_KEY_FILENAME
+    with caplog.at_level(logging.WARNING, logger="bot.settings"):
+        keys = resolve_encryption_keys(settings)
+    assert len(keys) == 1
+    Fernet(keys[0].encode())
+    assert key_path.read_text().strip() == keys[0]
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    assert "TOKEN_ENCRYPTION_KEYS" in caplog.text
+    assert "Production deployments should set TOKEN_ENCRYPTION_KEYS" in caplog.text
+    assert keys[0] not in caplog.text
+    assert [p.name for p in key_path.parent.iterdir()] == [GENERATED_KEY_FILENAME]
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="bot.settings"):
+        assert resolve_encryption_keys(settings) == keys
+    assert "Production deployments should set TOKEN_ENCRYPTION_KEYS" in caplog.text
+    assert keys[0] not in caplog.text
+
+
+def test_invalid_key_file_stops_start_up(settings_factory) -> None:
+    settings = settings_factory()
+    key_path = settings.database_path.parent / GENERATED_KEY_FILENAME
+    key_path.parent.mkdir(parents=True)
+    key_path.write_text("garbage-not-a-key\n")
+    with pytest.raises(SettingsError) as caught:
+        resolve_encryption_keys(settings)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(key_path) in message
+    assert "not a valid Fernet key" in message
+    assert "garbage-not-a-key" not in message
+    # Never silently replaced: the admin decides.
+    assert key_path.read_text() == "garbage-not-a-key\n"
+
+
+def test_unreadable_key_file_stops_start_up(settings_factory) -> None:
+    settings = settings_factory()
+    key_path = settings.database_path.parent / GENERATED_KEY_FILENAME
+    # A folder where the file should be: unreadable even for root (chmod 000 would not be).
+    key_path.mkdir(parents=True)
+    with pytest.raises(SettingsError) as caught:
+        resolve_encryption_keys(settings)
+    assert str(caught.value).startswith(f"{key_path}: cannot read the generated token key")
+    assert "\n" not in str(caught.value)
+
+
+def test_key_file_written_by_another_process_first_wins(settings_factory, monkeypatch) -> None:
+    settings = settings_factory()
+    key_path = settings.database_path.parent / GENERATED_KEY_FILENAME
+    theirs = new_key()
+    real_link = os.link
+
+    def racing_link(src: object, dst: object) -> None:
+        # Another process creates token.key between our exists() check and our link.
+        key_path.write_text(theirs + "\n")
+        key_path.chmod(0o600)
+        real_link(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", racing_link)
+    assert resolve_encryption_keys(settings) == [theirs]
+    assert key_path.read_text().strip() == theirs
+    assert [p.name for p in key_path.parent.iterdir()] == [GENERATED_KEY_FILENAME]
+
+
+def test_env_example_documents_every_setting_and_loads() -> None:
+    example = REPO_ROOT / ".env.example"
+    names = {line.split("=", 1)[0] for line in example.read_text().splitlines() if line and line[0] != "#"}
+    assert names == set(SETTING_NAMES)
+    # The placeholders are valid (DISCORD_TOKEN has a placeholder, the rest defaults or empty).
+    settings = load_settings(env_file=example)
+    assert settings.token_encryption_keys == ()
+    assert settings.dev_guild_id is None
