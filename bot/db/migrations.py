@@ -1,0 +1,85 @@
+"""Ordered, forward-only schema migrations.
+
+Migration N brings a database from ``PRAGMA user_version`` N-1 to N. Never edit a released migration:
+add a new one at the end. Each runs in its own transaction (see Database), so a crash mid-upgrade
+leaves the file at the previous version, ready to try again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "guild tokens, link records, app state",
+        (
+            """
+            CREATE TABLE guild_tokens (
+                guild_id   INTEGER PRIMARY KEY,
+                ciphertext TEXT    NOT NULL,
+                last4      TEXT    NOT NULL,
+                set_by     INTEGER NOT NULL,
+                set_at     TEXT    NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE link_records (
+                guild_id        INTEGER NOT NULL,
+                slug            TEXT    NOT NULL,
+                created_by      INTEGER NOT NULL,
+                last_touched_by INTEGER NOT NULL,
+                created_at      TEXT    NOT NULL,
+                touched_at      TEXT    NOT NULL,
+                PRIMARY KEY (guild_id, slug)
+            )
+            """,
+            # Autocomplete lists a guild's links most recently touched first.
+            "CREATE INDEX link_records_by_touch ON link_records (guild_id, touched_at DESC)",
+            """
+            CREATE TABLE app_state (
+                key   TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        2,
+        "guild settings, audit events",
+        (
+            """
+            CREATE TABLE guild_settings (
+                guild_id            INTEGER PRIMARY KEY,
+                log_channel_id      INTEGER,
+                locale              TEXT,
+                log_channel_problem TEXT
+            )
+            """,
+            """
+            CREATE TABLE audit_events (
+                id       INTEGER PRIMARY KEY AUTOINCREMENT,
+                guild_id INTEGER NOT NULL,
+                kind     TEXT    NOT NULL,
+                actor_id INTEGER,
+                slug     TEXT,
+                payload  TEXT    NOT NULL DEFAULT '{}',
+                at       TEXT    NOT NULL
+            )
+            """,
+            # latest() and the keep-last-N trim both walk one guild's events by id.
+            "CREATE INDEX audit_events_by_guild ON audit_events (guild_id, id DESC)",
+        ),
+    ),
+)
+
+#: The schema version this code writes; a database with a higher user_version is refused.
+SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,312 @@
+"""The stores on top of the database: tokens, link records, guild settings, app state, audit events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from itertools import count
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.crypto import TokenCipher
+from bot.db import (
+    AppStateStore,
+    AuditEventStore,
+    Database,
+    GuildSettings,
+    GuildSettingsStore,
+    LinkRecordStore,
+    TokenStore,
+    TokenUnreadable,
+)
+
+GUILD = 111111111111111111
+OTHER_GUILD = 222222222222222222
+ADMIN = 333333333333333333
+OTHER_ADMIN = 444444444444444444
+TOKEN = "dscgg-secret-api-token-WXYZ"
+
+
+def ticking_clock(start: datetime = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)):
+    """A clock that moves one second per reading, so ordering by time is deterministic."""
+    ticks = count()
+    return lambda: start + timedelta(seconds=next(ticks))
+
+
+def new_key() -> str:
+    return Fernet.generate_key().decode("ascii")
+
+
+# --- tokens --------------------------------------------------------------------------------------------
+
+
+async def test_token_round_trip_is_encrypted_at_rest(db: Database, token_store: TokenStore) -> None:
+    info = await token_store.set(GUILD, TOKEN, set_by=ADMIN)
+    assert (info.guild_id, info.last4, info.set_by) == (GUILD, "WXYZ", ADMIN)
+    assert info.set_at.tzinfo is not None
+    assert await token_store.get(GUILD) == TOKEN
+    row = await db.fetch_one("SELECT * FROM guild_tokens WHERE guild_id = ?", (GUILD,))
+    assert row is not None
+    assert all(TOKEN not in str(value) for value in tuple(row))
+
+
+async def test_token_info_needs_no_key_and_never_shows_the_token(
+    db: Database, token_store: TokenStore
+) -> None:
+    stored = await token_store.set(GUILD, TOKEN, set_by=ADMIN)
+    info = await TokenStore(db, TokenCipher([new_key()])).info(GUILD)
+    assert info == stored
+    assert TOKEN not in repr(info)
+    assert await token_store.info(OTHER_GUILD) is None
+
+
+async def test_short_token_shows_no_tail(token_store: TokenStore) -> None:
+    assert (await token_store.set(GUILD, "abc123", set_by=ADMIN)).last4 == ""
+    assert await token_store.get(GUILD) == "abc123"
+
+
+async def test_empty_token_is_refused(token_store: TokenStore) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        await token_store.set(GUILD, "", set_by=ADMIN)
+    assert await token_store.get(GUILD) is None
+
+
+async def test_setting_again_replaces_token_and_setter(token_store: TokenStore) -> None:
+    await token_store.set(GUILD, TOKEN, set_by=ADMIN)
+    info = await token_store.set(GUILD, "second-token-1234", set_by=OTHER_ADMIN)
+    assert await token_store.get(GUILD) == "second-token-1234"
+    assert await token_store.info(GUILD) == info
+    assert info.set_by == OTHER_ADMIN
+
+
+async def test_tokens_are_per_guild_and_clear(token_store: TokenStore) -> None:
+    await token_store.set(GUILD, TOKEN, set_by=ADMIN)
+    assert await token_store.get(OTHER_GUILD) is None
+    assert await token_store.clear(OTHER_GUILD) is False
+    assert await token_store.clear(GUILD) is True
+    assert await token_store.get(GUILD) is None
+    assert await token_store.info(GUILD) is None
+    assert await token_store.clear(GUILD) is False
+
+
+async def test_ciphertext_copied_to_another_guild_is_unreadable(
+    db: Database, token_store: TokenStore
+) -> None:
+    await token_store.set(GUILD, TOKEN, set_by=ADMIN)
+    async with db.transaction() as conn:
+        await conn.execute(
+            """
+            INSERT INTO guild_tokens (guild_id, ciphertext, last4, set_by, set_at)
+            SELECT ?, ciphertext, last4, set_by, set_at FROM guild_tokens WHERE guild_id = ?
+            """,
+            (OTHER_GUILD, GUILD),
+        )
+    with pytest.raises(TokenUnreadable) as caught:
+        await token_store.get(OTHER_GUILD)
+    assert caught.value.guild_id == OTHER_GUILD
+    assert TOKEN not in str(caught.value)
+    assert await token_store.get(GUILD) == TOKEN
+
+
+async def test_lost_key_makes_token_unreadable_but_info_still_works(
+    db: Database, token_store: TokenStore
+) -> None:
+    await token_store.set(GUILD, TOKEN, set_by=ADMIN)
+    after_key_loss = TokenStore(db, TokenCipher([new_key()]))
+    with pytest.raises(TokenUnreadable):
+        await after_key_loss.get(GUILD)
+    assert (await after_key_loss.info(GUILD)) is not None
+    # Setting the token again is the way out.
+    await after_key_loss.set(GUILD, TOKEN, set_by=ADMIN)
+    assert await after_key_loss.get(GUILD) == TOKEN
+
+
+async def test_rotate_all_moves_rows_to_the_newest_key(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    old, new, lost = new_key(), new_key(), new_key()
+    await TokenStore(db, TokenCipher([old])).set(GUILD, TOKEN, set_by=ADMIN)
+    await TokenStore(db, TokenCipher([new])).set(OTHER_GUILD, "already-new-1234", set_by=ADMIN)
+    await TokenStore(db, TokenCipher([lost])).set(555, "nobody-can-read-this", set_by=ADMIN)
+
+    rotating = TokenStore(db, TokenCipher([new, old]))
+    with caplog.at_level(logging.INFO):
+        assert await rotating.rotate_all() == 1
+        assert await rotating.rotate_all() == 0
+    assert TOKEN not in caplog.text
+
+    new_only = TokenStore(db, TokenCipher([new]))
+    assert await new_only.get(GUILD) == TOKEN
+    assert await new_only.get(OTHER_GUILD) == "already-new-1234"
+    with pytest.raises(TokenUnreadable):
+        await new_only.get(555)
+
+
+async def test_token_values_never_reach_the_log(
+    db: Database, token_store: TokenStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        await token_store.set(GUILD, TOKEN, set_by=ADMIN)
+        await token_store.get(GUILD)
+        await TokenStore(db, TokenCipher([new_key()])).rotate_all()
+        with pytest.raises(TokenUnreadable):
+            await TokenStore(db, TokenCipher([new_key()])).get(GUILD)
+    assert TOKEN not in caplog.text
+
+
+# --- link records --------------------------------------------------------------------------------------
+
+
+async def test_record_keeps_creator_and_updates_last_touch(db: Database) -> None:
+    links = LinkRecordStore(db, clock=ticking_clock())
+    await links.record(GUILD, "my-link", ADMIN)
+    await links.record(GUILD, "my-link", OTHER_ADMIN)
+    [record] = await links.page(GUILD, 0, 10)
+    assert (record.slug, record.created_by, record.last_touched_by) == ("my-link", ADMIN, OTHER_ADMIN)
+    assert record.touched_at - record.created_at == timedelta(seconds=1)
+    assert record.created_at.tzinfo is not None
+    assert await links.count(GUILD) == 1
+
+
+async def test_records_are_per_guild_and_forget(link_store: LinkRecordStore) -> None:
+    await link_store.record(GUILD, "shared-name", ADMIN)
+    await link_store.record(OTHER_GUILD, "shared-name", ADMIN)
+    assert await link_store.forget(GUILD, "shared-name") is True
+    assert await link_store.forget(GUILD, "shared-name") is False
+    assert await link_store.count(GUILD) == 0
+    assert await link_store.search(OTHER_GUILD, "") == ["shared-name"]
+
+
+async def test_search_prefix_first_then_substring_most_recent_first(db: Database) -> None:
+    links = LinkRecordStore(db, clock=ticking_clock())
+    for slug in ["my-server", "Server-old", "gameserver", "server-new", "unrelated"]:
+        await links.record(GUILD, slug, ADMIN)
+    assert await links.search(GUILD, "SERVER") == ["server-new", "Server-old", "gameserver", "my-server"]
+    # Touching a link moves it up within its group.
+    await links.record(GUILD, "my-server", ADMIN)
+    assert await links.search(GUILD, "server") == ["server-new", "Server-old", "my-server", "gameserver"]
+    assert await links.search(GUILD, "") == [
+        "my-server",
+        "unrelated",
+        "server-new",
+        "gameserver",
+        "Server-old",
+    ]
+    assert await links.search(GUILD, "server", limit=2) == ["server-new", "Server-old"]
+    assert await links.search(GUILD, "server", limit=0) == []
+    assert await links.search(OTHER_GUILD, "server") == []
+
+
+async def test_search_treats_like_wildcards_literally(link_store: LinkRecordStore) -> None:
+    for slug in ["100%-real", "1000-real", "a_b", "axb", "back\\slash", "backslash"]:
+        await link_store.record(GUILD, slug, ADMIN)
+    assert await link_store.search(GUILD, "100%") == ["100%-real"]
+    assert await link_store.search(GUILD, "%") == ["100%-real"]
+    assert await link_store.search(GUILD, "a_") == ["a_b"]
+    assert await link_store.search(GUILD, "_") == ["a_b"]
+    assert await link_store.search(GUILD, "k\\s") == ["back\\slash"]
+
+
+async def test_search_returns_at_most_25_by_default(link_store: LinkRecordStore) -> None:
+    for number in range(30):
+        await link_store.record(GUILD, f"link-{number:02d}", ADMIN)
+    assert len(await link_store.search(GUILD, "link")) == 25
+
+
+async def test_page_and_count(link_store: LinkRecordStore) -> None:
+    for slug in ["delta", "Alpha", "charlie", "bravo", "echo"]:
+        await link_store.record(GUILD, slug, ADMIN)
+    assert await link_store.count(GUILD) == 5
+    assert [r.slug for r in await link_store.page(GUILD, 0, 2)] == ["Alpha", "bravo"]
+    assert [r.slug for r in await link_store.page(GUILD, 2, 2)] == ["charlie", "delta"]
+    assert [r.slug for r in await link_store.page(GUILD, 4, 2)] == ["echo"]
+    assert await link_store.page(GUILD, 6, 2) == []
+    assert await link_store.count(OTHER_GUILD) == 0
+
+
+async def test_100_concurrent_records_lose_nothing(db: Database, link_store: LinkRecordStore) -> None:
+    state = AppStateStore(db)
+    await asyncio.gather(
+        *(link_store.record(GUILD, f"slug-{number}", ADMIN + number) for number in range(100)),
+        *(link_store.record(GUILD, "hot", ADMIN + number) for number in range(20)),
+        *(state.set(f"key-{number}", str(number)) for number in range(20)),
+    )
+    assert await link_store.count(GUILD) == 101
+    assert len(await db.fetch_all("SELECT key FROM app_state")) == 20
+    assert (await db.fetch_one("PRAGMA integrity_check"))[0] == "ok"  # type: ignore[index]
+
+
+# --- guild settings and app state ----------------------------------------------------------------------
+
+
+async def test_guild_settings_default_then_set(guild_settings: GuildSettingsStore) -> None:
+    assert await guild_settings.get(GUILD) == GuildSettings(GUILD, None, None, None)
+    await guild_settings.set_locale(GUILD, "de")
+    await guild_settings.set_log_channel(GUILD, 777)
+    await guild_settings.set_log_channel_problem(GUILD, "missing permission: Send Messages")
+    assert await guild_settings.get(GUILD) == GuildSettings(
+        GUILD, 777, "de", "missing permission: Send Messages"
+    )
+    assert await guild_settings.get(OTHER_GUILD) == GuildSettings(OTHER_GUILD)
+
+
+async def test_new_log_channel_clears_the_old_problem(guild_settings: GuildSettingsStore) -> None:
+    await guild_settings.set_log_channel(GUILD, 777)
+    await guild_settings.set_log_channel_problem(GUILD, "channel deleted")
+    await guild_settings.set_log_channel(GUILD, 888)
+    assert await guild_settings.get(GUILD) == GuildSettings(GUILD, 888, None, None)
+    await guild_settings.set_locale(GUILD, "fr")
+    await guild_settings.set_log_channel(GUILD, None)
+    assert await guild_settings.get(GUILD) == GuildSettings(GUILD, None, "fr", None)
+
+
+async def test_app_state(app_state: AppStateStore) -> None:
+    assert await app_state.get("command_hash") is None
+    await app_state.set("command_hash", "one")
+    await app_state.set("command_hash", "two")
+    assert await app_state.get("command_hash") == "two"
+    assert await app_state.delete("command_hash") is True
+    assert await app_state.delete("command_hash") is False
+    assert await app_state.get("command_hash") is None
+
+
+# --- audit events --------------------------------------------------------------------------------------
+
+
+async def test_audit_round_trip_newest_first(audit_store: AuditEventStore) -> None:
+    at = datetime(2024, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
+    await audit_store.add(GUILD, "link_created", ADMIN, "first", {"redirect": "https://discord.gg/x"}, at=at)
+    await audit_store.add(GUILD, "token_set", None, None, {"when": at, "changes": [{"field": "password"}]})
+    newest, oldest = await audit_store.latest(GUILD, 10)
+    assert (newest.kind, newest.actor_id, newest.slug) == ("token_set", None, None)
+    assert newest.payload == {"when": str(at), "changes": [{"field": "password"}]}
+    assert (oldest.kind, oldest.actor_id, oldest.slug, oldest.at) == ("link_created", ADMIN, "first", at)
+    assert oldest.payload == {"redirect": "https://discord.gg/x"}
+    assert [event.slug for event in await audit_store.latest(GUILD, 1)] == [None]
+    assert await audit_store.latest(GUILD, 0) == []
+    assert await audit_store.latest(OTHER_GUILD, 10) == []
+
+
+async def test_audit_keeps_only_the_last_n_per_guild(db: Database) -> None:
+    audit = AuditEventStore(db, keep=5)
+    for number in range(12):
+        await audit.add(GUILD, "link_edited", ADMIN, f"edit-{number}", {"n": number})
+    for number in range(3):
+        await audit.add(OTHER_GUILD, "link_edited", ADMIN, f"other-{number}", {})
+    assert [event.slug for event in await audit.latest(GUILD, 100)] == [f"edit-{n}" for n in range(11, 6, -1)]
+    assert len(await audit.latest(OTHER_GUILD, 100)) == 3
+    rows = await db.fetch_all("SELECT guild_id, count(*) AS n FROM audit_events GROUP BY guild_id ORDER BY n")
+    assert [(row["guild_id"], row["n"]) for row in rows] == [(OTHER_GUILD, 3), (GUILD, 5)]
+
+
+async def test_audit_keep_holds_under_concurrency(db: Database) -> None:
+    audit = AuditEventStore(db, keep=10)
+    await asyncio.gather(*(audit.add(GUILD, "link_edited", ADMIN, f"s{n}", {}) for n in range(60)))
+    assert len(await audit.latest(GUILD, 100)) == 10
+
+
+def test_audit_keep_must_be_positive(db: Database) -> None:
+    with pytest.raises(ValueError, match="keep"):
+        AuditEventStore(db, keep=0)
