@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.db.tokens import TokenUnreadable as StoredTokenUnreadable
 from bot.dscgg import errors as api
 
 if TYPE_CHECKING:
@@ -328,6 +329,8 @@ def _known(error: BaseException, interaction: discord.Interaction[Any] | None) -
     """The sentence for an anticipated failure, or None when it is a bug."""
     if isinstance(error, BotError):
         return _bot_error(error)
+    if isinstance(error, StoredTokenUnreadable):  # raised by TokenStore.get, when not wrapped
+        return _bot_error(TokenUnreadable(error.guild_id))
     if isinstance(error, api.RateLimited):
         return _rate_limited(error)
     if isinstance(error, api.Unavailable):
