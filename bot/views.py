@@ -1,0 +1,223 @@
+"""Buttons: a paginator for lists of links and a confirmation for deletions.
+
+Both views belong to the person who ran the command: anyone else pressing a button gets an
+ephemeral sentence saying so (never a silent "interaction failed"). Both edit their message through
+the command's interaction token, so their timeouts are capped below Discord's 15-minute token life.
+Errors inside a button callback go to the tree's renderer, like command errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+
+__all__ = [
+    "NOT_YOURS",
+    "ConfirmView",
+    "OwnedView",
+    "Paginator",
+]
+
+log = logging.getLogger(__name__)
+
+#: What someone other than the invoker reads when they press a button.
+NOT_YOURS = "Only the person who ran the command can use these buttons."
+#: Interaction tokens live 15 minutes; keep a margin so the timeout edit still works.
+MAX_TIMEOUT = 14 * 60.0
+
+PageRenderer = Callable[[int], Awaitable[discord.Embed]]
+
+
+async def _render_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
+    from bot.tree import DscCommandTree  # the tree imports nothing from here; avoid a load-order cycle
+
+    tree = getattr(interaction.client, "tree", None)
+    if isinstance(tree, DscCommandTree):
+        await tree.render_error(interaction, error)
+    else:  # pragma: no cover - the bot always runs with DscCommandTree
+        log.error("Error in a view with no DscCommandTree to report it", exc_info=error)
+
+
+class OwnedView(discord.ui.View):
+    """A view whose buttons only the command's invoker may press; edits go through ``interaction``."""
+
+    def __init__(self, *, owner_id: int, timeout: float | None) -> None:
+        if timeout is not None:
+            timeout = min(timeout, MAX_TIMEOUT)
+        super().__init__(timeout=timeout)
+        self.owner_id = owner_id
+        #: The command's interaction, whose token edits the message (set by ``attach``).
+        self.interaction: discord.Interaction[Any] | None = None
+
+    def attach(self, interaction: discord.Interaction[Any]) -> None:
+        self.interaction = interaction
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        tree = getattr(interaction.client, "tree", None)
+        admit = getattr(tree, "admit", None)
+        if admit is not None:
+            admit(interaction)  # raises ShuttingDown during shutdown → on_error answers
+        if interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message(
+            NOT_YOURS, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+        return False
+
+    async def on_error(
+        self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any], /
+    ) -> None:
+        await _render_error(interaction, error)
+
+    def disable_all(self) -> None:
+        for item in self.children:
+            if isinstance(item, discord.ui.Button | discord.ui.Select):
+                item.disabled = True
+
+    async def _edit_original(self, **fields: Any) -> None:
+        """Edit the command's message; the token may be gone (15 min) or the message deleted."""
+        interaction = self.interaction
+        if interaction is None or interaction.is_expired():
+            return
+        try:
+            await interaction.edit_original_response(
+                allowed_mentions=discord.AllowedMentions.none(), **fields
+            )
+        except discord.NotFound:
+            log.debug("Message of interaction %s is gone; not edited", interaction.id)
+        except discord.HTTPException as exc:
+            log.info("Could not edit the message of interaction %s: HTTP %s", interaction.id, exc.status)
+
+
+class Paginator(OwnedView):
+    """First/previous/next/last buttons over ``pages`` pages rendered on demand by ``render(index)``.
+
+    Use: ``await Paginator(...).start(interaction)`` after deferring; it edits the original response.
+    A single page gets no buttons. On timeout the buttons are disabled and the page stays.
+    """
+
+    def __init__(
+        self,
+        *,
+        owner_id: int,
+        pages: int,
+        render: PageRenderer,
+        timeout: float | None = 180.0,
+    ) -> None:
+        super().__init__(owner_id=owner_id, timeout=timeout)
+        self.pages = max(1, pages)
+        self.page = 0
+        self._render = render
+        self._update_buttons()
+
+    async def start(self, interaction: discord.Interaction[Any]) -> None:
+        self.attach(interaction)
+        embed = await self._render(0)
+        if self.pages == 1:
+            self.stop()
+            await interaction.edit_original_response(
+                embed=embed, view=None, allowed_mentions=discord.AllowedMentions.none()
+            )
+            return
+        await interaction.edit_original_response(
+            embed=embed, view=self, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    def _update_buttons(self) -> None:
+        at_start = self.page <= 0
+        at_end = self.page >= self.pages - 1
+        self.first.disabled = at_start
+        self.previous.disabled = at_start
+        self.next.disabled = at_end
+        self.last.disabled = at_end
+        self.position.label = f"{self.page + 1}/{self.pages}"
+
+    async def _show(self, interaction: discord.Interaction[Any], page: int) -> None:
+        self.page = min(max(page, 0), self.pages - 1)
+        self._update_buttons()
+        embed = await self._render(self.page)
+        await interaction.response.edit_message(
+            embed=embed, view=self, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    @discord.ui.button(label="«", style=discord.ButtonStyle.secondary)
+    async def first(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        await self._show(interaction, 0)
+
+    @discord.ui.button(label="‹ Prev", style=discord.ButtonStyle.primary)
+    async def previous(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        await self._show(interaction, self.page - 1)
+
+    @discord.ui.button(label="1/1", style=discord.ButtonStyle.secondary, disabled=True)
+    async def position(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        await interaction.response.defer()  # never enabled; here for completeness
+
+    @discord.ui.button(label="Next ›", style=discord.ButtonStyle.primary)
+    async def next(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        await self._show(interaction, self.page + 1)
+
+    @discord.ui.button(label="»", style=discord.ButtonStyle.secondary)
+    async def last(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        await self._show(interaction, self.pages - 1)
+
+    async def on_timeout(self) -> None:
+        self.disable_all()
+        await self._edit_original(view=self)
+
+
+class ConfirmView(OwnedView):
+    """Confirm/Cancel for a destructive action.
+
+    ``value`` is True (confirmed), False (cancelled) or None (no answer in time). The command awaits
+    ``wait()`` and acts on ``value``; the view has already acknowledged the button press by editing
+    the message into ``working`` (confirm) or ``cancelled`` (cancel), or into ``expired`` on timeout.
+    """
+
+    def __init__(
+        self,
+        *,
+        owner_id: int,
+        timeout: float = 60.0,
+        confirm_label: str = "Delete",
+        working: str = "Deleting…",
+        cancelled: str = "Deletion cancelled.",
+        expired: str = "Deletion cancelled: no answer in time.",
+    ) -> None:
+        super().__init__(owner_id=owner_id, timeout=timeout)
+        self.value: bool | None = None
+        self.working = working
+        self.cancelled = cancelled
+        self.expired = expired
+        self.confirm.label = confirm_label
+
+    @discord.ui.button(label="Delete", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        if self.is_finished():
+            return
+        self.value = True
+        self.disable_all()
+        try:  # acknowledge first, so the command's final edit cannot be overwritten by this one
+            await interaction.response.edit_message(
+                content=self.working, view=self, allowed_mentions=discord.AllowedMentions.none()
+            )
+        finally:
+            self.stop()
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        if self.is_finished():
+            return
+        self.value = False
+        try:
+            await interaction.response.edit_message(
+                content=self.cancelled, view=None, allowed_mentions=discord.AllowedMentions.none()
+            )
+        finally:
+            self.stop()
+
+    async def on_timeout(self) -> None:
+        self.disable_all()
+        await self._edit_original(content=self.expired, view=self)
