@@ -1,0 +1,352 @@
+"""LinkService: what the /link, /top and /search commands do, without Discord.
+
+Arguments arrive validated (``bot.validation``), so every method starts by getting the server's
+token (NoToken / TokenUnreadable before any request) and then talks to dsc.gg. Changes are recorded
+for the server (``LinkRecordStore``, which feeds autocomplete and ``/link list``) and audited;
+refusals by dsc.gg are audited as ``MUTATION_REFUSED`` and re-raised for the tree to explain.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bot.audit import AuditEvent, AuditLog, EventKind, FieldChange
+from bot.dscgg import errors as api
+from bot.dscgg.client import UNSET, UnsetType
+from bot.dscgg.models import Link, LinkType
+from bot.embeds import PAGE_SIZE
+from bot.errors import InvalidInput, audit_reason, describe
+from bot.validation import validate_redirect
+
+if TYPE_CHECKING:
+    from bot.db.links import LinkRecord, LinkRecordStore
+    from bot.dscgg.client import DscggClient
+
+__all__ = ["CreateResult", "EditResult", "LinkService", "RecordPage", "TokenSource"]
+
+log = logging.getLogger(__name__)
+
+
+class TokenSource(Protocol):
+    async def token_for(self, guild_id: int) -> str:
+        """The guild's token; raises NoToken or TokenUnreadable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    link: Link
+    #: Set when the link exists but its colour could not be applied: the sentence saying why.
+    colour_problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EditResult:
+    link: Link
+    changes: tuple[FieldChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPage:
+    records: Sequence[LinkRecord]
+    page: int  # 0-based
+    pages: int
+    total: int
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(getattr(value, "value", value))
+
+
+class LinkService:
+    def __init__(
+        self,
+        client: DscggClient,
+        tokens: TokenSource,
+        records: LinkRecordStore,
+        audit: AuditLog,
+    ) -> None:
+        self._client = client
+        self._tokens = tokens
+        self._records = records
+        self._audit = audit
+
+    # ---------------------------------------------------------------- helpers
+
+    async def token_for(self, guild_id: int) -> str:
+        """The guild's token (NoToken / TokenUnreadable); lets a command fail before asking anything."""
+        return await self._tokens.token_for(guild_id)
+
+    def _refused(self, guild_id: int, user_id: int, slug: str, action: str, error: BaseException) -> None:
+        self._audit.record(
+            AuditEvent(
+                guild_id=guild_id,
+                kind=EventKind.MUTATION_REFUSED,
+                actor_id=user_id,
+                slug=slug,
+                action=action,
+                reason=audit_reason(error),
+            )
+        )
+
+    # ---------------------------------------------------------------- /link create
+
+    async def create(
+        self,
+        guild_id: int,
+        user_id: int,
+        slug: str,
+        redirect: str,
+        type: LinkType,
+        title: str | None = None,
+        description: str | None = None,
+        image: str | None = None,
+        color: str | None = None,
+        unlisted: bool | None = None,
+        password: str | None = None,
+    ) -> CreateResult:
+        """Create ``slug``; then apply ``color`` with a follow-up update (dsc.gg ignores it on create)."""
+        token = await self._tokens.token_for(guild_id)
+        try:
+            await self._client.create_link(
+                slug,
+                token=token,
+                redirect=redirect,
+                type=type,
+                title=title,
+                description=description,
+                image=image,
+                unlisted=unlisted,
+                password=password,
+            )
+        except api.APIError as exc:
+            self._refused(guild_id, user_id, slug, "create", exc)
+            raise
+        await self._records.record(guild_id, slug, user_id)
+        log.info("Link %s created for guild %s by user %s", slug, guild_id, user_id)
+
+        colour_problem: str | None = None
+        if color is not None:
+            try:
+                await self._client.update_link(slug, token=token, color=color)
+            except api.DscggError as exc:
+                colour_problem = describe(exc)
+                log.info("Colour of new link %s not applied: %s", slug, type_name(exc))
+                color = None
+
+        changes = [
+            FieldChange("redirect", None, redirect),
+            FieldChange("type", None, _text(type)),
+        ]
+        for name, value in (
+            ("title", title),
+            ("description", description),
+            ("image", image),
+            ("color", color),
+            ("unlisted", unlisted),
+        ):
+            if value is not None:
+                changes.append(FieldChange(name, None, _text(value)))
+        if password is not None:
+            changes.append(FieldChange("password", None, "changed"))
+        self._audit.record(
+            AuditEvent(
+                guild_id=guild_id,
+                kind=EventKind.LINK_CREATED,
+                actor_id=user_id,
+                slug=slug,
+                changes=tuple(changes),
+            )
+        )
+
+        link = await self._fetch_after_change(slug, token)
+        if link is None:  # dsc.gg made it but will not show it right now: describe it from what we sent
+            link = Link.model_validate(
+                {
+                    "id": slug,
+                    "redirect": redirect,
+                    "type": str(type),
+                    "unlisted": bool(unlisted),
+                    "meta": {"title": title, "description": description, "image": image, "color": color},
+                }
+            )
+        return CreateResult(link=link, colour_problem=colour_problem)
+
+    async def _fetch_after_change(self, slug: str, token: str) -> Link | None:
+        try:
+            return await self._client.get_link(slug, token=token)
+        except api.DscggError as exc:
+            log.info("Could not read back link %s after changing it: %s", slug, type_name(exc))
+            return None
+
+    # ---------------------------------------------------------------- /link edit
+
+    async def edit(
+        self,
+        guild_id: int,
+        user_id: int,
+        slug: str,
+        *,
+        redirect: str | None = None,
+        type: LinkType | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        image: str | None = None,
+        color: str | None = None,
+        unlisted: bool | None = None,
+        password: str | None = None,
+        remove_password: bool = False,
+    ) -> EditResult:
+        """Send only the fields given (``None`` = not given). ``remove_password`` sends password=null.
+
+        The link is read first, to check a new ``type`` against the current redirect and to audit
+        before → after. A new redirect of another kind than the link's type also sends that type.
+        """
+        if password is not None and remove_password:
+            raise InvalidInput(
+                "remove_password", "it can't be used together with `password`; give one or the other"
+            )
+        if (
+            all(
+                value is None
+                for value in (redirect, type, title, description, image, color, unlisted, password)
+            )
+            and not remove_password
+        ):
+            raise InvalidInput("slug", "there is nothing to change; give at least one option besides `slug`")
+
+        token = await self._tokens.token_for(guild_id)
+        before = await self._client.get_link(slug, token=token)
+
+        send_type: LinkType | UnsetType = UNSET
+        if redirect is not None:
+            redirect, kind = validate_redirect(redirect, type)
+            if type is not None or kind.value != before.type:
+                send_type = kind
+        elif type is not None:
+            if before.redirect:
+                validate_redirect(before.redirect, type)  # the current redirect must fit the new type
+            send_type = type
+
+        password_arg: str | UnsetType | None = UNSET
+        if remove_password:
+            password_arg = None
+        elif password is not None:
+            password_arg = password
+
+        try:
+            await self._client.update_link(
+                slug,
+                token=token,
+                redirect=redirect if redirect is not None else UNSET,
+                type=send_type,
+                title=title if title is not None else UNSET,
+                description=description if description is not None else UNSET,
+                image=image if image is not None else UNSET,
+                color=color if color is not None else UNSET,
+                unlisted=unlisted if unlisted is not None else UNSET,
+                password=password_arg,
+            )
+        except api.APIError as exc:
+            self._refused(guild_id, user_id, slug, "edit", exc)
+            raise
+        await self._records.record(guild_id, slug, user_id)
+        log.info("Link %s edited for guild %s by user %s", slug, guild_id, user_id)
+
+        changes: list[FieldChange] = []
+        meta_update: dict[str, Any] = {}
+        link_update: dict[str, Any] = {}
+        if redirect is not None:
+            changes.append(FieldChange("redirect", before.redirect or None, redirect))
+            link_update["redirect"] = redirect
+        if send_type is not UNSET:
+            changes.append(FieldChange("type", before.type, send_type.value))
+            link_update["type"] = send_type.value
+        for name, value in (
+            ("title", title),
+            ("description", description),
+            ("image", image),
+            ("color", color),
+        ):
+            if value is not None:
+                changes.append(FieldChange(name, getattr(before.meta, name), value))
+                meta_update[name] = value
+        if unlisted is not None:
+            changes.append(FieldChange("unlisted", _text(before.unlisted), _text(unlisted)))
+            link_update["unlisted"] = unlisted
+        if password_arg is not UNSET:
+            changes.append(FieldChange("password", None, "removed" if password_arg is None else "changed"))
+        self._audit.record(
+            AuditEvent(
+                guild_id=guild_id,
+                kind=EventKind.LINK_EDITED,
+                actor_id=user_id,
+                slug=slug,
+                changes=tuple(changes),
+            )
+        )
+        if meta_update:
+            link_update["meta"] = before.meta.model_copy(update=meta_update)
+        return EditResult(link=before.model_copy(update=link_update), changes=tuple(changes))
+
+    # ---------------------------------------------------------------- /link delete
+
+    async def delete(self, guild_id: int, user_id: int, slug: str) -> None:
+        """Delete ``slug`` and forget it; a link dsc.gg no longer has is forgotten too (NotFound raised)."""
+        token = await self._tokens.token_for(guild_id)
+        try:
+            await self._client.delete_link(slug, token=token)
+        except api.NotFound:
+            if await self._records.forget(guild_id, slug):
+                log.info("Forgot record of %s in guild %s: dsc.gg no longer has it", slug, guild_id)
+            raise
+        except api.APIError as exc:
+            self._refused(guild_id, user_id, slug, "delete", exc)
+            raise
+        await self._records.forget(guild_id, slug)
+        log.info("Link %s deleted for guild %s by user %s", slug, guild_id, user_id)
+        self._audit.record(
+            AuditEvent(guild_id=guild_id, kind=EventKind.LINK_DELETED, actor_id=user_id, slug=slug)
+        )
+
+    # ---------------------------------------------------------------- reading
+
+    async def info(self, guild_id: int, slug: str) -> Link:
+        token = await self._tokens.token_for(guild_id)
+        return await self._client.get_link(slug, token=token, with_stats=True)
+
+    async def suggest(self, guild_id: int, prefix: str, limit: int = 25) -> list[str]:
+        """Slugs of this server's records matching ``prefix``, for autocomplete: local, no dsc.gg call."""
+        return await self._records.search(guild_id, prefix, limit)
+
+    async def list_records(self, guild_id: int, page: int, page_size: int = PAGE_SIZE) -> RecordPage:
+        """One page (0-based) of the links this server created or touched; clamped into range."""
+        total = await self._records.count(guild_id)
+        pages = max(1, -(-total // page_size))
+        page = min(max(page, 0), pages - 1)
+        records = await self._records.page(guild_id, page * page_size, page_size)
+        return RecordPage(records=records, page=page, pages=pages, total=total)
+
+    async def top(self, type: LinkType | None = None) -> list[Link]:
+        """The top links; dsc.gg asks no token for these, so none is sent. Empty is ``[]``."""
+        return await self._client.get_top_links(type=type)
+
+    async def search(
+        self, guild_id: int, query: str, type: LinkType | None = None, limit: int | None = None
+    ) -> list[Link]:
+        """Search with the server's token (dsc.gg only allows whitelisted apps). Empty is ``[]``."""
+        token = await self._tokens.token_for(guild_id)
+        return await self._client.search_links(query, token=token, type=type, limit=limit)
+
+
+def type_name(error: BaseException) -> str:
+    """For logs: the error's class and code, never its message (which may quote user input)."""
+    code = getattr(error, "code", None)
+    return f"{type(error).__name__}({code})" if code else type(error).__name__

@@ -1,0 +1,136 @@
+"""/top and /search — browse dsc.gg links, for every member of a server.
+
+Replies are ephemeral unless ``public:true``. Results are paginated with buttons only the invoker can
+press. A per-member cooldown keeps anyone from spending the server's dsc.gg rate limit alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice, Range
+from discord.ext import commands
+
+from bot import checks
+from bot.dscgg.models import Link, LinkType
+from bot.embeds import PAGE_SIZE, escape, link_page_embed, page_count, truncate
+from bot.tree import defer
+from bot.validation import QUERY_MAX, validate_query
+from bot.views import Paginator
+from cogs.links import TYPE_CHOICES
+
+if TYPE_CHECKING:
+    from bot.client import DscBot
+    from bot.services.links import LinkService
+
+    Interaction = discord.Interaction[DscBot]
+else:
+    Interaction = discord.Interaction
+
+__all__ = ["COOLDOWN_PER", "COOLDOWN_RATE", "DiscoveryCog", "setup"]
+
+log = logging.getLogger(__name__)
+
+#: One /top or /search per member every 5 seconds, per server.
+COOLDOWN_RATE = 1
+COOLDOWN_PER = 5.0
+
+_TYPE_WORDS = {"server": "servers", "bot": "bots", "template": "templates"}
+
+
+def _member_key(interaction: discord.Interaction[DscBot]) -> tuple[int | None, int]:
+    return (interaction.guild_id, interaction.user.id)
+
+
+def _type(choice: Choice[str] | None) -> LinkType | None:
+    return LinkType(choice.value) if choice is not None else None
+
+
+@app_commands.guild_only()
+class DiscoveryCog(commands.Cog):
+    #: Seconds the page buttons stay usable.
+    page_timeout: float = 180.0
+
+    def __init__(self, bot: DscBot) -> None:
+        self.bot = bot
+
+    @property
+    def links(self) -> LinkService:
+        return self.bot.links
+
+    async def _paginate(
+        self, interaction: Interaction, title: str, links: Sequence[Link], *, empty: str
+    ) -> None:
+        total = len(links)
+        pages = page_count(total)
+
+        async def render(index: int) -> discord.Embed:
+            start = index * PAGE_SIZE
+            return link_page_embed(
+                title,
+                links[start : start + PAGE_SIZE],
+                page=index + 1,
+                pages=pages,
+                total=total,
+                first_rank=start + 1,
+                empty=empty,
+            )
+
+        paginator = Paginator(
+            owner_id=interaction.user.id, pages=pages, render=render, timeout=self.page_timeout
+        )
+        await paginator.start(interaction)
+
+    @app_commands.command(name="top", description="Show dsc.gg's top links")
+    @app_commands.describe(
+        type="Only links of this kind",
+        public="Show the results to everyone in the channel (default: only you)",
+    )
+    @app_commands.choices(type=TYPE_CHOICES)
+    @app_commands.checks.cooldown(COOLDOWN_RATE, COOLDOWN_PER, key=_member_key)
+    async def top(
+        self, interaction: Interaction, type: Choice[str] | None = None, public: bool = False
+    ) -> None:
+        checks.ensure_guild(interaction)
+        await defer(interaction, ephemeral=not public)
+        link_type = _type(type)
+        links = await self.links.top(link_type)
+        title = "Top dsc.gg " + (_TYPE_WORDS[link_type.value] if link_type else "links")
+        await self._paginate(interaction, title, links, empty="dsc.gg has no top links to show right now.")
+
+    @app_commands.command(name="search", description="Search dsc.gg links")
+    @app_commands.describe(
+        query="What to look for",
+        type="Only links of this kind",
+        limit="How many results at most (1-100)",
+        public="Show the results to everyone in the channel (default: only you)",
+    )
+    @app_commands.choices(type=TYPE_CHOICES)
+    @app_commands.checks.cooldown(COOLDOWN_RATE, COOLDOWN_PER, key=_member_key)
+    async def search(
+        self,
+        interaction: Interaction,
+        query: Range[str, 1, QUERY_MAX],
+        type: Choice[str] | None = None,
+        limit: Range[int, 1, 100] | None = None,
+        public: bool = False,
+    ) -> None:
+        guild_id = checks.ensure_guild(interaction)
+        text = validate_query(query)
+        await defer(interaction, ephemeral=not public)
+        links = await self.links.search(guild_id, text, _type(type), limit)
+        shown = truncate(escape(" ".join(text.split())), 100)
+        await self._paginate(
+            interaction,
+            f"dsc.gg links matching “{shown}”",
+            links,
+            empty=f"No dsc.gg links match “{shown}”.",
+        )
+
+
+async def setup(bot: DscBot) -> None:
+    await bot.add_cog(DiscoveryCog(bot))

@@ -1,0 +1,302 @@
+"""/link create|edit|delete|info|list — a server's dsc.gg links, for members with Manage Server.
+
+Every subcommand validates its options locally first (an ephemeral refusal, nothing sent to dsc.gg),
+then defers ephemerally before touching the database or the network, and finishes by editing the
+deferred response. Failures are raised and the tree turns them into one ephemeral sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice, Range
+from discord.ext import commands
+
+from bot import checks
+from bot.dscgg.models import LinkType
+from bot.embeds import link_info_embed, record_page_embed
+from bot.tree import defer
+from bot.validation import (
+    DESCRIPTION_MAX,
+    IMAGE_MAX,
+    PASSWORD_MAX,
+    REDIRECT_MAX,
+    TITLE_MAX,
+    normalize_slug,
+    parse_color,
+    validate_description,
+    validate_image,
+    validate_password,
+    validate_redirect,
+    validate_title,
+)
+from bot.views import ConfirmView, Paginator
+
+if TYPE_CHECKING:
+    from bot.client import DscBot
+    from bot.services.links import LinkService
+
+    Interaction = discord.Interaction[DscBot]
+else:
+    Interaction = discord.Interaction
+
+__all__ = ["TYPE_CHOICES", "LinksCog", "setup"]
+
+log = logging.getLogger(__name__)
+
+NONE = discord.AllowedMentions.none()
+#: The slug option takes URLs too (https://www.dsc.gg/name?ref=…), so its cap is above the slug's 120.
+SLUG_OPTION_MAX = 300
+#: Autocomplete must answer within Discord's 3 seconds; the local store answers in milliseconds.
+AUTOCOMPLETE_BUDGET = 2.0
+
+TYPE_CHOICES = [
+    Choice(name="Server invite", value="server"),
+    Choice(name="Bot invite", value="bot"),
+    Choice(name="Server template", value="template"),
+]
+
+_DESCRIBE = {
+    "slug": "The link's name, as in dsc.gg/<name> (the full dsc.gg link works too)",
+    "redirect": "Where the link leads: a discord.gg invite, a bot invite or a discord.new template",
+    "type": "What the redirect is; worked out from the redirect when left out",
+    "title": "Title of the link's embed preview",
+    "description": "Description of the link's embed preview",
+    "image": "https:// address of the image in the link's embed preview",
+    "color": "Colour of the link's embed preview, like #5865F2",
+    "unlisted": "Hide the link from dsc.gg's search and top pages",
+    "password": "Password visitors must enter before being redirected",
+    "remove_password": "Take the password off the link",
+}
+
+
+def _short(slug: str) -> str:
+    return f"dsc.gg/{slug}"
+
+
+def _type(choice: Choice[str] | None) -> LinkType | None:
+    return LinkType(choice.value) if choice is not None else None
+
+
+@checks.manage_guild()
+@app_commands.guild_only()
+class LinksCog(commands.GroupCog, group_name="link", group_description="Manage this server's dsc.gg links"):
+    #: Seconds the delete confirmation waits for an answer.
+    confirm_timeout: float = 60.0
+    #: Seconds the /link list buttons stay usable.
+    page_timeout: float = 180.0
+
+    def __init__(self, bot: DscBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @property
+    def links(self) -> LinkService:
+        return self.bot.links
+
+    # ---------------------------------------------------------------- autocomplete
+
+    async def slug_autocomplete(self, interaction: Interaction, current: str) -> list[Choice[str]]:
+        """This server's own recorded slugs (no dsc.gg call); nothing for members without Manage Server.
+
+        Command checks do not run for autocomplete, so the permission is checked here. Never raises.
+        """
+        try:
+            if interaction.guild_id is None or not interaction.permissions.manage_guild:
+                return []
+            prefix = current.strip()
+            try:
+                prefix = normalize_slug(prefix) if prefix else ""
+            except app_commands.AppCommandError:
+                prefix = prefix[-100:]  # half-typed or odd input: still try a plain "contains" match
+            slugs = await asyncio.wait_for(
+                self.links.suggest(interaction.guild_id, prefix, 25), timeout=AUTOCOMPLETE_BUDGET
+            )
+            return [Choice(name=slug, value=slug) for slug in slugs if len(slug) <= 100][:25]
+        except Exception:
+            log.exception("Slug autocomplete failed in guild %s", interaction.guild_id)
+            return []
+
+    # ---------------------------------------------------------------- /link create
+
+    @app_commands.command(name="create", description="Create a dsc.gg link for this server")
+    @app_commands.describe(**_DESCRIBE)
+    @app_commands.choices(type=TYPE_CHOICES)
+    async def create(
+        self,
+        interaction: Interaction,
+        slug: Range[str, 1, SLUG_OPTION_MAX],
+        redirect: Range[str, 1, REDIRECT_MAX + 2],
+        type: Choice[str] | None = None,
+        title: Range[str, 1, TITLE_MAX] | None = None,
+        description: Range[str, 1, DESCRIPTION_MAX] | None = None,
+        image: Range[str, 1, IMAGE_MAX + 2] | None = None,
+        color: Range[str, 1, 16] | None = None,
+        unlisted: bool | None = None,
+        password: Range[str, 1, PASSWORD_MAX] | None = None,
+    ) -> None:
+        guild_id = checks.ensure_guild(interaction)
+        name = normalize_slug(slug)
+        target, kind = validate_redirect(redirect, _type(type))
+        title_v = validate_title(title) if title is not None else None
+        description_v = validate_description(description) if description is not None else None
+        image_v = validate_image(image) if image is not None else None
+        color_v = parse_color(color) if color is not None else None
+        password_v = validate_password(password) if password is not None else None
+
+        await defer(interaction)
+        result = await self.links.create(
+            guild_id,
+            interaction.user.id,
+            name,
+            target,
+            kind,
+            title=title_v,
+            description=description_v,
+            image=image_v,
+            color=color_v,
+            unlisted=unlisted,
+            password=password_v,
+        )
+        content = f"Created **{result.link.short_url.removeprefix('https://')}**."
+        if password_v is not None:
+            content += " Visitors will be asked for the password."
+        if result.colour_problem:
+            content += f"\n⚠️ The link exists, but its colour was not applied: {result.colour_problem}"
+        await interaction.edit_original_response(
+            content=content, embed=link_info_embed(result.link), allowed_mentions=NONE
+        )
+
+    # ---------------------------------------------------------------- /link edit
+
+    @app_commands.command(name="edit", description="Change a dsc.gg link; only the options you give change")
+    @app_commands.describe(**_DESCRIBE)
+    @app_commands.choices(type=TYPE_CHOICES)
+    @app_commands.autocomplete(slug=slug_autocomplete)
+    async def edit(
+        self,
+        interaction: Interaction,
+        slug: Range[str, 1, SLUG_OPTION_MAX],
+        redirect: Range[str, 1, REDIRECT_MAX + 2] | None = None,
+        type: Choice[str] | None = None,
+        title: Range[str, 1, TITLE_MAX] | None = None,
+        description: Range[str, 1, DESCRIPTION_MAX] | None = None,
+        image: Range[str, 1, IMAGE_MAX + 2] | None = None,
+        color: Range[str, 1, 16] | None = None,
+        unlisted: bool | None = None,
+        password: Range[str, 1, PASSWORD_MAX] | None = None,
+        remove_password: bool | None = None,
+    ) -> None:
+        guild_id = checks.ensure_guild(interaction)
+        name = normalize_slug(slug)
+        given = (redirect, type, title, description, image, color, unlisted, password)
+        if all(value is None for value in given) and not remove_password:
+            await interaction.response.send_message(
+                f"Nothing to change on **{_short(name)}**: give at least one option besides `slug`, "
+                "for example `redirect`, `title` or `unlisted`.",
+                ephemeral=True,
+                allowed_mentions=NONE,
+            )
+            return
+        link_type = _type(type)
+        target = validate_redirect(redirect, link_type)[0] if redirect is not None else None
+
+        await defer(interaction)
+        result = await self.links.edit(
+            guild_id,
+            interaction.user.id,
+            name,
+            redirect=target,
+            type=link_type,
+            title=validate_title(title) if title is not None else None,
+            description=validate_description(description) if description is not None else None,
+            image=validate_image(image) if image is not None else None,
+            color=parse_color(color) if color is not None else None,
+            unlisted=unlisted,
+            password=validate_password(password) if password is not None else None,
+            remove_password=bool(remove_password),
+        )
+        changed = ", ".join(f"`{change.field}`" for change in result.changes) or "nothing"
+        await interaction.edit_original_response(
+            content=f"Updated **{_short(name)}**: {changed}.",
+            embed=link_info_embed(result.link),
+            allowed_mentions=NONE,
+        )
+
+    # ---------------------------------------------------------------- /link delete
+
+    @app_commands.command(name="delete", description="Delete a dsc.gg link (asks to confirm first)")
+    @app_commands.describe(slug=_DESCRIBE["slug"])
+    @app_commands.autocomplete(slug=slug_autocomplete)
+    async def delete(self, interaction: Interaction, slug: Range[str, 1, SLUG_OPTION_MAX]) -> None:
+        guild_id = checks.ensure_guild(interaction)
+        name = normalize_slug(slug)
+        await defer(interaction)
+        await self.links.token_for(guild_id)  # no token: say so now rather than after the question
+
+        view = ConfirmView(
+            owner_id=interaction.user.id,
+            timeout=self.confirm_timeout,
+            working=f"Deleting **{_short(name)}**…",
+            expired=f"Deletion cancelled: no answer in time. **{_short(name)}** was not deleted.",
+            cancelled=f"Deletion cancelled. **{_short(name)}** was not deleted.",
+        )
+        view.attach(interaction)
+        await interaction.edit_original_response(
+            content=f"Delete **{_short(name)}** for good? Anyone using the link will get an error page.",
+            view=view,
+            allowed_mentions=NONE,
+        )
+        await view.wait()
+        if view.value is not True:
+            return  # the view already said "cancelled" (button or timeout)
+        try:
+            await self.links.delete(guild_id, interaction.user.id, name)
+        except Exception:
+            await interaction.edit_original_response(
+                content=f"**{_short(name)}** was not deleted.", view=None, allowed_mentions=NONE
+            )
+            raise
+        await interaction.edit_original_response(
+            content=f"Deleted **{_short(name)}**.", view=None, allowed_mentions=NONE
+        )
+
+    # ---------------------------------------------------------------- /link info
+
+    @app_commands.command(name="info", description="Show everything about a dsc.gg link")
+    @app_commands.describe(slug=_DESCRIBE["slug"])
+    @app_commands.autocomplete(slug=slug_autocomplete)
+    async def info(self, interaction: Interaction, slug: Range[str, 1, SLUG_OPTION_MAX]) -> None:
+        guild_id = checks.ensure_guild(interaction)
+        name = normalize_slug(slug)
+        await defer(interaction)
+        link = await self.links.info(guild_id, name)
+        await interaction.edit_original_response(embed=link_info_embed(link), allowed_mentions=NONE)
+
+    # ---------------------------------------------------------------- /link list
+
+    @app_commands.command(name="list", description="List the links this server created or changed here")
+    async def list_(self, interaction: Interaction) -> None:
+        guild_id = checks.ensure_guild(interaction)
+        await defer(interaction)
+        first = await self.links.list_records(guild_id, 0)
+        guild_name = interaction.guild.name if interaction.guild is not None else None
+
+        async def render(index: int) -> discord.Embed:
+            page = first if index == first.page else await self.links.list_records(guild_id, index)
+            return record_page_embed(
+                page.records, page=page.page + 1, pages=first.pages, total=page.total, guild_name=guild_name
+            )
+
+        paginator = Paginator(
+            owner_id=interaction.user.id, pages=first.pages, render=render, timeout=self.page_timeout
+        )
+        await paginator.start(interaction)
+
+
+async def setup(bot: DscBot) -> None:
+    await bot.add_cog(LinksCog(bot))
