@@ -1,0 +1,52 @@
+"""Run the real bot process against FakeDiscord: ``python -m tests.e2e_launcher [run|sync ...]``.
+
+Reads ``FAKE_DISCORD_API`` (e.g. ``http://127.0.0.1:PORT/api/v10``) and ``FAKE_DISCORD_GATEWAY``
+(e.g. ``ws://127.0.0.1:PORT/gateway``), points discord.py's REST base and default gateway at them,
+then runs the ``bot`` package exactly as ``python -m bot`` would, with the same arguments. The bot's
+own code knows nothing about the fake. ``E2E_BOT_MODULE`` names another module to run instead (the
+launcher's own tests use a tiny client).
+
+Only loopback addresses are accepted, so a misconfigured run cannot reach discord.com.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+from urllib.parse import urlsplit
+
+import discord.gateway
+import discord.http
+import yarl
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _loopback_url(name: str, schemes: tuple[str, ...]) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise SystemExit(f"e2e_launcher: {name} is not set")
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or parts.hostname not in LOOPBACK:
+        raise SystemExit(f"e2e_launcher: {name} must be a {'/'.join(schemes)} URL on loopback, got {value!r}")
+    return value.rstrip("/")
+
+
+def configure_from_env() -> tuple[str, str]:
+    """Point discord.py at the fake; returns (api_base, gateway_url)."""
+    api = _loopback_url("FAKE_DISCORD_API", ("http",))
+    gateway = _loopback_url("FAKE_DISCORD_GATEWAY", ("ws",))
+    discord.http.Route.BASE = api
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
+    return api, gateway
+
+
+def main() -> None:
+    configure_from_env()
+    module = os.environ.get("E2E_BOT_MODULE") or "bot"
+    # sys.argv passes through; run_module(alter_sys=True) sets argv[0] to the module's file like -m does
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
