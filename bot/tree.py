@@ -1,0 +1,222 @@
+"""The command tree: one error renderer, in-flight tracking, and the shutdown gate.
+
+``DscCommandTree.on_error`` is the only place that sends error sentences (``bot.errors.describe``).
+Each failed interaction gets exactly one ephemeral answer:
+
+- not answered yet → ``response.send_message(ephemeral=True)``;
+- deferred and still "thinking…" ephemerally → the thinking message is edited into the error;
+- deferred and still "thinking…" publicly (``/top public:true``) → the error goes out as an
+  ephemeral follow-up and the public thinking message is deleted (it would otherwise hang). A
+  follow-up sent while the deferral is pending would *become* the public message, so the
+  placeholder is resolved first;
+- anything else (already answered) → an ephemeral follow-up.
+
+Expired interactions (15 minutes, or 10062 Unknown interaction) are logged and dropped; on_error
+never raises.
+
+During shutdown ``interaction_check`` turns new interactions away with a friendly sentence, while
+those already running are awaited by ``drain()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot import errors
+
+if TYPE_CHECKING:
+    from bot.client import DscBot
+
+__all__ = ["DscCommandTree", "defer"]
+
+log = logging.getLogger(__name__)
+
+#: Interaction.extras key under which ``defer()`` records how the interaction was deferred.
+EPHEMERAL_KEY = "dscgg.deferred_ephemeral"
+
+#: Discord error codes that mean the interaction can no longer be answered.
+_GONE_CODES = frozenset({10062, 10015, 50027})  # unknown interaction, unknown webhook, invalid token
+
+
+async def defer(interaction: discord.Interaction[Any], *, ephemeral: bool = True) -> None:
+    """``interaction.response.defer(thinking…)`` that remembers whether the answer will be ephemeral.
+
+    The error renderer uses it to pick between editing the thinking message and replacing it;
+    without it, the renderer asks Discord for the original response (one extra request).
+    """
+    interaction.extras[EPHEMERAL_KEY] = ephemeral
+    await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+
+
+class DscCommandTree(app_commands.CommandTree["DscBot"]):
+    def __init__(self, client: DscBot, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        self._closing = False
+        self._in_flight: set[asyncio.Task[Any]] = set()
+
+    # ---------------------------------------------------------------- shutdown gate and tracking
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def in_flight(self) -> int:
+        """How many interactions are being handled right now."""
+        return sum(1 for task in self._in_flight if not task.done())
+
+    def admit(self, interaction: discord.Interaction[Any]) -> None:
+        """Let an interaction in, or raise ShuttingDown; tracks the running task until it finishes.
+
+        The tree calls this for application commands; modals and views call it from their own
+        ``interaction_check`` so that shutdown waits for them too.
+        """
+        if self._closing:
+            raise errors.ShuttingDown
+        task = asyncio.current_task()
+        if task is not None and task not in self._in_flight:
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def interaction_check(self, interaction: discord.Interaction[DscBot], /) -> bool:
+        if interaction.type is discord.InteractionType.autocomplete:
+            # Autocomplete has no message to carry a sentence; during shutdown it just gets nothing.
+            return not self._closing
+        self.admit(interaction)
+        return True
+
+    def begin_shutdown(self) -> None:
+        """From now on, new interactions are refused with "the bot is restarting"."""
+        self._closing = True
+
+    async def drain(self, grace: float = 10.0) -> int:
+        """Wait up to ``grace`` seconds for running interactions; cancel the rest.
+
+        Returns how many had to be cancelled.
+        """
+        current = asyncio.current_task()
+        pending = {task for task in self._in_flight if task is not current and not task.done()}
+        if not pending:
+            return 0
+        log.info("Waiting up to %.0f s for %d running command(s) to finish", grace, len(pending))
+        _, still_running = await asyncio.wait(pending, timeout=grace)
+        for task in still_running:
+            task.cancel()
+        if still_running:
+            log.warning("Cancelled %d command(s) that did not finish in time", len(still_running))
+            await asyncio.wait(still_running, timeout=1.0)
+        return len(still_running)
+
+    # ---------------------------------------------------------------- errors into one reply
+
+    async def on_error(
+        self, interaction: discord.Interaction[DscBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        await self.render_error(interaction, error)
+
+    async def render_error(self, interaction: discord.Interaction[Any], error: BaseException) -> None:
+        """Describe ``error`` and answer ``interaction`` with it, ephemerally, once. Never raises.
+
+        Modals and views route their ``on_error`` here, so there is one renderer for everything.
+        """
+        try:
+            original = errors.unwrap(error)
+            if not errors.is_unexpected(original):
+                self._log_expected(interaction, original)
+            text = errors.describe(original, interaction)
+            await self._send(interaction, text)
+        except Exception:
+            log.exception("The error handler itself failed for interaction %s", interaction.id)
+
+    @staticmethod
+    def _log_expected(interaction: discord.Interaction[Any], error: BaseException) -> None:
+        command = interaction.command.qualified_name if interaction.command else None
+        level = logging.INFO
+        if isinstance(error, discord.app_commands.CommandSignatureMismatch | app_commands.CommandNotFound):
+            level = logging.WARNING  # the tree and Discord disagree: a sync is due
+        elif type(error).__name__ == "UnknownAPIError":
+            level = logging.WARNING
+        log.log(
+            level,
+            "%s failed for user %s in guild %s: %s: %s",
+            f"/{command}" if command else f"Interaction {interaction.id}",
+            interaction.user.id,
+            interaction.guild_id,
+            type(error).__name__,
+            error,
+        )
+
+    async def _send(self, interaction: discord.Interaction[Any], text: str) -> None:
+        if interaction.type is discord.InteractionType.autocomplete:
+            return  # nothing can be shown there; the error is logged already
+        if interaction.is_expired():
+            log.warning("Interaction %s expired before its error could be shown", interaction.id)
+            return
+        mentions = discord.AllowedMentions.none()
+        try:
+            response = interaction.response
+            if not response.is_done():
+                await response.send_message(text, ephemeral=True, allowed_mentions=mentions)
+                return
+            if response.type is discord.InteractionResponseType.deferred_channel_message:
+                ephemeral, thinking = await self._deferred_state(interaction)
+                if thinking and ephemeral:
+                    await interaction.edit_original_response(
+                        content=text, embeds=[], attachments=[], view=None, allowed_mentions=mentions
+                    )
+                    return
+                if thinking:
+                    await self._replace_public_thinking(interaction, text)
+                    return
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=mentions)
+        except discord.HTTPException as exc:
+            if exc.code in _GONE_CODES or exc.status == 404:
+                log.warning(
+                    "Interaction %s could not be answered any more (Discord error %s)",
+                    interaction.id,
+                    exc.code,
+                )
+            else:
+                log.error(
+                    "Discord refused the error reply for interaction %s: HTTP %s, code %s",
+                    interaction.id,
+                    exc.status,
+                    exc.code,
+                )
+
+    @staticmethod
+    async def _deferred_state(interaction: discord.Interaction[Any]) -> tuple[bool, bool]:
+        """(ephemeral, still thinking) for a deferred interaction."""
+        try:
+            message = await interaction.original_response()
+        except discord.HTTPException:
+            # Could not look: trust what defer() recorded, else assume the admin-command default.
+            return bool(interaction.extras.get(EPHEMERAL_KEY, True)), True
+        return message.flags.ephemeral, message.flags.loading
+
+    @staticmethod
+    async def _replace_public_thinking(interaction: discord.Interaction[Any], text: str) -> None:
+        """A public "thinking…" message must not carry the error, nor hang.
+
+        A follow-up sent while a deferral is pending *becomes* the deferred (public) message, so the
+        placeholder is resolved first, the error goes out as a new ephemeral follow-up, and the
+        placeholder is then deleted.
+        """
+        mentions = discord.AllowedMentions.none()
+        await interaction.edit_original_response(
+            content="This command didn't finish.",
+            embeds=[],
+            attachments=[],
+            view=None,
+            allowed_mentions=mentions,
+        )
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=mentions)
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException as exc:
+            log.info("Could not remove the public placeholder of %s: %s", interaction.id, exc.code)
