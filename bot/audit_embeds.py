@@ -1,0 +1,335 @@
+"""Pure rendering of audit events: one embed per event, and short lines for ``/dscgg status``.
+
+Nothing here touches the network or the database. Everything a user or dsc.gg typed is escaped
+(markdown and mentions), secret fields are shown only as "set"/"changed"/"removed", and every embed
+stays inside Discord's limits (title 256, description 4096, field name 256, field value 1024,
+25 fields, 6000 characters in all), cutting with an ellipsis where it must.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+
+import discord
+
+__all__ = [
+    "API_KEY_ACTOR",
+    "SECRET_FIELDS",
+    "AuditEvent",
+    "EventKind",
+    "FieldChange",
+    "build_embed",
+    "clip",
+    "embed_size",
+    "problem_text",
+    "safe",
+    "sanitize",
+    "summary_line",
+]
+
+
+class EventKind(enum.StrEnum):
+    LINK_CREATED = "link_created"
+    LINK_EDITED = "link_edited"
+    LINK_DELETED = "link_deleted"
+    TOKEN_SET = "token_set"
+    TOKEN_CLEARED = "token_cleared"
+    TOKEN_REJECTED = "token_rejected"
+    MUTATION_REFUSED = "mutation_refused"
+    #: The log channel itself was set, changed or turned off (``changes``: one "channel" change).
+    LOG_CHANNEL_CHANGED = "log_channel_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One changed field. Secret fields (the password) carry "changed"/"removed", never the value."""
+
+    field: str
+    before: str | None
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    guild_id: int
+    kind: EventKind
+    #: The Discord user who acted; None when an API key acted (shown as "An API key").
+    actor_id: int | None
+    slug: str | None = None
+    changes: tuple[FieldChange, ...] = ()
+    #: For refusals: what was tried ("create", "edit", "delete", "token set") and the friendly reason.
+    action: str | None = None
+    reason: str | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+# --------------------------------------------------------------------------------------------------
+# Limits and text hygiene
+# --------------------------------------------------------------------------------------------------
+
+TITLE_MAX: Final = 256
+DESCRIPTION_MAX: Final = 4096
+FIELD_NAME_MAX: Final = 256
+FIELD_VALUE_MAX: Final = 1024
+FIELDS_MAX: Final = 25
+FOOTER_MAX: Final = 2048
+TOTAL_MAX: Final = 6000
+ELLIPSIS: Final = "…"
+
+API_KEY_ACTOR: Final = "An API key"
+#: Fields whose values are never shown, only whether they were set, changed or removed.
+SECRET_FIELDS: Final = frozenset({"password", "token", "api_key", "key"})
+NONE_SHOWN: Final = "*(none)*"
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, never leaving half a backslash escape."""
+    if len(text) <= limit:
+        return text
+    if limit <= 0:
+        return ""
+    cut = text[: limit - 1]
+    # An odd run of trailing backslashes would escape the ellipsis (or swallow the next character).
+    trailing = len(cut) - len(cut.rstrip("\\"))
+    if trailing % 2:
+        cut = cut[:-1]
+    return cut + ELLIPSIS
+
+
+def safe(text: str, limit: int | None = None) -> str:
+    """Untrusted text made inert: markdown escaped, mentions broken, optionally clipped."""
+    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    return escaped if limit is None else clip(escaped, limit)
+
+
+def is_secret(field_name: str) -> bool:
+    return field_name.strip().lower() in SECRET_FIELDS
+
+
+def _secret_word(before: str | None, after: str | None) -> tuple[str | None, str | None]:
+    """What a secret change may say: never a value, only set/changed/removed."""
+    del before  # the old secret is as secret as the new one
+    if after is None or after.strip().lower() == "removed":
+        return (None, "removed")
+    return (None, "changed")
+
+
+def sanitize(event: AuditEvent) -> AuditEvent:
+    """The event with every secret field's values replaced by "changed"/"removed".
+
+    Services already pass those words; this makes sure a mistake upstream cannot leak a password
+    into the database or a log channel.
+    """
+    if not any(is_secret(change.field) for change in event.changes):
+        return event
+    changes = tuple(
+        FieldChange(change.field, *_secret_word(change.before, change.after))
+        if is_secret(change.field)
+        else change
+        for change in event.changes
+    )
+    return AuditEvent(
+        guild_id=event.guild_id,
+        kind=event.kind,
+        actor_id=event.actor_id,
+        slug=event.slug,
+        changes=changes,
+        action=event.action,
+        reason=event.reason,
+        at=event.at,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Words
+# --------------------------------------------------------------------------------------------------
+
+_LABELS: Final = {
+    "redirect": "Redirect",
+    "type": "Type",
+    "title": "Title",
+    "description": "Description",
+    "image": "Image",
+    "color": "Colour",
+    "colour": "Colour",
+    "unlisted": "Unlisted",
+    "password": "Password",
+    "channel": "Channel",
+    "token": "Token",
+}
+
+_TITLES: Final = {
+    EventKind.LINK_CREATED: "Link created",
+    EventKind.LINK_EDITED: "Link edited",
+    EventKind.LINK_DELETED: "Link deleted",
+    EventKind.TOKEN_SET: "dsc.gg token set",
+    EventKind.TOKEN_CLEARED: "dsc.gg token removed",
+    EventKind.TOKEN_REJECTED: "dsc.gg token rejected",
+    EventKind.MUTATION_REFUSED: "Change refused",
+    EventKind.LOG_CHANNEL_CHANGED: "Log channel changed",
+}
+
+_COLOURS: Final = {
+    EventKind.LINK_CREATED: discord.Colour.green(),
+    EventKind.LINK_EDITED: discord.Colour.blurple(),
+    EventKind.LINK_DELETED: discord.Colour.red(),
+    EventKind.TOKEN_SET: discord.Colour.gold(),
+    EventKind.TOKEN_CLEARED: discord.Colour.orange(),
+    EventKind.TOKEN_REJECTED: discord.Colour.dark_red(),
+    EventKind.MUTATION_REFUSED: discord.Colour.dark_red(),
+    EventKind.LOG_CHANNEL_CHANGED: discord.Colour.light_grey(),
+}
+
+#: What a stored log-channel problem code means, for ``/dscgg status``.
+_PROBLEMS: Final = {
+    "channel_missing": "the log channel no longer exists",
+    "no_access": "I can no longer see the log channel",
+    "no_permission": "I'm no longer allowed to post in the log channel (Send Messages, Embed Links)",
+}
+
+
+def label(field_name: str) -> str:
+    return _LABELS.get(field_name.lower(), field_name.replace("_", " ").strip().capitalize() or "Field")
+
+
+def actor_text(actor_id: int | None) -> str:
+    """A mention of the user (rendered, never pinged) or "An API key" — never the key itself."""
+    return API_KEY_ACTOR if actor_id is None else f"<@{actor_id}>"
+
+
+def timestamp(at: datetime, style: str = "f") -> str:
+    if at.tzinfo is None:  # naive datetimes in this project are UTC
+        at = at.replace(tzinfo=UTC)
+    return f"<t:{int(at.timestamp())}:{style}>"
+
+
+def link_text(slug: str | None) -> str:
+    return f"**dsc.gg/{safe(slug, 130)}**" if slug else "a link"
+
+
+def _channel(value: str | None) -> str:
+    return f"<#{value}>" if value and value.isdigit() else "off"
+
+
+def _sentence(event: AuditEvent) -> str:
+    """What happened, in one sentence without the time."""
+    who = actor_text(event.actor_id)
+    link = link_text(event.slug)
+    match event.kind:
+        case EventKind.LINK_CREATED:
+            return f"{who} created {link}."
+        case EventKind.LINK_EDITED:
+            return f"{who} edited {link}."
+        case EventKind.LINK_DELETED:
+            return f"{who} deleted {link}."
+        case EventKind.TOKEN_SET:
+            return f"{who} set this server's dsc.gg token."
+        case EventKind.TOKEN_CLEARED:
+            return f"{who} removed this server's dsc.gg token."
+        case EventKind.TOKEN_REJECTED:
+            return f"{who} tried to set a dsc.gg token, but dsc.gg rejected it."
+        case EventKind.MUTATION_REFUSED:
+            action = safe(event.action or "change", 60)
+            target = f" {link}" if event.slug else ""
+            return f"{who} tried to {action}{target}, but it was refused."
+        case EventKind.LOG_CHANNEL_CHANGED:
+            after = next((c.after for c in event.changes if c.field == "channel"), None)
+            if after is None:
+                return f"{who} turned the audit log off."
+            return f"{who} set the audit log channel to {_channel(after)}."
+    return f"{who} did something ({safe(str(event.kind), 60)})."  # pragma: no cover - new kinds
+
+
+def problem_text(problem: str) -> str:
+    """Words for a stored log-channel problem code (unknown codes are shown escaped, as stored)."""
+    return _PROBLEMS.get(problem, safe(problem, 200))
+
+
+# --------------------------------------------------------------------------------------------------
+# Embeds
+# --------------------------------------------------------------------------------------------------
+
+
+def _value(text: str | None, limit: int) -> str:
+    return NONE_SHOWN if text is None or text == "" else safe(text, limit)
+
+
+def _change_value(kind: EventKind, change: FieldChange, limit: int = FIELD_VALUE_MAX) -> str:
+    if is_secret(change.field):
+        _, after = _secret_word(change.before, change.after)
+        if kind is EventKind.LINK_CREATED and after == "changed":
+            return "set"
+        return after or "removed"
+    if kind is EventKind.LOG_CHANNEL_CHANGED:
+        return f"{_channel(change.before)} → {_channel(change.after)}"
+    if kind in (EventKind.LINK_CREATED, EventKind.LINK_DELETED) and change.before is None:
+        return _value(change.after, limit)
+    side = (limit - 3) // 2
+    return f"{_value(change.before, side)} → {_value(change.after, side)}"
+
+
+def embed_size(embed: discord.Embed) -> int:
+    """Characters Discord counts towards the 6000 limit."""
+    total = len(embed.title or "") + len(embed.description or "")
+    total += len(embed.footer.text or "") + len(embed.author.name or "")
+    return total + sum(len(f.name or "") + len(f.value or "") for f in embed.fields)
+
+
+def _fit(embed: discord.Embed) -> discord.Embed:
+    """Shrink the longest field texts (names or values) until the whole embed fits in 6000 characters."""
+    floor = 16
+    excess = embed_size(embed) - TOTAL_MAX
+    while excess > 0 and embed.fields:
+        texts = [(len(f.value or ""), i, "value") for i, f in enumerate(embed.fields)]
+        texts += [(len(f.name or ""), i, "name") for i, f in enumerate(embed.fields)]
+        length, index, part = max(texts)
+        if length <= floor:
+            break
+        target = embed.fields[index]
+        name, value = target.name or "\u200b", target.value or "\u200b"
+        if part == "value":
+            value = clip(value, max(floor, length - excess))
+        else:
+            name = clip(name, max(floor, length - excess))
+        embed.set_field_at(index, name=name, value=value, inline=target.inline)
+        excess = embed_size(embed) - TOTAL_MAX
+    if excess > 0:  # pragma: no cover - only with an absurd description
+        embed.description = clip(embed.description or "", max(1, len(embed.description or "") - excess))
+    return embed
+
+
+def build_embed(event: AuditEvent) -> discord.Embed:
+    """The one embed posted for ``event``."""
+    event = sanitize(event)
+    embed = discord.Embed(
+        title=clip(_TITLES.get(event.kind, "Audit event"), TITLE_MAX),
+        description=clip(f"{timestamp(event.at)} — {_sentence(event)}", DESCRIPTION_MAX),
+        colour=_COLOURS.get(event.kind, discord.Colour.default()),
+    )
+    changes = list(event.changes)
+    room = FIELDS_MAX - (1 if event.reason else 0)
+    if len(changes) > room:
+        shown, hidden = changes[: room - 1], len(changes) - (room - 1)
+    else:
+        shown, hidden = changes, 0
+    for change in shown:
+        embed.add_field(
+            name=clip(safe(label(change.field)), FIELD_NAME_MAX),
+            value=clip(_change_value(event.kind, change), FIELD_VALUE_MAX),
+            inline=False,
+        )
+    if hidden:
+        embed.add_field(name="More", value=f"…and {hidden} more changes", inline=False)
+    if event.reason:
+        embed.add_field(name="Reason", value=safe(event.reason, FIELD_VALUE_MAX), inline=False)
+    if event.actor_id is not None:
+        embed.set_footer(text=f"User ID {event.actor_id}")
+    return _fit(embed)
+
+
+def summary_line(event: AuditEvent, *, limit: int = 200) -> str:
+    """One line for ``/dscgg status``: relative time and what happened."""
+    return clip(f"{timestamp(event.at, 'R')} {_sentence(event)}", limit)
