@@ -25,9 +25,8 @@ it with ``fake.wait_for(...)``.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -212,6 +211,7 @@ class Result:
     record: InteractionRecord
     fake: FakeDiscord
     errors: list[BaseException] = field(default_factory=list)
+    waiting_for_input: bool = False  # a command is still running, blocked on a view or modal
 
     @property
     def interaction_id(self) -> int:
@@ -327,8 +327,8 @@ class Harness:
         self.timeout = timeout
         self.raise_errors = raise_errors
         self._old_base: str | None = None
-        self._ids = itertools.count(1)
         self.results: list[Result] = []
+        self._background: set[asyncio.Task[Any]] = set()  # commands blocked on a view, see dispatch
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -356,6 +356,11 @@ class Harness:
             view.stop()
         for modal in list(store._modals.values()):
             modal.stop()
+        if self._background:  # commands that were waiting on those views now return
+            _, still = await asyncio.wait(self._background, timeout=self.timeout)
+            for task in still:
+                task.cancel()
+            self._background = set()
         try:
             if not self.bot.is_closed():
                 await self.bot.close()
@@ -390,12 +395,13 @@ class Harness:
         dm: bool = False,
         locale: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (a per-interaction budget)
+        until: Callable[[Result], Any] | None = None,
     ) -> Result:
         """Invoke ``/command`` (e.g. "link create") with typed options, as ``user`` would."""
         payload = self.command_payload(
             command, options, user=user, guild=guild, channel=channel, dm=dm, locale=locale
         )
-        return await self.dispatch(payload, timeout=timeout)
+        return await self.dispatch(payload, timeout=timeout, until=until)
 
     async def autocomplete(
         self,
@@ -424,6 +430,7 @@ class Harness:
         user: FakeUser | None = None,
         values: Sequence[str] | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (a per-interaction budget)
+        until: Callable[[Result], Any] | None = None,
     ) -> Result:
         """Press the button (or pick ``values`` in the select) ``custom_id`` on a message the bot sent.
 
@@ -469,7 +476,7 @@ class Harness:
             locale=base.get("locale") if base else None,
         )
         payload["message"] = _copy_json(message.data)
-        return await self.dispatch(payload, timeout=timeout)
+        return await self.dispatch(payload, timeout=timeout, until=until)
 
     async def submit_modal(
         self,
@@ -478,6 +485,7 @@ class Harness:
         *,
         user: FakeUser | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (a per-interaction budget)
+        until: Callable[[Result], Any] | None = None,
     ) -> Result:
         """Fill in and submit the modal ``result`` opened; ``values`` maps text input custom_id → text."""
         modal = result.modal
@@ -517,7 +525,7 @@ class Harness:
         )
         if "message" in base:  # modal opened from a component: Discord includes that message
             payload["message"] = base["message"]
-        return await self.dispatch(payload, timeout=timeout)
+        return await self.dispatch(payload, timeout=timeout, until=until)
 
     # -- dispatch ----------------------------------------------------------------------------------
 
@@ -526,8 +534,16 @@ class Harness:
         payload: dict[str, Any],
         *,
         timeout: float | None = None,  # noqa: ASYNC109 (a per-interaction budget)
+        until: Callable[[Result], Any] | None = None,
     ) -> Result:
-        """Feed one INTERACTION_CREATE payload to the bot; return once it has been fully handled."""
+        """Feed one INTERACTION_CREATE payload to the bot; return once it has been handled.
+
+        "Handled": every task discord.py started for it (and any still running from earlier
+        interactions) has finished or sits in ``await view.wait()`` / ``modal.wait()`` on a view that
+        is still listening, and the fake has no request in flight. A command blocked that way (e.g. a
+        confirmation) carries on when a later ``click`` stops its view, and that ``click`` waits for it.
+        ``until(result)`` ends the wait early once true (for waits the harness cannot see through).
+        """
         timeout = self.timeout if timeout is None else timeout
         record = self.fake.register_interaction(payload)
         before = asyncio.all_tasks()
@@ -535,18 +551,32 @@ class Harness:
         spawned = asyncio.all_tasks() - before
         result = Result(payload=payload, record=record, fake=self.fake)
         self.results.append(result)
-        if spawned:
-            done, pending = await asyncio.wait(spawned, timeout=timeout)
-            if pending:
-                for task in pending:
+        tasks = spawned | self._background
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            live = {t for t in tasks if not t.done()}
+            if self.fake.in_flight == 0:
+                if not live:
+                    break
+                if all(self._waiting_for_input(t) for t in live) or (until is not None and until(result)):
+                    break
+            if loop.time() > deadline:
+                for task in live:
                     task.cancel()
                 raise HarnessError(
                     f"interaction {payload['type']} not handled within {timeout}s: "
-                    + ", ".join(t.get_name() for t in pending)
+                    + ", ".join(t.get_name() for t in live)
                 )
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    result.errors.append(task.exception())  # type: ignore[arg-type]
+            if live:
+                await asyncio.wait(live, timeout=0.005, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.sleep(0.001)
+        self._background = live
+        result.waiting_for_input = bool(live)
+        for task in tasks - live:
+            if not task.cancelled() and task.exception() is not None:
+                result.errors.append(task.exception())  # type: ignore[arg-type]
         for _ in range(3):
             await asyncio.sleep(0)
         await self.fake.wait_idle(timeout)
@@ -555,6 +585,28 @@ class Harness:
                 f"a task discord.py spawned for the interaction failed: {result.errors[0]!r}"
             ) from (result.errors[0])
         return result
+
+    def _listening_futures(self) -> set[int]:
+        """ids of the futures that ``View.wait()`` / ``Modal.wait()`` block on, for live views."""
+        store = self.bot._connection._view_store
+        views: set[Any] = {
+            item.view for items in store._views.values() for item in items.values() if item.view
+        }
+        views.update(store._modals.values())
+        futures = (getattr(v, "_BaseView__stopped", None) for v in views)
+        return {id(f) for f in futures if f is not None and not f.done()}
+
+    def _waiting_for_input(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the task is blocked on a still-listening view or modal (following awaited tasks)."""
+        listening = self._listening_futures()
+        seen: set[int] = set()
+        current: Any = task
+        while isinstance(current, asyncio.Future) and id(current) not in seen:
+            seen.add(id(current))
+            if id(current) in listening:
+                return True
+            current = getattr(current, "_fut_waiter", None)  # what a Task is blocked on (CPython)
+        return False
 
     # -- payload builders --------------------------------------------------------------------------
 

@@ -45,6 +45,16 @@ class Pager(discord.ui.View):
         raise AssertionError("a disabled button cannot be pressed")
 
 
+class Confirm(discord.ui.View):
+    value: bool | None = None
+
+    @discord.ui.button(label="Yes", custom_id="yes")
+    async def yes(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        self.value = True
+        await interaction.response.edit_message(content="Working…", view=None)
+        self.stop()
+
+
 class TokenModal(discord.ui.Modal, title="API token"):
     token: discord.ui.TextInput[Any] = discord.ui.TextInput(label="Token", custom_id="token", min_length=4)
 
@@ -98,6 +108,17 @@ class Demo(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         self.seen["autocomplete"] = (current, interaction.namespace.slug)
         return [app_commands.Choice(name=s, value=s) for s in SLUGS if s.startswith(current)]
+
+    @link.command(name="delete", description="Asks first")
+    async def delete(self, interaction: discord.Interaction, slug: str) -> None:
+        await interaction.response.defer(ephemeral=True)
+        view = Confirm(timeout=30)
+        await interaction.edit_original_response(content=f"Delete {slug}?", view=view)
+        await view.wait()  # the command stays in flight until someone answers
+        self.seen["delete"] = view.value
+        if view.value:
+            await asyncio.sleep(0.01)  # stands in for the network
+            await interaction.edit_original_response(content=f"Deleted {slug}.")
 
     @link.command(name="boom", description="Fails")
     async def boom(self, interaction: discord.Interaction) -> None:
@@ -305,6 +326,32 @@ async def test_button_click_runs_the_view_and_edits_the_message(h: Harness) -> N
 
     with pytest.raises(HarnessError, match="disabled"):
         await h.click(first, "off", user=MEMBER)
+
+
+async def test_command_waiting_on_a_view_resumes_after_the_click(h: Harness) -> None:
+    asked = await h.run("link delete", {"slug": "abc"})
+    assert asked.waiting_for_input
+    question = asked.final_message
+    assert question is not None
+    assert question.content == "Delete abc?"
+    assert question.custom_ids == ["yes"]
+
+    answer = await h.click(asked, "yes")
+    assert answer.initial is not None
+    assert answer.initial.type == 7
+    assert not answer.waiting_for_input
+    assert h.bot.seen["delete"] is True  # type: ignore[attr-defined]
+    # the command finished after the click and edited its own message last
+    assert question.content == "Deleted abc."
+    assert [r.route for r in asked.requests] == ["interaction_callback", "edit_original", "edit_original"]
+
+
+async def test_close_releases_a_command_still_waiting(h: Harness) -> None:
+    asked = await h.run("link delete", {"slug": "abc"})
+    assert asked.waiting_for_input
+    await h.close()
+    assert h.bot.seen["delete"] is None  # type: ignore[attr-defined]
+    assert h.bot.is_closed()
 
 
 async def test_modal_is_shown_and_submitted(h: Harness) -> None:
