@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -38,7 +39,10 @@ from bot.audit_embeds import (
 )
 from bot.db import AuditEventStore, Database, GuildSettingsStore
 from bot.errors import InvalidInput, LogChannelUnusable, describe
+from bot.settings import Settings
 from tests.fakes.discord import EMBED_LINKS, SEND_MESSAGES, VIEW_CHANNEL, FakeDiscord
+from tests.fixtures.bot import ADMIN_TOKEN, wired
+from tests.harness import ADMIN as HARNESS_ADMIN
 
 GUILD = 1_190_000_000_000_000_000
 ADMIN = 222_222_222_222_222_222
@@ -670,3 +674,44 @@ async def test_close_drains_within_its_bound(
     assert asyncio.get_running_loop().time() - started < 1.0
     assert log.dropped == 2  # one was in flight when time ran out, two never left the queue
     assert not log.running
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end: the real bot, its real command tree and its audit log with the default settings
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_through_the_command_tree_the_admins_reply_arrives_before_the_log_post(
+    tmp_path: Path, settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with wired(tmp_path, settings_factory, extensions=("cogs.admin",)) as w:
+        log_channel = w.discord.guild(w.guild_id).log_channel_id
+        await w.bot.guild_settings.set_log_channel(w.guild_id, log_channel)
+        await w.bot.token_store.set(w.guild_id, ADMIN_TOKEN, set_by=HARNESS_ADMIN.id)
+        # The event is recorded inside the service; give the cog's reply a slow moment after that
+        # (a busy event loop, a slow disk), which a log post sent at once would overtake.
+        real_clear = w.bot.tokens.clear
+
+        async def clear_then_dawdle(*args: Any, **kwargs: Any) -> Any:
+            info = await real_clear(*args, **kwargs)
+            await asyncio.sleep(0.3)
+            return info
+
+        monkeypatch.setattr(w.bot.tokens, "clear", clear_then_dawdle)
+
+        result = await w.run("dscgg token clear")
+        posts = await w.discord.wait_for(lambda: posts_to(w.discord, log_channel), timeout=5)
+
+        reply = result.final_message
+        assert reply is not None
+        assert "Forgot this server's dsc.gg token" in reply.content
+        last_reply_request = max(r.t_monotonic for r in result.requests)
+        (post,) = posts
+        assert last_reply_request < post.t_monotonic
+        assert post.status == 200
+        assert post.body["allowed_mentions"] == {"parse": []}
+        (embed,) = post.body["embeds"]
+        assert embed["title"] == "dsc.gg token removed"
+        assert f"<@{HARNESS_ADMIN.id}> removed this server's dsc.gg token." in embed["description"]
+        assert ADMIN_TOKEN not in json.dumps(post.body)
+        assert ADMIN_TOKEN[-4:] not in json.dumps(post.body)
