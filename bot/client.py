@@ -1,0 +1,212 @@
+"""DscBot: the discord.py bot that owns the settings, storage, dsc.gg client and services.
+
+Long-lived resources (the aiohttp session, the database) are opened by ``bot.__main__`` with
+``async with`` and handed in; the bot builds everything on top of them. Cogs reach the services as
+``interaction.client.tokens`` / ``interaction.client.links``.
+
+Command sync policy: a stable hash of the command payloads is kept per application and scope in
+AppStateStore. At start the tree is synced only when the hash differs from the stored one — to
+DEV_GUILD_ID if set (global commands copied there), otherwise globally. ``python -m bot sync``
+forces it. There is never a global sync on every boot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import discord
+from discord.ext import commands
+
+from bot.audit import AuditLog
+from bot.crypto import TokenCipher
+from bot.db import AppStateStore, AuditEventStore, Database, GuildSettingsStore, LinkRecordStore, TokenStore
+from bot.dscgg.client import DscggClient
+from bot.log import register_secret
+from bot.services.links import LinkService
+from bot.services.tokens import TokenService
+from bot.tree import DscCommandTree
+from cogs import EXTENSIONS
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from bot.settings import Settings
+
+__all__ = ["DscBot", "Interaction", "command_hash"]
+
+log = logging.getLogger(__name__)
+
+Interaction: TypeAlias = discord.Interaction["DscBot"]
+
+#: How often the health file is touched while connected (seconds).
+HEALTH_INTERVAL = 15.0
+
+
+def command_hash(tree: discord.app_commands.CommandTree[Any], guild: discord.abc.Snowflake | None) -> str:
+    """A stable digest of what ``tree.sync(guild=guild)`` would send."""
+    payload = [command.to_dict(tree) for command in tree.get_commands(guild=guild)]
+    payload.sort(key=lambda item: (item.get("type", 1), item["name"]))
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+class DscBot(commands.Bot):
+    tree: DscCommandTree  # narrowed by tree_cls
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        session: aiohttp.ClientSession,
+        *,
+        cipher: TokenCipher,
+        extensions: Sequence[str] = EXTENSIONS,
+        force_sync: bool = False,
+        dscgg: DscggClient | None = None,
+        **options: Any,
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            tree_cls=DscCommandTree,
+            intents=intents,
+            max_messages=None,
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            chunk_guilds_at_startup=False,
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,
+        )
+        self.settings = settings
+        self.db = db
+        self.session = session
+        self.extension_names = tuple(extensions)
+        self.force_sync = force_sync
+        #: Set once a sync ran in this process: True if it synced, False if the hash was unchanged.
+        self.synced: bool | None = None
+
+        self.token_store = TokenStore(db, cipher)
+        self.link_records = LinkRecordStore(db)
+        self.guild_settings = GuildSettingsStore(db)
+        self.app_state = AppStateStore(db)
+        self.audit_events = AuditEventStore(db)
+        self.dscgg = dscgg or DscggClient(
+            session,
+            base_url=settings.dscgg_api_url,
+            timeout=settings.dscgg_timeout,
+            max_rate_limit_wait=settings.dscgg_max_rate_limit_wait,
+        )
+        self.audit = self._build_audit_log()
+        self.tokens = TokenService(self.token_store, self.dscgg, self.audit)
+        self.links = self._build_link_service()
+        self._health_task: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- construction hooks
+
+    def _build_audit_log(self) -> AuditLog:
+        """The audit log; a factory so a fuller implementation can be swapped in (or faked in tests)."""
+        return AuditLog(self, self.audit_events, self.guild_settings)
+
+    def _build_link_service(self) -> LinkService:
+        return LinkService(
+            client=self.dscgg,
+            tokens=self.tokens,
+            records=self.link_records,
+            audit=self.audit,
+        )
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def setup_hook(self) -> None:
+        register_secret(self.settings.discord_token.get_secret_value())
+        self.audit.start()
+        for name in self.extension_names:
+            await self.load_extension(name)
+        try:
+            await self.sync_commands(force=self.force_sync)
+        except discord.HTTPException as exc:
+            if self.force_sync:
+                raise
+            # The commands Discord has keep working; the next start tries again.
+            log.error(
+                "Command sync failed (HTTP %s, code %s); will retry on next start", exc.status, exc.code
+            )
+        if self.settings.health_file is not None:
+            self._health_task = asyncio.create_task(self._health_loop(), name="health-file")
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Sync the tree if its commands changed since the last sync (or when forced).
+
+        Returns True if it synced. Raises discord.HTTPException if Discord refuses the sync (the hash
+        is then not stored, so the next start tries again).
+        """
+        guild_id = self.settings.dev_guild_id
+        guild = discord.Object(guild_id) if guild_id is not None else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        where = f"guild {guild_id}" if guild is not None else "globally"
+        digest = command_hash(self.tree, guild)
+        key = f"command_sync_hash:{self.application_id}:{'guild:' + str(guild_id) if guild else 'global'}"
+        stored = await self.app_state.get(key)
+        if stored == digest and not force:
+            log.info("Commands unchanged since the last sync %s; not syncing", where)
+            self.synced = False
+            return False
+        reason = "requested" if force else ("first sync" if stored is None else "commands changed")
+        synced = await self.tree.sync(guild=guild)
+        await self.app_state.set(key, digest)
+        log.info("Synced %d command(s) %s (%s)", len(synced), where, reason)
+        self.synced = True
+        return True
+
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Refuse new interactions, let running ones finish (up to ``grace`` s), then close."""
+        if self.tree.closing:
+            return
+        log.info("Shutting down: no new commands, finishing running ones")
+        self.tree.begin_shutdown()
+        await self.tree.drain(grace)
+        await self.close()
+
+    async def close(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+            self._health_task = None
+        self._remove_health_file()
+        await self.audit.close()  # posts what is queued while the Discord connection still exists
+        await super().close()
+
+    # ---------------------------------------------------------------- health file
+
+    def healthy(self) -> bool:
+        return self.is_ready() and not self.is_closed() and math.isfinite(self.latency)
+
+    async def _health_loop(self) -> None:
+        path = self.settings.health_file
+        assert path is not None
+        while True:
+            try:
+                if self.healthy():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.touch()
+                else:
+                    self._remove_health_file()
+            except OSError as exc:
+                log.warning("Cannot update the health file %s: %s", path, exc.strerror or exc)
+            await asyncio.sleep(HEALTH_INTERVAL)
+
+    def _remove_health_file(self) -> None:
+        path = self.settings.health_file
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
