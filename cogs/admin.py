@@ -1,0 +1,160 @@
+"""``/dscgg``: the server's dsc.gg token and the bot's status for this server. Admins only.
+
+- ``/dscgg token set``   opens a modal; the token is validated, stored encrypted, never echoed.
+- ``/dscgg token clear`` forgets it.
+- ``/dscgg status``      token (last 4 characters), who set it and when, whether dsc.gg accepts it.
+
+Every reply is ephemeral and sent with ``AllowedMentions.none()``. Errors are raised, not answered
+here: the tree's renderer (bot/tree.py) turns them into one ephemeral sentence, modal errors included.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import checks
+from bot.errors import relative_time
+from bot.services.tokens import TokenCheck, TokenStatus
+from bot.tree import defer
+
+if TYPE_CHECKING:
+    from bot.client import DscBot, Interaction
+
+__all__ = ["AdminCog", "TokenModal", "setup"]
+
+NO_MENTIONS = discord.AllowedMentions.none()
+SET_TOKEN = "`/dscgg token set`"
+STATUS_COLOUR = discord.Colour(0x5865F2)
+
+
+def _tail(last4: str) -> str:
+    return f"ending in `{last4}`" if last4 else "(too short to show its end)"
+
+
+class TokenModal(discord.ui.Modal, title="dsc.gg API token"):
+    token: discord.ui.TextInput[TokenModal] = discord.ui.TextInput(
+        label="API token",
+        custom_id="token",
+        style=discord.TextStyle.short,
+        placeholder="The API key of your app at dsc.gg/developer",
+        min_length=8,
+        max_length=200,
+        required=True,
+    )
+
+    def __init__(self, bot: DscBot) -> None:
+        super().__init__(timeout=600)
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        # The submitter may have lost Manage Server since opening the modal; shutdown also applies.
+        self.bot.tree.admit(interaction)
+        checks.ensure_manage_guild(interaction)
+        return True
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+        await defer(interaction, ephemeral=True)
+        guild_id = checks.ensure_guild(interaction)
+        info = await self.bot.tokens.set(guild_id, interaction.user.id, self.token.value)
+        await interaction.edit_original_response(
+            content=(
+                f"Saved. The token {_tail(info.last4)} is now used for this server's dsc.gg commands. "
+                "It is stored encrypted and won't be shown again."
+            ),
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    async def on_error(  # type: ignore[override]  # Modal's own signature, not View's
+        self, interaction: discord.Interaction[Any], error: Exception, /
+    ) -> None:
+        await self.bot.tree.render_error(interaction, error)
+
+
+@checks.manage_guild()
+@app_commands.guild_only()
+class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up dsc.gg for this server"):
+    token = app_commands.Group(name="token", description="The dsc.gg API token this server uses")
+
+    def __init__(self, bot: DscBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @token.command(name="set", description="Set the dsc.gg API token for this server (opens a form)")
+    async def token_set(self, interaction: Interaction) -> None:
+        await interaction.response.send_modal(TokenModal(self.bot))
+
+    @token.command(name="clear", description="Forget this server's dsc.gg API token")
+    async def token_clear(self, interaction: Interaction) -> None:
+        await defer(interaction, ephemeral=True)
+        guild_id = checks.ensure_guild(interaction)
+        info = await self.bot.tokens.clear(guild_id, interaction.user.id)
+        if info is None:
+            text = "This server had no dsc.gg token stored, so there was nothing to clear."
+        else:
+            text = (
+                f"Forgot this server's dsc.gg token {_tail(info.last4)}. Link commands won't work until an "
+                f"admin runs {SET_TOKEN} again."
+            )
+        await interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(name="status", description="Show this server's dsc.gg setup")
+    async def status(self, interaction: Interaction) -> None:
+        await defer(interaction, ephemeral=True)
+        guild_id = checks.ensure_guild(interaction)
+        state = await self.bot.tokens.status(guild_id, interaction.user.id)
+        embed = status_embed(state)
+        log_line = await self.log_channel_line(guild_id)
+        if log_line is not None:
+            embed.add_field(name="Audit log", value=log_line, inline=False)
+        await interaction.edit_original_response(embed=embed, allowed_mentions=NO_MENTIONS)
+
+    async def log_channel_line(self, guild_id: int) -> str | None:
+        """The "Audit log" field of ``/dscgg status`` (None: no such field). ``/dscgg logs`` sets it up."""
+        return await self.bot.audit.status_text(guild_id)
+
+
+def token_lines(state: TokenStatus) -> tuple[str, str | None]:
+    """(token line, dsc.gg line) of the status embed. The second is None when nothing was checked."""
+    info = state.info
+    if info is None:
+        return (f"Not set. An admin can set one with {SET_TOKEN}.", None)
+    token = f"Set, {_tail(info.last4)}, by <@{info.set_by}> {discord.utils.format_dt(info.set_at, 'R')}."
+    if not state.readable:
+        return (
+            f"{token}\nIt can no longer be read (the bot's encryption key changed) and must be set "
+            f"again with {SET_TOKEN}.",
+            None,
+        )
+    match state.check:
+        case TokenCheck.ACCEPTED:
+            check = "Accepts the token."
+        case TokenCheck.REJECTED:
+            check = f"**Rejects** the token. Set a current one with {SET_TOKEN}."
+        case TokenCheck.UNAVAILABLE:
+            check = "Couldn't check: dsc.gg is not answering. Try again later."
+        case TokenCheck.RATE_LIMITED:
+            check = (
+                f"Couldn't check right now (rate limited). Try again {relative_time(state.retry_after or 0)}."
+            )
+        case TokenCheck.REFUSED:
+            check = f"Couldn't check: {state.problem or 'dsc.gg refused the request.'}"
+        case _:
+            return (token, None)
+    return (token, check)
+
+
+def status_embed(state: TokenStatus) -> discord.Embed:
+    embed = discord.Embed(title="dsc.gg for this server", colour=STATUS_COLOUR)
+    token, check = token_lines(state)
+    embed.add_field(name="Token", value=token, inline=False)
+    if check is not None:
+        embed.add_field(name="dsc.gg", value=check, inline=False)
+    return embed
+
+
+async def setup(bot: DscBot) -> None:
+    await bot.add_cog(AdminCog(bot))
