@@ -1,0 +1,222 @@
+"""/dscgg token set|clear and /dscgg status, through the harness: real tree, fake Discord and dsc.gg."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.audit import EventKind
+from bot.crypto import TokenCipher
+from bot.db import TokenStore
+from bot.settings import Settings
+from tests.fixtures.bot import ADMIN_TOKEN, WiredBot, wired
+from tests.harness import ADMIN, ADMINISTRATOR_USER, MEMBER, Message, Result
+
+NOT_ADMIN = "You need the **Manage Server** permission to use this command."
+
+
+@pytest.fixture
+async def w(tmp_path: Path, settings_factory: Callable[..., Settings]) -> AsyncIterator[WiredBot]:
+    async with wired(tmp_path, settings_factory, extensions=("cogs.admin",)) as bot:
+        yield bot
+
+
+def only_message(result: Result) -> Message:
+    assert not result.rejected_callbacks
+    messages = result.messages
+    assert len(messages) == 1, messages
+    message = messages[0]
+    assert message.ephemeral
+    assert message.allowed_mentions == {"parse": []}
+    return message
+
+
+async def set_token(w: WiredBot, token: str, *, user=ADMIN) -> Result:
+    opened = await w.run("dscgg token set", user=user)
+    return await w.harness.submit_modal(opened, {"token": token}, user=user)
+
+
+async def audit_kinds(w: WiredBot) -> list[str]:
+    """Audit events stored so far (the audit worker stores them in the background)."""
+    for _ in range(100):
+        rows = await w.bot.audit_events.latest(w.guild_id, 10)
+        if rows:
+            return [row.kind for row in rows]
+        await asyncio.sleep(0.02)
+    return []
+
+
+def everything_sent_to_discord(w: WiredBot) -> str:
+    return "\n".join(repr(r.body) for r in w.discord.requests)
+
+
+# ------------------------------------------------------------------------------------------- set
+
+
+async def test_token_set_opens_a_modal_with_one_empty_input(w: WiredBot) -> None:
+    result = await w.run("dscgg token set")
+    modal = result.modal
+    assert modal is not None
+    (row,) = modal["components"]
+    (text_input,) = row["components"]
+    assert text_input["custom_id"] == "token"
+    assert text_input["style"] == 1  # short, not paragraph
+    assert (text_input["min_length"], text_input["max_length"]) == (8, 200)
+    assert "value" not in text_input  # never prefilled
+
+
+async def test_valid_token_is_stored_encrypted_and_never_echoed(w: WiredBot) -> None:
+    done = await set_token(w, f"  {ADMIN_TOKEN}  ")
+    assert done.initial is not None
+    assert done.initial.type == 5  # deferred before validating
+    message = only_message(done)
+    assert "Saved." in message.content
+    assert f"`{ADMIN_TOKEN[-4:]}`" in message.content
+    assert ADMIN_TOKEN not in everything_sent_to_discord(w)
+
+    row = await w.db.fetch_one("SELECT ciphertext FROM guild_tokens WHERE guild_id = ?", (w.guild_id,))
+    assert row is not None
+    assert ADMIN_TOKEN not in row["ciphertext"]
+    assert await w.bot.token_store.get(w.guild_id) == ADMIN_TOKEN  # stripped of the pasted blanks
+    assert [r.method for r in w.dscgg.requests] == ["GET"]  # one cheap validation call
+    assert EventKind.TOKEN_SET in await audit_kinds(w)
+
+
+async def test_rejected_token_stores_nothing_and_echoes_nothing(w: WiredBot) -> None:
+    bad = "not-a-real-dscgg-key-123456"
+    done = await set_token(w, bad)
+    message = only_message(done)
+    assert "rejected that token, so nothing was saved" in message.content
+    assert bad not in everything_sent_to_discord(w)
+    assert bad[-4:] not in message.content
+    assert await w.bot.token_store.info(w.guild_id) is None
+    assert EventKind.TOKEN_REJECTED in await audit_kinds(w)
+
+
+async def test_rejected_token_does_not_replace_a_working_one(w: WiredBot) -> None:
+    await set_token(w, ADMIN_TOKEN)
+    await set_token(w, "another-bad-key-00000000")
+    assert await w.bot.token_store.get(w.guild_id) == ADMIN_TOKEN
+
+
+async def test_token_set_while_dscgg_is_down_stores_nothing(w: WiredBot) -> None:
+    w.dscgg.fail_always("server_error")
+    message = only_message(await set_token(w, ADMIN_TOKEN))
+    assert message.content == "dsc.gg is not answering properly, try again later."
+    assert await w.bot.token_store.info(w.guild_id) is None
+
+
+async def test_member_cannot_set_a_token(w: WiredBot) -> None:
+    result = await w.run("dscgg token set", user=MEMBER)
+    assert result.modal is None
+    assert only_message(result).content == NOT_ADMIN
+
+
+async def test_modal_submit_rechecks_permissions(w: WiredBot) -> None:
+    opened = await w.run("dscgg token set")
+    done = await w.harness.submit_modal(opened, {"token": ADMIN_TOKEN}, user=MEMBER)
+    assert only_message(done).content == NOT_ADMIN
+    assert await w.bot.token_store.info(w.guild_id) is None
+
+
+async def test_administrator_may_set_a_token(w: WiredBot) -> None:
+    w.dscgg.add_key("root-user-dscgg-key-42", user_id=ADMINISTRATOR_USER.id)
+    message = only_message(await set_token(w, "root-user-dscgg-key-42", user=ADMINISTRATOR_USER))
+    assert "Saved." in message.content
+
+
+# ----------------------------------------------------------------------------------------- clear
+
+
+async def test_clear_forgets_the_token(w: WiredBot) -> None:
+    await set_token(w, ADMIN_TOKEN)
+    message = only_message(await w.run("dscgg token clear"))
+    assert message.content.startswith(f"Forgot this server's dsc.gg token ending in `{ADMIN_TOKEN[-4:]}`")
+    assert await w.bot.token_store.info(w.guild_id) is None
+    assert EventKind.TOKEN_CLEARED in await audit_kinds(w)
+
+
+async def test_clear_without_a_token_says_so(w: WiredBot) -> None:
+    message = only_message(await w.run("dscgg token clear"))
+    assert message.content == "This server had no dsc.gg token stored, so there was nothing to clear."
+
+
+async def test_member_cannot_clear(w: WiredBot) -> None:
+    await set_token(w, ADMIN_TOKEN)
+    assert only_message(await w.run("dscgg token clear", user=MEMBER)).content == NOT_ADMIN
+    assert await w.bot.token_store.info(w.guild_id) is not None
+
+
+# ---------------------------------------------------------------------------------------- status
+
+
+def status_fields(message: Message) -> dict[str, str]:
+    (embed,) = message.embeds
+    return {field["name"]: field["value"] for field in embed["fields"]}
+
+
+async def test_status_without_a_token(w: WiredBot) -> None:
+    fields = status_fields(only_message(await w.run("dscgg status")))
+    assert fields["Token"] == "Not set. An admin can set one with `/dscgg token set`."
+    assert "dsc.gg" not in fields  # nothing to check
+    assert "Audit log" in fields
+    assert w.dscgg.requests == []
+
+
+async def test_status_with_an_accepted_token(w: WiredBot) -> None:
+    await set_token(w, ADMIN_TOKEN)
+    fields = status_fields(only_message(await w.run("dscgg status")))
+    assert f"ending in `{ADMIN_TOKEN[-4:]}`" in fields["Token"]
+    assert f"<@{ADMIN.id}>" in fields["Token"]  # who (never pinged: allowed_mentions none) …
+    assert ":R>" in fields["Token"]  # … and when
+    assert fields["dsc.gg"] == "Accepts the token."
+    assert ADMIN_TOKEN not in everything_sent_to_discord(w)
+
+
+async def test_status_when_dscgg_rejects_the_stored_token(w: WiredBot) -> None:
+    await w.bot.token_store.set(w.guild_id, "revoked-key-abcdefgh", set_by=ADMIN.id)
+    fields = status_fields(only_message(await w.run("dscgg status")))
+    assert fields["dsc.gg"] == "**Rejects** the token. Set a current one with `/dscgg token set`."
+
+
+async def test_status_when_dscgg_is_down(w: WiredBot) -> None:
+    await set_token(w, ADMIN_TOKEN)
+    w.dscgg.fail_always("server_error")
+    fields = status_fields(only_message(await w.run("dscgg status")))
+    assert fields["dsc.gg"] == "Couldn't check: dsc.gg is not answering. Try again later."
+    assert f"`{ADMIN_TOKEN[-4:]}`" in fields["Token"]
+
+
+async def test_status_when_the_token_no_longer_decrypts(w: WiredBot) -> None:
+    other_key = TokenStore(w.db, TokenCipher([Fernet.generate_key().decode()]))
+    await other_key.set(w.guild_id, ADMIN_TOKEN, set_by=ADMIN.id)
+    fields = status_fields(only_message(await w.run("dscgg status")))
+    assert "must be set again with `/dscgg token set`" in fields["Token"]
+    assert "dsc.gg" not in fields
+    assert w.dscgg.requests == []
+
+
+async def test_member_cannot_see_status(w: WiredBot) -> None:
+    assert only_message(await w.run("dscgg status", user=MEMBER)).content == NOT_ADMIN
+
+
+# ---------------------------------------------------------------------------- guild-only, metadata
+
+
+async def test_dscgg_is_guild_only_and_manage_server_by_default(w: WiredBot) -> None:
+    (synced,) = [c for c in w.discord.commands[None] if c["name"] == "dscgg"]
+    assert synced["contexts"] == [0]
+    assert int(synced["default_member_permissions"]) == 1 << 5
+
+
+async def test_dm_invocation_is_refused_at_runtime(w: WiredBot) -> None:
+    """Discord would not offer /dscgg in DMs; if a payload arrives anyway, the runtime check refuses."""
+    data = w.harness.command_payload("dscgg status")["data"]
+    data.pop("guild_id", None)
+    payload = w.harness._base_payload(2, data, user=ADMIN, guild=None, channel=None, dm=True, locale=None)
+    message = only_message(await w.harness.dispatch(payload))
+    assert message.content == "This command only works in a server, not in direct messages."
