@@ -1,0 +1,598 @@
+"""The dsc.gg v2 REST client.
+
+Every call goes through ``DscggClient._request``, the one place that keeps rate limits, sends,
+retries and turns the ``{success, code, payload|message}`` envelope into a value or an exception.
+
+Retry policy (each retry is a new request and takes its own rate-limit slot):
+
+* GET is idempotent: retried on 5xx, timeouts and connection errors with bounded exponential
+  backoff and jitter, and once after a 429 when the wait is within ``max_rate_limit_wait``.
+* POST (create) is never resent once it may have reached dsc.gg: a timeout, a dropped connection or
+  a 5xx raises ``Unavailable``; resending could create the link twice or answer ``link_taken``
+  for a link that was in fact just created. Only a failure to *connect* is retried, since then
+  nothing was sent.
+* PATCH sets fields to the values given, so sending it again gives the same result: it is retried
+  after a timeout or a dropped connection, but not after a 5xx (dsc.gg answered, and failed).
+* DELETE is retried only when nothing was sent (connection refused): a resent DELETE that had
+  already succeeded would answer ``not_found`` and hide the success. (aiohttp itself resends an
+  idempotent GET/DELETE once when a *reused* keep-alive connection turns out to be closed before
+  any answer, as RFC 9112 section 9.3.1 allows; this client adds nothing on top of that.)
+
+The token is a per-call argument sent as the bare ``Authorization`` header. It is never stored on
+the session, logged, or put into a repr or an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import platform
+import random
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Final, Literal, TypeAlias, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+from yarl import URL
+
+from bot import __version__
+from bot.dscgg.errors import (
+    ERRORS_BY_CODE,
+    APIError,
+    BadRequest,
+    InvalidKey,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    UnknownAPIError,
+    VersionDeprecated,
+)
+from bot.dscgg.models import App, Link, LinkType, User
+from bot.dscgg.ratelimit import Endpoint, LimitTable, RateLimiter, Refusal, Reservation
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL: Final = "https://api.dsc.gg/v2"
+DEFAULT_USER_AGENT: Final = (
+    f"dscgg-bot/{__version__} (+https://github.com/dscgg-bot) "
+    f"aiohttp/{aiohttp.__version__} Python/{platform.python_version()}"
+)
+#: search ``limit`` is clamped into this range.
+SEARCH_LIMIT_RANGE: Final = (1, 100)
+# A Retry-After beyond this is treated as nonsense and capped.
+_MAX_RETRY_AFTER: Final = 3600.0
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: "Leave this field as it is": the field is not sent at all.
+UNSET: Final = _Unset.UNSET
+UnsetType: TypeAlias = Literal[_Unset.UNSET]
+
+_M = TypeVar("_M", bound=BaseModel)
+
+_LINK_TYPES: Final = frozenset(member.value for member in LinkType)
+
+
+class _Method(enum.StrEnum):
+    GET = "GET"
+    POST = "POST"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+
+
+# Who may be resent after what (see the module docstring).
+_RETRY_ON_5XX: Final = frozenset({_Method.GET})
+_RETRY_WITHOUT_ANSWER: Final = frozenset({_Method.GET, _Method.PATCH})
+_RETRY_AFTER_429: Final = frozenset({_Method.GET})
+
+# Errors raised before a single byte of the request left: always safe to resend.
+_NOT_SENT_ERRORS: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+_SUCCESS_CODES: Final = frozenset({"payload_received", "link_created", "link_updated", "link_deleted"})
+
+# Without a ``code``, a status alone still says something.
+_ERRORS_BY_STATUS: Final[dict[int, type[APIError]]] = {
+    400: BadRequest,
+    401: InvalidKey,
+    404: NotFound,
+    410: VersionDeprecated,
+}
+
+
+def _segment(value: str) -> str:
+    """One percent-encoded path segment that can never add, remove or climb a level."""
+    if value in {".", ".."}:
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
+
+
+def _required_text(name: str, value: str | int) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"{name} must be a string")
+    text = str(value)
+    if not text.strip():
+        raise ValueError(f"{name} must not be empty")
+    return text
+
+
+def _check_token(token: str | None, *, required: bool) -> None:
+    # Messages here never include the token.
+    if token is None or token == "":
+        if required:
+            raise ValueError("a dsc.gg API token is required for this call")
+        return
+    if not isinstance(token, str):
+        raise TypeError("the dsc.gg API token must be a string")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token) or not token.isascii():
+        raise ValueError("the dsc.gg API token contains characters a header cannot carry")
+
+
+def _link_type(value: LinkType | str) -> str:
+    text = value.value if isinstance(value, LinkType) else value
+    if not isinstance(text, str) or text.lower() not in _LINK_TYPES:
+        raise ValueError(f"type must be one of {', '.join(sorted(_LINK_TYPES))}")
+    return text.lower()
+
+
+def _color(value: str | int | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFF:
+        raise ValueError("color must be a hex string or an integer from 0 to 0xFFFFFF")
+    return f"#{value:06X}"
+
+
+def _parse_retry_after(header: str | None) -> float | None:
+    """Retry-After as delta-seconds or an HTTP-date; None when absent or unreadable."""
+    if not header:
+        return None
+    header = header.strip()
+    try:
+        seconds = float(header)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(0.0, seconds), _MAX_RETRY_AFTER)
+
+
+class _Stage(enum.Enum):
+    """How far a failed attempt got; decides whether resending is safe."""
+
+    NOT_SENT = "not sent"  # could not connect: nothing left this process
+    NO_ANSWER = "no answer"  # timeout or dropped connection: dsc.gg may or may not have acted
+    ANSWERED = "answered"  # dsc.gg answered with a 5xx
+
+
+class _AttemptFailed(Exception):
+    """Internal: one attempt failed; ``error`` is what the caller gets if it is not retried.
+
+    Always raised outside ``except`` blocks so ``error`` carries no chained aiohttp exception
+    (whose request info would hold the Authorization header).
+    """
+
+    def __init__(self, error: Unavailable, stage: _Stage) -> None:
+        super().__init__(error.reason)
+        self.error = error
+        self.stage = stage
+
+
+class DscggClient:
+    """Async client for the dsc.gg v2 API on a caller-owned ``aiohttp.ClientSession``."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        max_rate_limit_wait: float = 5.0,
+        limits: LimitTable | None = None,
+        user_agent: str | None = None,
+        *,
+        retries: int = 2,
+        backoff_base: float = 0.25,
+        backoff_max: float = 2.0,
+    ) -> None:
+        if retries < 0 or backoff_base < 0 or backoff_max < 0 or max_rate_limit_wait < 0:
+            raise ValueError("retries, backoff and max_rate_limit_wait must not be negative")
+        self._session = session
+        self.base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+        self.max_rate_limit_wait = max_rate_limit_wait
+        self.rate_limiter = RateLimiter(limits)
+        self._headers: Mapping[str, str] = {
+            "User-Agent": user_agent or DEFAULT_USER_AGENT,
+            "Accept": "application/json",
+        }
+        self._retries = retries
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+
+    def __repr__(self) -> str:
+        return f"<DscggClient base_url={self.base_url!r}>"
+
+    # ---------------------------------------------------------------- links
+
+    async def get_link(self, slug: str, *, token: str, with_stats: bool = False) -> Link:
+        params = {"with_stats": "true"} if with_stats else None
+        payload = await self._request(
+            _Method.GET, Endpoint.GET_LINK, ("link", _required_text("slug", slug)), token=token, params=params
+        )
+        return self._model(Link, payload, Endpoint.GET_LINK)
+
+    async def create_link(
+        self,
+        slug: str,
+        *,
+        token: str,
+        redirect: str,
+        type: LinkType | str,
+        title: str | None = None,
+        description: str | None = None,
+        image: str | None = None,
+        unlisted: bool | None = None,
+        password: str | None = None,
+    ) -> None:
+        """Create ``slug``. dsc.gg ignores a colour on create; set it with ``update_link`` after."""
+        body: dict[str, Any] = {
+            "redirect": _required_text("redirect", redirect),
+            "type": _link_type(type),
+        }
+        meta = {
+            key: value
+            for key, value in (("title", title), ("description", description), ("image", image))
+            if value is not None
+        }
+        if meta:
+            body["meta"] = meta
+        if unlisted is not None:
+            body["unlisted"] = bool(unlisted)
+        if password is not None:
+            body["password"] = password
+        await self._request(
+            _Method.POST, Endpoint.CREATE_LINK, ("link", _required_text("slug", slug)), token=token, body=body
+        )
+
+    async def update_link(
+        self,
+        slug: str,
+        *,
+        token: str,
+        redirect: str | UnsetType = UNSET,
+        type: LinkType | str | UnsetType = UNSET,
+        title: str | UnsetType | None = UNSET,
+        description: str | UnsetType | None = UNSET,
+        image: str | UnsetType | None = UNSET,
+        color: str | int | UnsetType | None = UNSET,
+        unlisted: bool | UnsetType = UNSET,
+        password: str | UnsetType | None = UNSET,
+    ) -> None:
+        """Change only the fields given. ``UNSET`` (the default) is not sent; ``None`` is sent as
+        JSON null and clears the field (``password=None`` removes the password)."""
+        body: dict[str, Any] = {}
+        if redirect is not UNSET:
+            body["redirect"] = _required_text("redirect", redirect)
+        if type is not UNSET:
+            body["type"] = _link_type(type)
+        meta: dict[str, Any] = {}
+        for key, value in (("title", title), ("description", description), ("image", image)):
+            if value is not UNSET:
+                meta[key] = value
+        if color is not UNSET:
+            meta["color"] = _color(color)
+        if meta:
+            body["meta"] = meta
+        if unlisted is not UNSET:
+            if not isinstance(unlisted, bool):
+                raise TypeError("unlisted must be True or False")
+            body["unlisted"] = unlisted
+        if password is not UNSET:
+            body["password"] = password
+        if not body:
+            raise ValueError("nothing to update: give at least one field")
+        await self._request(
+            _Method.PATCH,
+            Endpoint.UPDATE_LINK,
+            ("link", _required_text("slug", slug)),
+            token=token,
+            body=body,
+        )
+
+    async def delete_link(self, slug: str, *, token: str) -> None:
+        await self._request(
+            _Method.DELETE, Endpoint.DELETE_LINK, ("link", _required_text("slug", slug)), token=token
+        )
+
+    # ---------------------------------------------------------------- users and apps
+
+    async def get_user(self, user_id: int | str, *, token: str) -> User:
+        path = ("user", _required_text("user_id", user_id))
+        payload = await self._request(_Method.GET, Endpoint.GET_USER, path, token=token)
+        return self._model(User, payload, Endpoint.GET_USER)
+
+    async def get_user_links(self, user_id: int | str, *, token: str) -> list[Link]:
+        path = ("user", _required_text("user_id", user_id), "links")
+        payload = await self._request(_Method.GET, Endpoint.GET_USER_LINKS, path, token=token)
+        return self._models(Link, payload, Endpoint.GET_USER_LINKS)
+
+    async def get_user_apps(self, user_id: int | str, *, token: str) -> list[App]:
+        path = ("user", _required_text("user_id", user_id), "apps")
+        payload = await self._request(_Method.GET, Endpoint.GET_USER_APPS, path, token=token)
+        return self._models(App, payload, Endpoint.GET_USER_APPS)
+
+    async def get_app(self, app_id: int | str, *, token: str) -> App:
+        path = ("app", _required_text("app_id", app_id))
+        payload = await self._request(_Method.GET, Endpoint.GET_APP, path, token=token)
+        return self._model(App, payload, Endpoint.GET_APP)
+
+    # ---------------------------------------------------------------- discovery
+
+    async def get_top_links(
+        self, *, token: str | None = None, type: LinkType | str | None = None
+    ) -> list[Link]:
+        """The top links. No token needed; an empty result (``[]`` or ``not_found``) is ``[]``."""
+        params = {"type": _link_type(type)} if type is not None else None
+        try:
+            payload = await self._request(
+                _Method.GET,
+                Endpoint.GET_TOP_LINKS,
+                ("top",),
+                token=token,
+                params=params,
+                token_required=False,
+            )
+        except NotFound:
+            return []
+        return self._models(Link, payload, Endpoint.GET_TOP_LINKS)
+
+    async def search_links(
+        self,
+        query: str,
+        *,
+        token: str,
+        type: LinkType | str | None = None,
+        limit: int | None = None,
+    ) -> list[Link]:
+        """Search links (whitelisted keys only). ``limit`` is clamped to 1..100; no match is ``[]``."""
+        if not isinstance(query, str):
+            raise TypeError("query must be a string")
+        if not query.strip():
+            raise ValueError("query must not be empty")
+        params = {"q": query}
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int):
+                raise TypeError("limit must be an integer")
+            low, high = SEARCH_LIMIT_RANGE
+            params["limit"] = str(min(max(limit, low), high))
+        if type is not None:
+            params["type"] = _link_type(type)
+        try:
+            payload = await self._request(
+                _Method.GET, Endpoint.SEARCH_LINKS, ("search",), token=token, params=params
+            )
+        except NotFound:
+            return []
+        return self._models(Link, payload, Endpoint.SEARCH_LINKS)
+
+    # ---------------------------------------------------------------- the choke point
+
+    def _url(self, path: tuple[str, ...], params: Mapping[str, str] | None) -> URL:
+        # Built pre-encoded so neither yarl nor aiohttp re-normalises it: "../user/1" stays one segment.
+        url = self.base_url + "/" + "/".join(_segment(part) for part in path)
+        if params:
+            url += "?" + "&".join(
+                f"{quote(key, safe='')}={quote(value, safe='')}" for key, value in params.items()
+            )
+        return URL(url, encoded=True)
+
+    async def _request(
+        self,
+        method: _Method,
+        endpoint: Endpoint,
+        path: tuple[str, ...],
+        *,
+        token: str | None,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        token_required: bool = True,
+    ) -> Any:
+        """Send one logical call (with the retries its method allows) and return the payload."""
+        _check_token(token, required=token_required)
+        url = self._url(path, params)
+        headers = dict(self._headers)
+        if token:
+            headers["Authorization"] = token
+        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+
+        failures = 0
+        retried_429 = False
+        while True:
+            reservation = await self._wait_for_slot(token, endpoint)
+            try:
+                return await self._attempt(method, endpoint, url, headers, data, token, reservation)
+            except _AttemptFailed as attempt_failed:
+                failure = attempt_failed
+            except RateLimited as limited:
+                if (
+                    method not in _RETRY_AFTER_429
+                    or retried_429
+                    or limited.retry_after > self.max_rate_limit_wait
+                ):
+                    raise
+                retried_429 = True
+                continue
+            # Decided outside the except block: the error raised carries no chained context.
+            if not self._may_resend(method, failure.stage) or failures >= self._retries:
+                raise failure.error
+            delay = self._backoff(failures)
+            failures += 1
+            log.debug(
+                "dsc.gg %s %s: %s; retry %d in %.2f s", method, endpoint, failure.error, failures, delay
+            )
+            await asyncio.sleep(delay)
+
+    @staticmethod
+    def _may_resend(method: _Method, stage: _Stage) -> bool:
+        if stage is _Stage.NOT_SENT:
+            return True
+        if stage is _Stage.NO_ANSWER:
+            return method in _RETRY_WITHOUT_ANSWER
+        return method in _RETRY_ON_5XX
+
+    def _backoff(self, failures: int) -> float:
+        # Exponential, capped, with jitter so many callers do not come back in lockstep.
+        exponential: float = self._backoff_base * 2.0**failures
+        return min(self._backoff_max, exponential) * random.uniform(0.5, 1.0)
+
+    async def _wait_for_slot(self, token: str | None, endpoint: Endpoint) -> Reservation:
+        outcome = self.rate_limiter.reserve(token, endpoint, max_wait=self.max_rate_limit_wait)
+        if isinstance(outcome, Refusal):
+            log.debug("dsc.gg %s: local rate limit, retry in %.2f s", endpoint, outcome.retry_after)
+            raise RateLimited(
+                outcome.retry_after, endpoint=endpoint.value, limit=outcome.limit, window=outcome.window
+            )
+        await self.rate_limiter.wait(outcome)
+        return outcome
+
+    async def _attempt(
+        self,
+        method: _Method,
+        endpoint: Endpoint,
+        url: URL,
+        headers: Mapping[str, str],
+        data: bytes | None,
+        token: str | None,
+        reservation: Reservation,
+    ) -> Any:
+        started = time.perf_counter()
+        failure: Unavailable | None = None
+        stage = _Stage.NO_ANSWER
+        try:
+            async with self._session.request(
+                method, url, headers=headers, data=data, timeout=self._timeout, allow_redirects=False
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after_header = response.headers.get("Retry-After")
+        except _NOT_SENT_ERRORS as error:
+            failure, stage = Unavailable(f"cannot connect to dsc.gg: {type(error).__name__}"), _Stage.NOT_SENT
+        except TimeoutError:
+            failure = Unavailable("dsc.gg timed out")
+        except aiohttp.ClientError as error:
+            # The class name only: aiohttp messages can quote the request, headers included.
+            failure = Unavailable(f"connection to dsc.gg failed: {type(error).__name__}")
+        finally:
+            self.rate_limiter.settle(reservation)
+        if failure is not None:
+            raise _AttemptFailed(failure, stage)
+        latency_ms = (time.perf_counter() - started) * 1000
+        log.debug("dsc.gg %s %s -> %d in %.1f ms", method, endpoint, status, latency_ms)
+        return self._unwrap(endpoint, status, raw, retry_after_header, token)
+
+    def _unwrap(
+        self, endpoint: Endpoint, status: int, raw: bytes, retry_after_header: str | None, token: str | None
+    ) -> Any:
+        """The envelope rule: ok only if ``success`` is true AND the status is 2xx; errors are
+        decided by ``code`` first (several codes share a status), then by status."""
+        try:
+            envelope = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            envelope = None
+        if not isinstance(envelope, dict):
+            if status == 429:
+                self._rate_limited(endpoint, retry_after_header, token)
+            if status >= 500:
+                raise _AttemptFailed(Unavailable("dsc.gg server error", status=status), _Stage.ANSWERED)
+            raise Unavailable("dsc.gg sent a body that is not the JSON envelope", status=status)
+
+        raw_code = envelope.get("code")
+        code = raw_code.strip().lower() if isinstance(raw_code, str) else ""
+        raw_message = envelope.get("message")
+        message = raw_message if isinstance(raw_message, str) else None
+
+        if code == "rate_limit" or status == 429:
+            self._rate_limited(endpoint, retry_after_header, token)
+        # A documented error code wins even over success:true: the code is the API's own verdict.
+        error_class = ERRORS_BY_CODE.get(code)
+        if error_class is not None:
+            raise error_class(message, status=status)
+        if envelope.get("success") is True and 200 <= status < 300:
+            return envelope.get("payload")
+        if status >= 500:
+            raise _AttemptFailed(Unavailable("dsc.gg server error", status=status), _Stage.ANSWERED)
+        if code and code not in _SUCCESS_CODES:
+            raise UnknownAPIError(message, status=status, code=code)
+        # No code, or a success code contradicted by the status or by success:false.
+        by_status = _ERRORS_BY_STATUS.get(status)
+        if by_status is not None:
+            raise by_status(message, status=status)
+        raise UnknownAPIError(message, status=status, code=code or "unknown")
+
+    def _rate_limited(self, endpoint: Endpoint, retry_after_header: str | None, token: str | None) -> None:
+        retry_after = _parse_retry_after(retry_after_header)
+        if retry_after is None:
+            # dsc.gg documents no header: the endpoint's whole window is the honest fallback.
+            retry_after = self.rate_limiter.limits[endpoint][1]
+        self.rate_limiter.block(token, endpoint, retry_after)
+        log.debug("dsc.gg %s: 429, retry in %.2f s", endpoint, retry_after)
+        raise RateLimited(retry_after, endpoint=endpoint.value, from_server=True)
+
+    # ---------------------------------------------------------------- payloads into models
+
+    @staticmethod
+    def _model(model: type[_M], payload: Any, endpoint: Endpoint) -> _M:
+        if not isinstance(payload, dict):
+            raise Unavailable(f"dsc.gg sent no usable payload for {endpoint}")
+        try:
+            return model.model_validate(payload)
+        except ValidationError as error:
+            # Locations only: the input could hold an app key.
+            locations = _error_locations(error)
+        log.warning("dsc.gg %s payload does not fit %s at %s", endpoint, model.__name__, locations)
+        # Raised outside the except block so the ValidationError (and the payload in it) is not chained.
+        raise Unavailable(f"dsc.gg sent a malformed payload for {endpoint}")
+
+    @staticmethod
+    def _models(model: type[_M], payload: Any, endpoint: Endpoint) -> list[_M]:
+        if payload is None:
+            return []
+        if not isinstance(payload, list):
+            raise Unavailable(f"dsc.gg sent no usable list for {endpoint}")
+        items: list[_M] = []
+        skipped = 0
+        for item in payload:
+            try:
+                items.append(model.model_validate(item))
+            except ValidationError:
+                skipped += 1
+        if skipped:
+            # One broken entry should not hide the others.
+            log.warning("dsc.gg %s: skipped %d of %d malformed entries", endpoint, skipped, len(payload))
+        return items
+
+
+def _error_locations(error: ValidationError) -> str:
+    return ", ".join(
+        ".".join(str(part) for part in detail["loc"]) for detail in error.errors(include_input=False)
+    )
