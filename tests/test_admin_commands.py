@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from types import SimpleNamespace
 
+import discord
 import pytest
 from cryptography.fernet import Fernet
 
+from bot import checks
 from bot.audit import EventKind
 from bot.crypto import TokenCipher
 from bot.db import TokenStore
+from bot.errors import MissingManageGuild, NotInGuild
 from bot.settings import Settings
 from tests.fixtures.bot import ADMIN_TOKEN, WiredBot, wired
-from tests.harness import ADMIN, ADMINISTRATOR_USER, MEMBER, Message, Result
+from tests.harness import ADMIN, ADMINISTRATOR_USER, MEMBER, HarnessError, Message, Result
 
 NOT_ADMIN = "You need the **Manage Server** permission to use this command."
 
@@ -213,10 +217,19 @@ async def test_dscgg_is_guild_only_and_manage_server_by_default(w: WiredBot) -> 
     assert int(synced["default_member_permissions"]) == 1 << 5
 
 
-async def test_dm_invocation_is_refused_at_runtime(w: WiredBot) -> None:
-    """Discord would not offer /dscgg in DMs; if a payload arrives anyway, the runtime check refuses."""
-    data = w.harness.command_payload("dscgg status")["data"]
-    data.pop("guild_id", None)
-    payload = w.harness._base_payload(2, data, user=ADMIN, guild=None, channel=None, dm=True, locale=None)
-    message = only_message(await w.harness.dispatch(payload))
-    assert message.content == "This command only works in a server, not in direct messages."
+def test_runtime_check_refuses_dms_and_members() -> None:
+    """Discord does not offer /dscgg in DMs (the harness refuses to build such a payload); the
+    runtime check still refuses one, and members without Manage Server, whatever Discord sends."""
+    dm = SimpleNamespace(guild_id=None, permissions=discord.Permissions.all())
+    with pytest.raises(NotInGuild):
+        checks.ensure_manage_guild(dm)  # type: ignore[arg-type]
+    member = SimpleNamespace(guild_id=1, permissions=discord.Permissions.none())
+    with pytest.raises(MissingManageGuild):
+        checks.ensure_manage_guild(member)  # type: ignore[arg-type]
+    admin = SimpleNamespace(guild_id=1, permissions=discord.Permissions(manage_guild=True))
+    assert checks.ensure_manage_guild(admin)  # type: ignore[arg-type]
+
+
+async def test_dm_invocation_is_not_offered(w: WiredBot) -> None:
+    with pytest.raises(HarnessError, match="guild-only"):
+        await w.run("dscgg status", dm=True)

@@ -164,7 +164,7 @@ async def test_expired_interaction_is_dropped_without_a_crash(
 ) -> None:
     payload = w.harness.command_payload("boom-before", {"slug": "thing"})
     old = discord.utils.utcnow() - timedelta(minutes=20)
-    payload["id"] = str(discord.utils.time_snowflake(old))
+    payload["id"] = str(discord.utils.time_snowflake(old))  # created 20 minutes ago
     with caplog.at_level(logging.WARNING, logger="bot.tree"):
         result = await w.harness.dispatch(payload)
     assert result.callbacks == []
