@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from tests.fakes.discord import (
@@ -57,6 +58,7 @@ __all__ = [
     "Harness",
     "HarnessError",
     "Message",
+    "Payloads",
     "Result",
 ]
 
@@ -327,6 +329,7 @@ class Harness:
         self.timeout = timeout
         self.raise_errors = raise_errors
         self._old_base: str | None = None
+        self.payloads = Payloads(fake, tree=bot.tree, guild_ids=self.guild_ids)
         self.results: list[Result] = []
         self._background: set[asyncio.Task[Any]] = set()  # commands blocked on a view, see dispatch
 
@@ -446,36 +449,9 @@ class Harness:
         if message is None:
             found = [cid for m in candidates for cid in m.custom_ids]
             raise HarnessError(f"no component {custom_id!r} on the message(s); present: {found}")
-        component = message.component(custom_id)
-        assert component is not None
-        if component.get("disabled"):
-            raise HarnessError(f"component {custom_id!r} is disabled; Discord's client cannot use it")
-        if component.get("type") == 2 and component.get("style") == 5:
-            raise HarnessError(f"{custom_id!r} is a link button; it sends no interaction")
-        data: dict[str, Any] = {"custom_id": custom_id, "component_type": int(component["type"])}
-        if component["type"] in (3, 5, 6, 7, 8):
-            chosen = list(values or [])
-            lo, hi = component.get("min_values", 1), component.get("max_values", 1)
-            if not lo <= len(chosen) <= hi:
-                raise HarnessError(f"select {custom_id!r} takes {lo}-{hi} values, got {len(chosen)}")
-            if component["type"] == 3:
-                allowed = {o["value"] for o in component.get("options", [])}
-                if not set(chosen) <= allowed:
-                    raise HarnessError(f"select {custom_id!r}: {chosen} not among {sorted(allowed)}")
-            data["values"] = chosen
-        elif values:
-            raise HarnessError("values only apply to selects")
         base = origin.payload if origin is not None else None
-        payload = self._base_payload(
-            MESSAGE_COMPONENT,
-            data,
-            user=user or (self._user_of(base) if base else ADMIN),
-            guild=int(base["guild_id"]) if base and base.get("guild_id") else None,
-            channel=int(message.data["channel_id"]),
-            dm=bool(base is not None and not base.get("guild_id")),
-            locale=base.get("locale") if base else None,
-        )
-        payload["message"] = _copy_json(message.data)
+        chooser = user or (self.payloads.user_of(base) if base else ADMIN)
+        payload = self.payloads.component(message, custom_id, user=chooser, values=values, origin=base)
         return await self.dispatch(payload, timeout=timeout, until=until)
 
     async def submit_modal(
@@ -491,40 +467,10 @@ class Harness:
         modal = result.modal
         if modal is None:
             raise HarnessError("that interaction did not answer with a modal")
-        unknown = set(values) - {
-            c["custom_id"] for c in walk_components(modal["components"]) if c.get("type") == 4
-        }
-        if unknown:
-            raise HarnessError(f"modal has no text input(s) {sorted(unknown)}")
-
-        def submitted(comp: dict[str, Any]) -> dict[str, Any]:
-            if comp.get("type") == 1:
-                return {"type": 1, "components": [submitted(c) for c in comp.get("components", [])]}
-            if comp.get("type") == 18:
-                return {"type": 18, "id": comp.get("id", 0), "component": submitted(comp["component"])}
-            if comp.get("type") == 4:
-                value = values.get(comp["custom_id"], comp.get("value") or "")
-                if comp.get("required", True) and not value:
-                    raise HarnessError(f"text input {comp['custom_id']!r} is required")
-                lo, hi = comp.get("min_length"), comp.get("max_length")
-                if value and ((lo is not None and len(value) < lo) or (hi is not None and len(value) > hi)):
-                    raise HarnessError(f"text input {comp['custom_id']!r} takes {lo}-{hi} characters")
-                return {"type": 4, "id": comp.get("id", 0), "custom_id": comp["custom_id"], "value": value}
-            return {"type": comp.get("type"), "id": comp.get("id", 0)}
-
-        data = {"custom_id": modal["custom_id"], "components": [submitted(c) for c in modal["components"]]}
         base = result.payload
-        payload = self._base_payload(
-            MODAL_SUBMIT,
-            data,
-            user=user or self._user_of(base),
-            guild=int(base["guild_id"]) if base.get("guild_id") else None,
-            channel=int(base["channel"]["id"]),
-            dm=not base.get("guild_id"),
-            locale=base.get("locale"),
+        payload = self.payloads.modal_submit(
+            modal, values, user=user or self.payloads.user_of(base), origin=base
         )
-        if "message" in base:  # modal opened from a component: Discord includes that message
-            payload["message"] = base["message"]
         return await self.dispatch(payload, timeout=timeout, until=until)
 
     # -- dispatch ----------------------------------------------------------------------------------
@@ -551,6 +497,38 @@ class Harness:
         spawned = asyncio.all_tasks() - before
         result = Result(payload=payload, record=record, fake=self.fake)
         self.results.append(result)
+        result.errors, result.waiting_for_input = await self._settle(
+            spawned, timeout, f"interaction {payload['type']}", lambda: until is not None and until(result)
+        )
+        if result.errors and self.raise_errors:
+            raise HarnessError(
+                f"a task discord.py spawned for the interaction failed: {result.errors[0]!r}"
+            ) from (result.errors[0])
+        return result
+
+    async def expire_views(self, *, timeout: float | None = None) -> list[BaseException]:  # noqa: ASYNC109
+        """Time out every listening view now, as if its timeout had passed: ``on_timeout`` runs and
+        commands waiting on the view resume. Returns errors raised by those tasks."""
+        store = self.bot._connection._view_store
+        views = {item.view for items in store._views.values() for item in items.values() if item.view}
+        before = asyncio.all_tasks()
+        for view in views:
+            if view.timeout is not None:
+                view._dispatch_timeout()
+        spawned = asyncio.all_tasks() - before
+        errors, _ = await self._settle(spawned, self.timeout if timeout is None else timeout, "view timeout")
+        return errors
+
+    async def _settle(
+        self,
+        spawned: set[asyncio.Task[Any]],
+        timeout: float,  # noqa: ASYNC109 (a per-interaction budget)
+        what: str,
+        until: Callable[[], Any] | None = None,
+    ) -> tuple[list[BaseException], bool]:
+        """Wait until ``spawned`` and the earlier blocked tasks are done or blocked on a listening
+        view/modal, and the fake is idle. Returns the errors of the tasks that finished and whether
+        some are still blocked (kept for the next dispatch)."""
         tasks = spawned | self._background
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -559,32 +537,29 @@ class Harness:
             if self.fake.in_flight == 0:
                 if not live:
                     break
-                if all(self._waiting_for_input(t) for t in live) or (until is not None and until(result)):
+                if all(self._waiting_for_input(t) for t in live) or (until is not None and until()):
                     break
             if loop.time() > deadline:
                 for task in live:
                     task.cancel()
                 raise HarnessError(
-                    f"interaction {payload['type']} not handled within {timeout}s: "
-                    + ", ".join(t.get_name() for t in live)
+                    f"{what} not handled within {timeout}s: " + ", ".join(t.get_name() for t in live)
                 )
             if live:
                 await asyncio.wait(live, timeout=0.005, return_when=asyncio.FIRST_COMPLETED)
             else:
                 await asyncio.sleep(0.001)
         self._background = live
-        result.waiting_for_input = bool(live)
+        errors: list[BaseException] = []
         for task in tasks - live:
-            if not task.cancelled() and task.exception() is not None:
-                result.errors.append(task.exception())  # type: ignore[arg-type]
+            if not task.cancelled():
+                error = task.exception()
+                if error is not None:
+                    errors.append(error)
         for _ in range(3):
             await asyncio.sleep(0)
         await self.fake.wait_idle(timeout)
-        if result.errors and self.raise_errors:
-            raise HarnessError(
-                f"a task discord.py spawned for the interaction failed: {result.errors[0]!r}"
-            ) from (result.errors[0])
-        return result
+        return errors, bool(live)
 
     def _listening_futures(self) -> set[int]:
         """ids of the futures that ``View.wait()`` / ``Modal.wait()`` block on, for live views."""
@@ -610,10 +585,45 @@ class Harness:
 
     # -- payload builders --------------------------------------------------------------------------
 
+    def _origin_of(self, message: Message) -> Result | None:
+        for result in reversed(self.results):
+            mid = message.id
+            if result.record.original_message_id == mid or mid in result.record.followup_ids:
+                return result
+        return None
+
+    def command_payload(
+        self, command: str, options: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """See :meth:`Payloads.command`."""
+        return self.payloads.command(command, options, **kwargs)
+
+
+class Payloads:
+    """Builds INTERACTION_CREATE payloads the way Discord does, for the fake's guilds.
+
+    Command definitions come from what was synced to the fake, else from ``tree`` (the bot's
+    CommandTree). Without a tree (end-to-end tests, where the bot runs in another process) only
+    synced commands can be invoked::
+
+        payload = Payloads(fake).command("link info", {"slug": "x"}, user=ADMIN)
+        await fake.dispatch_interaction(payload)
+    """
+
+    def __init__(
+        self,
+        fake: FakeDiscord,
+        tree: app_commands.CommandTree[Any] | None = None,
+        guild_ids: Sequence[int] | None = None,
+    ) -> None:
+        self.fake = fake
+        self.tree = tree
+        self.guild_ids = list(guild_ids) if guild_ids is not None else fake.guild_ids
+
     def next_interaction_id(self) -> int:
         return self.fake.snowflakes.next()
 
-    def _user_of(self, payload: Mapping[str, Any]) -> FakeUser:
+    def user_of(self, payload: Mapping[str, Any]) -> FakeUser:
         raw = payload.get("member", {}).get("user") or payload["user"]
         uid = int(raw["id"])
         for known in (ADMIN, MEMBER, OTHER_MEMBER, ADMINISTRATOR_USER):
@@ -622,14 +632,7 @@ class Harness:
         perms = int(payload.get("member", {}).get("permissions", EVERYONE_PERMISSIONS))
         return FakeUser(id=uid, name=raw["username"], permissions=perms)
 
-    def _origin_of(self, message: Message) -> Result | None:
-        for result in reversed(self.results):
-            mid = message.id
-            if result.record.original_message_id == mid or mid in result.record.followup_ids:
-                return result
-        return None
-
-    def _base_payload(
+    def base(
         self,
         itype: int,
         data: dict[str, Any],
@@ -692,10 +695,16 @@ class Harness:
     def _find_definition(self, path: list[str], guild_id: int | None) -> tuple[dict[str, Any], int | None]:
         """The command's definition as Discord has it (synced JSON, else the tree's), and the guild
         it is registered in (None: global)."""
-        tree = self.bot.tree
         root = path[0]
+        if self.tree is None:
+            for scope in (guild_id, None) if guild_id is not None else (None,):
+                synced = next((c for c in self.fake.commands.get(scope, []) if c["name"] == root), None)
+                if synced is not None:
+                    return synced, scope
+            raise HarnessError(f"/{root} was not synced to the fake")
+        tree = self.tree
         cmd: Any = None
-        scope: int | None = None
+        scope = None
         if guild_id is not None:
             cmd = tree.get_command(root, guild=discord.Object(guild_id))
             scope = guild_id if cmd is not None else None
@@ -707,7 +716,7 @@ class Harness:
         definition = synced if synced is not None else cmd.to_dict(tree)
         return definition, scope
 
-    def command_payload(
+    def command(
         self,
         command: str,
         options: Mapping[str, Any] | None = None,
@@ -740,7 +749,7 @@ class Harness:
         if scope is not None:
             data["guild_id"] = str(scope)
         itype = AUTOCOMPLETE if focused is not None else APPLICATION_COMMAND
-        return self._base_payload(itype, data, user=user, guild=g, channel=channel, dm=dm, locale=locale)
+        return self.base(itype, data, user=user, guild=g, channel=channel, dm=dm, locale=locale)
 
     def _build_options(
         self,
@@ -854,6 +863,94 @@ class Harness:
             if choices and value not in [c["value"] for c in choices]:
                 raise HarnessError(f"{where}: {value!r} is not one of {[c['value'] for c in choices]}")
         return value
+
+    def component(
+        self,
+        message: Message,
+        custom_id: str,
+        *,
+        user: FakeUser,
+        values: Sequence[str] | None = None,
+        origin: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A MESSAGE_COMPONENT payload: ``user`` uses ``custom_id`` on ``message``. ``origin`` is the
+        payload of the interaction that produced the message (its guild, DM-ness and locale carry over)."""
+        component = message.component(custom_id)
+        if component is None:
+            raise HarnessError(f"no component {custom_id!r} on the message; present: {message.custom_ids}")
+        if component.get("disabled"):
+            raise HarnessError(f"component {custom_id!r} is disabled; Discord's client cannot use it")
+        if component.get("type") == 2 and component.get("style") == 5:
+            raise HarnessError(f"{custom_id!r} is a link button; it sends no interaction")
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": int(component["type"])}
+        if component["type"] in (3, 5, 6, 7, 8):
+            chosen = list(values or [])
+            lo, hi = component.get("min_values", 1), component.get("max_values", 1)
+            if not lo <= len(chosen) <= hi:
+                raise HarnessError(f"select {custom_id!r} takes {lo}-{hi} values, got {len(chosen)}")
+            if component["type"] == 3:
+                allowed = {o["value"] for o in component.get("options", [])}
+                if not set(chosen) <= allowed:
+                    raise HarnessError(f"select {custom_id!r}: {chosen} not among {sorted(allowed)}")
+            data["values"] = chosen
+        elif values:
+            raise HarnessError("values only apply to selects")
+        guild_id = message.data.get("guild_id") or (origin.get("guild_id") if origin else None)
+        payload = self.base(
+            MESSAGE_COMPONENT,
+            data,
+            user=user,
+            guild=int(guild_id) if guild_id else None,
+            channel=int(message.data["channel_id"]),
+            dm=not guild_id,
+            locale=origin.get("locale") if origin else None,
+        )
+        payload["message"] = _copy_json(message.data)
+        return payload
+
+    def modal_submit(
+        self,
+        modal: Mapping[str, Any],
+        values: Mapping[str, str],
+        *,
+        user: FakeUser,
+        origin: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """A MODAL_SUBMIT payload for ``modal`` (the type 9 callback's data) shown in reply to ``origin``;
+        ``values`` maps text input custom_id → text, checked like Discord's client checks them."""
+        known = {c["custom_id"] for c in walk_components(modal["components"]) if c.get("type") == 4}
+        unknown = set(values) - known
+        if unknown:
+            raise HarnessError(f"modal has no text input(s) {sorted(unknown)}")
+
+        def submitted(comp: dict[str, Any]) -> dict[str, Any]:
+            if comp.get("type") == 1:
+                return {"type": 1, "components": [submitted(c) for c in comp.get("components", [])]}
+            if comp.get("type") == 18:
+                return {"type": 18, "id": comp.get("id", 0), "component": submitted(comp["component"])}
+            if comp.get("type") == 4:
+                value = values.get(comp["custom_id"], comp.get("value") or "")
+                if comp.get("required", True) and not value:
+                    raise HarnessError(f"text input {comp['custom_id']!r} is required")
+                lo, hi = comp.get("min_length"), comp.get("max_length")
+                if value and ((lo is not None and len(value) < lo) or (hi is not None and len(value) > hi)):
+                    raise HarnessError(f"text input {comp['custom_id']!r} takes {lo}-{hi} characters")
+                return {"type": 4, "id": comp.get("id", 0), "custom_id": comp["custom_id"], "value": value}
+            return {"type": comp.get("type"), "id": comp.get("id", 0)}
+
+        data = {"custom_id": modal["custom_id"], "components": [submitted(c) for c in modal["components"]]}
+        payload = self.base(
+            MODAL_SUBMIT,
+            data,
+            user=user,
+            guild=int(origin["guild_id"]) if origin.get("guild_id") else None,
+            channel=int(origin["channel"]["id"]),
+            dm=not origin.get("guild_id"),
+            locale=origin.get("locale"),
+        )
+        if "message" in origin:  # modal opened from a component: Discord includes that message
+            payload["message"] = origin["message"]
+        return payload
 
 
 def _stable_id(name: str, scope: int | None) -> int:

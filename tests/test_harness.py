@@ -18,7 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from tests.fakes.discord import EPHEMERAL, FakeDiscord
-from tests.harness import ADMIN, MEMBER, OTHER_MEMBER, Harness, HarnessError
+from tests.harness import ADMIN, MEMBER, OTHER_MEMBER, Harness, HarnessError, Payloads
 
 SLUGS = ["abc", "abd", "about", "zeta"]
 
@@ -28,6 +28,7 @@ class Pager(discord.ui.View):
         super().__init__(timeout=60)
         self.owner_id = owner_id
         self.page = 1
+        self.message: discord.InteractionMessage | None = None
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:
@@ -39,6 +40,13 @@ class Pager(discord.ui.View):
     async def next_page(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
         self.page += 1
         await interaction.response.edit_message(content=f"page {self.page}", view=self)
+
+    async def on_timeout(self) -> None:
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+        if self.message is not None:
+            await self.message.edit(content=f"page {self.page} (expired)", view=self)
 
     @discord.ui.button(label="Off", custom_id="off", disabled=True)
     async def off(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
@@ -126,7 +134,10 @@ class Demo(commands.Cog):
 
     @app_commands.command(name="pages", description="Paginated")
     async def pages(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message("page 1", view=Pager(interaction.user.id), ephemeral=True)
+        view = Pager(interaction.user.id)
+        sent = await interaction.response.send_message("page 1", view=view, ephemeral=True)
+        assert isinstance(sent.resource, discord.InteractionMessage)
+        view.message = sent.resource
 
     @app_commands.command(name="token", description="Opens a modal")
     async def token(self, interaction: discord.Interaction) -> None:
@@ -352,6 +363,45 @@ async def test_close_releases_a_command_still_waiting(h: Harness) -> None:
     await h.close()
     assert h.bot.seen["delete"] is None  # type: ignore[attr-defined]
     assert h.bot.is_closed()
+
+
+async def test_expired_views_disable_their_buttons(h: Harness) -> None:
+    pages = await h.run("pages", user=MEMBER)
+    asked = await h.run("link delete", {"slug": "abc"})
+    assert asked.waiting_for_input
+    assert await h.expire_views() == []
+    message = pages.final_message
+    assert message is not None
+    assert message.content == "page 1 (expired)"
+    assert all(b.get("disabled") for b in message.buttons())
+    with pytest.raises(HarnessError, match="disabled"):
+        await h.click(pages, "next", user=MEMBER)
+    assert h.bot.seen["delete"] is None  # type: ignore[attr-defined]  # the confirmation lapsed
+    assert asked.final_message is not None
+    assert asked.final_message.content == "Delete abc?"
+
+
+async def test_payloads_without_a_tree_use_the_synced_definitions(
+    fake_discord: FakeDiscord, harness_factory: Any
+) -> None:
+    guild_id = fake_discord.guild_ids[0]
+    h = await harness_factory(DemoBot(sync_guild=guild_id))
+    payload = Payloads(fake_discord).command("link create", {"slug": "abc", "count": 2}, user=ADMIN)
+    assert payload["data"]["guild_id"] == str(guild_id)
+    assert payload["data"]["options"] == [
+        {
+            "type": 1,
+            "name": "create",
+            "options": [
+                {"type": 3, "name": "slug", "value": "abc"},
+                {"type": 4, "name": "count", "value": 2},
+            ],
+        }
+    ]
+    result = await h.dispatch(payload)
+    assert result.text() == "created abc x2"
+    with pytest.raises(HarnessError, match="not synced"):
+        Payloads(FakeDiscord()).command("link create", {"slug": "abc"})
 
 
 async def test_modal_is_shown_and_submitted(h: Harness) -> None:
