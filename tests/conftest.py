@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.dscgg",
     "tests.fixtures.storage",
     "tests.fixtures.discord",
+    "tests.fixtures.bot",
 ]
