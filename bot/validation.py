@@ -22,6 +22,7 @@ __all__ = [
     "REDIRECT_MAX",
     "SLUG_MAX",
     "TITLE_MAX",
+    "check_password_options",
     "describe_redirect_kind",
     "normalize_slug",
     "parse_color",
@@ -274,6 +275,14 @@ def validate_password(raw: str) -> str:
     if len(raw) > PASSWORD_MAX:
         raise InvalidInput("password", f"it is longer than {PASSWORD_MAX} characters.")
     return raw
+
+
+def check_password_options(password: str | None, remove_password: bool | None) -> None:
+    """``password`` and ``remove_password`` contradict each other."""
+    if password is not None and remove_password:
+        raise InvalidInput(
+            "remove_password", "it can't be used together with `password`; give one or the other"
+        )
 
 
 def validate_image(raw: str) -> str:

@@ -50,7 +50,6 @@ def _type(choice: Choice[str] | None) -> LinkType | None:
     return LinkType(choice.value) if choice is not None else None
 
 
-@app_commands.guild_only()
 class DiscoveryCog(commands.Cog):
     #: Seconds the page buttons stay usable.
     page_timeout: float = 180.0
@@ -86,6 +85,7 @@ class DiscoveryCog(commands.Cog):
         await paginator.start(interaction)
 
     @app_commands.command(name="top", description="Show dsc.gg's top links")
+    @app_commands.guild_only()
     @app_commands.describe(
         type="Only links of this kind",
         public="Show the results to everyone in the channel (default: only you)",
@@ -103,6 +103,7 @@ class DiscoveryCog(commands.Cog):
         await self._paginate(interaction, title, links, empty="dsc.gg has no top links to show right now.")
 
     @app_commands.command(name="search", description="Search dsc.gg links")
+    @app_commands.guild_only()
     @app_commands.describe(
         query="What to look for",
         type="Only links of this kind",

@@ -26,6 +26,7 @@ from bot.validation import (
     PASSWORD_MAX,
     REDIRECT_MAX,
     TITLE_MAX,
+    check_password_options,
     normalize_slug,
     parse_color,
     validate_description,
@@ -124,7 +125,7 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
     # ---------------------------------------------------------------- /link create
 
     @app_commands.command(name="create", description="Create a dsc.gg link for this server")
-    @app_commands.describe(**_DESCRIBE)
+    @app_commands.describe(**{k: v for k, v in _DESCRIBE.items() if k != "remove_password"})
     @app_commands.choices(type=TYPE_CHOICES)
     async def create(
         self,
@@ -202,6 +203,7 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
                 allowed_mentions=NONE,
             )
             return
+        check_password_options(password, remove_password)
         link_type = _type(type)
         target = validate_redirect(redirect, link_type)[0] if redirect is not None else None
 

@@ -19,7 +19,7 @@ from bot.dscgg.client import UNSET, UnsetType
 from bot.dscgg.models import Link, LinkType
 from bot.embeds import PAGE_SIZE
 from bot.errors import InvalidInput, audit_reason, describe
-from bot.validation import validate_redirect
+from bot.validation import check_password_options, validate_redirect
 
 if TYPE_CHECKING:
     from bot.db.links import LinkRecord, LinkRecordStore
@@ -209,10 +209,7 @@ class LinkService:
         The link is read first, to check a new ``type`` against the current redirect and to audit
         before → after. A new redirect of another kind than the link's type also sends that type.
         """
-        if password is not None and remove_password:
-            raise InvalidInput(
-                "remove_password", "it can't be used together with `password`; give one or the other"
-            )
+        check_password_options(password, remove_password)
         if (
             all(
                 value is None
