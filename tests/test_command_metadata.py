@@ -12,7 +12,7 @@ from typing import Any
 import discord
 import pytest
 
-from tests.fixtures.bot import WiredBot, wired_bot  # noqa: F401
+from tests.fixtures.bot import WiredBot
 
 # Discord's rule for CHAT_INPUT names, restricted to what this bot uses (lowercase ASCII is enough).
 NAME_RE = re.compile(r"^[-_'a-z0-9]{1,32}$")
@@ -22,7 +22,7 @@ GUILD_ONLY_CONTEXTS = [0]
 
 
 @pytest.fixture
-def synced(wired_bot: WiredBot) -> dict[str, dict[str, Any]]:  # noqa: F811
+def synced(wired_bot: WiredBot) -> dict[str, dict[str, Any]]:
     commands = wired_bot.discord.commands.get(None) or []
     assert commands, "the bot synced no global commands"
     return {c["name"]: c for c in commands}
@@ -143,7 +143,7 @@ def test_option_shapes(synced: dict[str, dict[str, Any]]) -> None:
     assert not any(o.get("required") for o in top.values())
 
 
-def test_the_tree_agrees_with_what_was_synced(wired_bot: WiredBot, synced: dict[str, dict[str, Any]]) -> None:  # noqa: F811
+def test_the_tree_agrees_with_what_was_synced(wired_bot: WiredBot, synced: dict[str, dict[str, Any]]) -> None:
     tree = wired_bot.bot.tree
     local = {c.name: c.to_dict(tree) for c in tree.get_commands()}
     assert set(local) == set(synced)

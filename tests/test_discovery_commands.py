@@ -7,20 +7,20 @@ from typing import Any
 import pytest
 
 from cogs.discovery import DiscoveryCog
-from tests.fixtures.bot import ADMIN_TOKEN, WiredBot, wired_bot  # noqa: F401
+from tests.fixtures.bot import ADMIN_TOKEN, WiredBot
 from tests.harness import ADMIN, MEMBER, OTHER_MEMBER, HarnessError, Message, Result
 
 OWNER_ID = 5_555_555_555
 
 
 @pytest.fixture
-def w(wired_bot: WiredBot) -> WiredBot:  # noqa: F811
+def w(wired_bot: WiredBot) -> WiredBot:
     """No token registered: /top must work without one."""
     return wired_bot
 
 
 @pytest.fixture
-async def with_token(wired_bot: WiredBot) -> WiredBot:  # noqa: F811
+async def with_token(wired_bot: WiredBot) -> WiredBot:
     await wired_bot.bot.token_store.set(wired_bot.guild_id, ADMIN_TOKEN, set_by=ADMIN.id)
     return wired_bot
 

@@ -9,7 +9,7 @@ import pytest
 
 from bot.audit import AuditEvent, EventKind
 from cogs.links import LinksCog
-from tests.fixtures.bot import ADMIN_TOKEN, WiredBot, make_wired_bot, wired_bot  # noqa: F401
+from tests.fixtures.bot import ADMIN_TOKEN, WiredBot
 from tests.harness import ADMIN, ADMINISTRATOR_USER, MEMBER, OTHER_MEMBER, HarnessError, Message, Result
 
 STRANGER_ID = 4_242_424_242  # a dsc.gg account other than the one whose token the server uses
@@ -19,7 +19,7 @@ STRANGER_ID = 4_242_424_242  # a dsc.gg account other than the one whose token t
 
 
 @pytest.fixture
-async def w(wired_bot: WiredBot) -> WiredBot:  # noqa: F811
+async def w(wired_bot: WiredBot) -> WiredBot:
     """The wired bot with the server's token registered (straight into the store: no dsc.gg call)."""
     await wired_bot.bot.token_store.set(wired_bot.guild_id, ADMIN_TOKEN, set_by=ADMIN.id)
     wired_bot.dscgg.reset()
@@ -202,7 +202,7 @@ async def test_create_refuses_bad_options_before_anything_is_sent(
     assert await records(w) == []
 
 
-async def test_create_without_a_token_points_to_token_set(wired_bot: WiredBot) -> None:  # noqa: F811
+async def test_create_without_a_token_points_to_token_set(wired_bot: WiredBot) -> None:
     result = await wired_bot.run("link create", {"slug": "x", "redirect": "discord.gg/abc"})
     assert_refused_at_once(result, wired_bot, "/dscgg token set")
 
@@ -522,7 +522,18 @@ async def test_delete_expires_without_an_answer(w: WiredBot) -> None:
     assert calls(w) == []
 
 
-async def test_delete_without_a_token_does_not_ask(wired_bot: WiredBot) -> None:  # noqa: F811
+async def test_delete_expires_on_the_default_timeout(w: WiredBot) -> None:
+    w.dscgg.add_link("stay", owner_id=ADMIN.id)
+    result = await ask(w, "link delete", {"slug": "stay"})
+    assert await w.harness.expire_views() == []
+    final = result.final_message
+    assert final is not None
+    assert final.content == "Deletion cancelled: no answer in time. **dsc.gg/stay** was not deleted."
+    assert all(b.get("disabled") for b in final.buttons())
+    assert "stay" in w.dscgg.links
+
+
+async def test_delete_without_a_token_does_not_ask(wired_bot: WiredBot) -> None:
     result = await wired_bot.run("link delete", {"slug": "x"})
     assert "/dscgg token set" in result.text()
     message = result.final_message
