@@ -326,6 +326,17 @@ async def test_create_whose_colour_cannot_be_applied_still_reports_the_link(
     assert "color" not in [c.field for c in event.changes]
 
 
+async def test_create_is_reported_even_when_the_link_cannot_be_read_back(w: WiredBot) -> None:
+    w.dscgg.fail_always("server_error", endpoint="get_link")
+    result = await w.run("link create", {"slug": "made", "redirect": "discord.gg/abc", "title": "T"})
+    message = result.final_message
+    assert message is not None
+    assert message.content == "Created **dsc.gg/made**."
+    assert "https://discord.gg/abc" in message.text()
+    assert "made" in w.dscgg.links
+    assert await records(w) == ["made"]
+
+
 async def test_concurrent_creates_of_one_slug(w: WiredBot) -> None:
     first, second = await asyncio.gather(
         w.run("link create", {"slug": "race", "redirect": "discord.gg/abc"}),
@@ -641,6 +652,35 @@ async def test_list_buttons_belong_to_the_invoker_and_expire(w: WiredBot) -> Non
     await w.discord.wait_for(lambda: all(b.get("disabled") for b in message.buttons()))
     with pytest.raises(HarnessError, match="disabled"):
         await w.harness.click(result, button(message, "Next ›"))
+
+
+async def test_a_failure_behind_a_button_is_answered_by_the_trees_renderer(
+    w: WiredBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(12):
+        await w.bot.link_records.record(w.guild_id, f"l{i}", ADMIN.id)
+    result = await w.run("link list")
+
+    async def broken(*args: object) -> object:
+        raise RuntimeError("disk I/O error")
+
+    monkeypatch.setattr(w.bot.links, "list_records", broken)
+    press = await w.harness.click(result, button(result.final_message, "Next ›"))
+    assert press.initial is not None
+    assert press.initial.type == 4
+    assert press.initial.ephemeral
+    content = press.initial.content or ""
+    assert "Something went wrong on my side" in content
+    assert "error id" in content
+    assert "RuntimeError" not in content
+    assert "disk I/O" not in content
+    assert footer_of(result) == "Page 1/2 · 12 links"
+
+
+def footer_of(result: Result) -> str:
+    message = result.final_message
+    assert message is not None
+    return str(message.embeds[0]["footer"]["text"])
 
 
 async def test_empty_list(w: WiredBot) -> None:
