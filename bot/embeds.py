@@ -29,6 +29,7 @@ __all__ = [
     "link_page_embed",
     "page_count",
     "record_page_embed",
+    "short_label",
     "truncate",
 ]
 
@@ -87,6 +88,11 @@ def _short_url(link: Link) -> str:
 
 def _short_label(link: Link) -> str:
     return f"{_domain(link)}/{link.slug}"
+
+
+def short_label(link: Link) -> str:
+    """``dsc.gg/slug`` (the link's own domain when it is a sane host name), escaped for markdown."""
+    return _inline(_short_label(link))
 
 
 def _safe_url(url: str | None) -> str | None:

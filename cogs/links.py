@@ -18,7 +18,7 @@ from discord.ext import commands
 
 from bot import checks
 from bot.dscgg.models import LinkType
-from bot.embeds import link_info_embed, record_page_embed
+from bot.embeds import link_info_embed, record_page_embed, short_label
 from bot.tree import defer
 from bot.validation import (
     DESCRIPTION_MAX,
@@ -163,7 +163,7 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
             unlisted=unlisted,
             password=password_v,
         )
-        content = f"Created **{result.link.short_url.removeprefix('https://')}**."
+        content = f"Created **{short_label(result.link)}**."
         if password_v is not None:
             content += " Visitors will be asked for the password."
         if result.colour_problem:
