@@ -196,7 +196,12 @@ def _plain(text: str, *, limit: int = 300) -> str:
 
 
 def _slug(interaction: discord.Interaction[Any] | None) -> str | None:
-    """The ``slug`` option of the command being answered, if there is one, for friendlier replies."""
+    """The ``slug`` option of the command being answered, as dsc.gg knows it, for friendlier replies.
+
+    Admins may paste ``https://dsc.gg/name``; the reply should still say ``dsc.gg/name``.
+    """
+    from bot.validation import normalize_slug  # validation raises InvalidInput from this module
+
     if interaction is None:
         return None
     try:
@@ -205,8 +210,10 @@ def _slug(interaction: discord.Interaction[Any] | None) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         return None
-    value = value.strip().replace("`", "")[:120]
-    return f"`{value}`"
+    try:
+        return normalize_slug(value)
+    except InvalidInput:
+        return value.strip().replace("`", "")[:120]
 
 
 def _rate_limited(error: api.RateLimited) -> str:
@@ -222,8 +229,8 @@ def _rate_limited(error: api.RateLimited) -> str:
 
 def _api_error(error: api.APIError, interaction: discord.Interaction[Any] | None) -> str:
     slug = _slug(interaction)
-    link = f"dsc.gg/{slug}" if slug else "that link"
-    subject = f"dsc.gg/{slug}" if slug else "That link"  # at the start of a sentence
+    link = f"`dsc.gg/{slug}`" if slug else "that link"
+    subject = link if slug else "That link"  # at the start of a sentence
     match error:
         case api.InvalidKey():
             return (

@@ -95,11 +95,19 @@ def test_each_dscgg_code_has_its_sentence(error: api.APIError, expected: list[st
 
 def test_sentences_name_the_slug_when_the_command_has_one() -> None:
     taken = errors.describe(api.LinkTaken(status=400), interaction_with(slug="my-server"))
-    assert taken.startswith("dsc.gg/`my-server` is already taken")
+    assert taken.startswith("`dsc.gg/my-server` is already taken")
     missing = errors.describe(api.NotFound(status=404), interaction_with(slug="nope"))
-    assert "dsc.gg has no link dsc.gg/`nope`" in missing
+    assert "dsc.gg has no link `dsc.gg/nope`" in missing
     mismatch = errors.describe(api.OwnerMismatch(status=403), interaction_with(slug="theirs"))
-    assert mismatch.startswith("dsc.gg/`theirs` is owned by a different dsc.gg account")
+    assert mismatch.startswith("`dsc.gg/theirs` is owned by a different dsc.gg account")
+
+
+def test_a_pasted_link_is_named_by_its_slug() -> None:
+    mismatch = errors.describe(
+        api.OwnerMismatch(status=403), interaction_with(slug="<https://dsc.gg/theirs/>")
+    )
+    assert mismatch.startswith("`dsc.gg/theirs` is owned by a different dsc.gg account")
+    assert "https://" not in mismatch
 
 
 def test_bad_request_message_is_escaped_and_bounded() -> None:

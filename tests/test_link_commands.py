@@ -607,8 +607,7 @@ async def test_info_shows_the_link_with_stats(w: WiredBot) -> None:
 async def test_info_of_a_missing_link(w: WiredBot) -> None:
     result = await w.run("link info", {"slug": "ghost"})
     text = result.text()
-    assert "has no link" in text
-    assert "`ghost`" in text
+    assert "has no link `dsc.gg/ghost`" in text
     assert "Check the spelling" in text
 
 
