@@ -25,7 +25,7 @@ from bot.tree import defer
 from tests.fixtures.bot import WiredBot, wired
 from tests.harness import MEMBER, Message, Result
 
-TAKEN = "dsc.gg/`thing` is already taken. Pick another slug and try again."
+TAKEN = "`dsc.gg/thing` is already taken. Pick another slug and try again."
 
 
 class Sync:
