@@ -1,14 +1,15 @@
 """Audit log of link and token changes: what changed, who did it, in the server's log channel.
 
 Services call ``AuditLog.record`` after a change or a refused change. Recording never raises and never
-delays the reply to the admin: it only puts the event on a bounded queue. One background worker
-drains the queue; for each event it
+delays the reply to the admin. An event recorded while an interaction is being handled is handed to
+the queue only once that interaction's task has finished (``bot.tree.after_interaction``): by then its
+reply, or the tree's error reply, has been sent, so the log post cannot overtake it however long the
+command takes. Events recorded outside an interaction are queued at once. The queue is bounded;
+one background worker drains it and, for each event,
 
 1. stores it (``AuditEventStore``, the last N per server) so ``/dscgg status`` can show it even
    without a log channel,
-2. waits until the event is ``post_delay`` seconds old, so the admin's own reply (sent right after
-   the service returns) reaches Discord first,
-3. posts one embed to the server's log channel, if one is set, with ``AllowedMentions.none()``.
+2. posts one embed to the server's log channel, if one is set, with ``AllowedMentions.none()``.
 
 When posting fails because the channel is gone (404) or the bot may no longer post there (403), the
 failure is logged once and stored with ``GuildSettingsStore.set_log_channel_problem`` so
@@ -38,6 +39,7 @@ from bot.audit_embeds import (
     summary_line,
 )
 from bot.errors import InvalidInput, LogChannelUnusable
+from bot.tree import after_interaction
 
 if TYPE_CHECKING:
     from bot.db import AuditEventStore, GuildSettingsStore, StoredAuditEvent
@@ -159,7 +161,6 @@ class LogStatus:
 @dataclass(slots=True)
 class _Job:
     event: AuditEvent
-    queued_at: float
     #: Also post there (the previous channel, when the log channel is changed or turned off).
     also_to: int | None = None
 
@@ -174,9 +175,10 @@ class _Failure:
 class AuditLog:
     """Audit events → database + one embed per event in the server's log channel.
 
-    ``record`` is synchronous and never raises. Call ``start()`` once the event loop runs (the bot's
-    ``setup_hook``) and ``await close()`` at shutdown; ``close`` drains what is queued for at most
-    ``close_timeout`` seconds.
+    ``record`` is synchronous and never raises; inside an interaction the event waits for that
+    interaction to finish before it is queued (see the module docstring). Call ``start()`` once the
+    event loop runs (the bot's ``setup_hook``) and ``await close()`` at shutdown; ``close`` drains
+    what is queued for at most ``close_timeout`` seconds.
     """
 
     def __init__(
@@ -186,7 +188,6 @@ class AuditLog:
         guild_settings: GuildSettingsStore,
         *,
         queue_size: int = 1000,
-        post_delay: float = 1.0,
         retry_interval: float = 300.0,
         close_timeout: float = 5.0,
         recent: int = 5,
@@ -197,18 +198,18 @@ class AuditLog:
         self._events = events
         self._settings = guild_settings
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=queue_size)
-        self.post_delay = post_delay
         self.retry_interval = retry_interval
         self.close_timeout = close_timeout
         self.recent = recent
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
-        self._closed = asyncio.Event()
         self._failures: dict[int, _Failure] = {}
         #: Events dropped because the queue was full or the log was closed (since start).
         self.dropped = 0
         self._dropped_unreported = 0
         self.posted = 0
+        #: Events recorded by interactions that are still running (queued when each one finishes).
+        self.held = 0
 
     # ------------------------------------------------------------------ intake
 
@@ -222,11 +223,37 @@ class AuditLog:
         return self._worker is not None and not self._worker.done()
 
     def record(self, event: AuditEvent) -> None:
-        """Queue ``event`` for the database and the log channel. Never raises, never waits."""
+        """Queue ``event`` for the database and the log channel. Never raises, never waits.
+
+        Inside an interaction the event is queued when the interaction's task finishes (after its
+        reply); elsewhere at once.
+        """
         try:
-            self._enqueue(_Job(sanitize(event), self._now()))
+            self._submit(_Job(sanitize(event)))
         except Exception:  # recording must never break the command that triggered it
             log.exception("Could not queue an audit event of kind %s", getattr(event, "kind", "?"))
+
+    def _submit(self, job: _Job) -> None:
+        """Queue ``job`` once the current interaction (if any) is done. Never raises."""
+        self.held += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self.held -= 1
+            try:
+                self._enqueue(job)
+            except Exception:  # runs from the event loop: nothing above would catch it
+                log.exception("Could not queue an audit event of kind %s", job.event.kind.value)
+
+        try:
+            after_interaction(release)
+        except Exception:
+            log.exception("Could not defer an audit event of kind %s; queueing it now", job.event.kind.value)
+            release()
 
     def _enqueue(self, job: _Job) -> None:
         if self._closing:
@@ -261,13 +288,13 @@ class AuditLog:
         if self.running:
             return
         self._closing = False
-        self._closed.clear()
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="audit-log-worker")
 
     async def close(self) -> None:
         """Stop taking events, post what is queued for at most ``close_timeout`` seconds, stop the worker."""
         self._closing = True
-        self._closed.set()
+        if self.held:
+            log.warning("Audit log closing while %d events wait for their commands to finish", self.held)
         if self.running:
             try:
                 async with asyncio.timeout(self.close_timeout):
@@ -329,11 +356,6 @@ class AuditLog:
             channel_id = None  # the problem is recorded and shown in /dscgg status
         if channel_id is None and job.also_to is None:
             return
-        wait = job.queued_at + self.post_delay - self._now()
-        if wait > 0 and not self._closing:
-            # Shutting down cuts the wait short: the replies have gone out by then.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closed.wait(), wait)
         embed = build_embed(event)
         if job.also_to is not None and job.also_to != channel_id:
             await self._post_quietly(event.guild_id, job.also_to, embed)
@@ -456,10 +478,8 @@ class AuditLog:
                 actor_id=actor_id,
                 changes=(FieldChange("channel", _text(old_id), _text(new_id)),),
             )
-            try:
-                self._enqueue(_Job(event, self._now(), also_to=old_id))
-            except Exception:
-                log.exception("Could not queue the log-channel change of guild %s", guild.id)
+            # Posted after the reply to /dscgg logs, like every other event.
+            self._submit(_Job(event, also_to=old_id))
         return await self.status(guild.id)
 
     async def status(self, guild_id: int) -> LogStatus:

@@ -273,7 +273,7 @@ def guild(client: discord.Client, fake: FakeDiscord) -> discord.Guild:
 async def audit(
     client: discord.Client, audit_store: AuditEventStore, guild_settings: GuildSettingsStore
 ) -> AsyncIterator[AuditLog]:
-    log = AuditLog(client, audit_store, guild_settings, post_delay=0.0, retry_interval=300.0)
+    log = AuditLog(client, audit_store, guild_settings, retry_interval=300.0)
     log.start()
     yield log
     await log.close()
@@ -316,7 +316,7 @@ async def test_events_are_stored_last_n_per_server_without_a_log_channel(
     db: Database, guild_settings: GuildSettingsStore
 ) -> None:
     store = AuditEventStore(db, keep=3)
-    log = AuditLog(discord.Client(intents=discord.Intents.none()), store, guild_settings, post_delay=0.0)
+    log = AuditLog(discord.Client(intents=discord.Intents.none()), store, guild_settings)
     log.start()
     try:
         for i in range(5):
@@ -361,7 +361,6 @@ async def test_a_flood_is_bounded_and_drops_are_counted_and_warned_once(
     assert len(asyncio.all_tasks()) == tasks_before  # recording spawns nothing
     assert len([r for r in caplog.records if "Dropping audit events" in r.getMessage()]) == 1
 
-    log.post_delay = 0.0
     log.start()
     await asyncio.wait_for(log.flush(), 5)
     await log.close()
@@ -397,9 +396,7 @@ async def test_a_broken_store_does_not_stop_the_worker(
         await real_add(*args, **kwargs)
 
     monkeypatch.setattr(audit_store, "add", flaky_add)
-    log = AuditLog(
-        discord.Client(intents=discord.Intents.none()), audit_store, guild_settings, post_delay=0.0
-    )
+    log = AuditLog(discord.Client(intents=discord.Intents.none()), audit_store, guild_settings)
     log.start()
     log.record(event(EventKind.LINK_CREATED, slug="first"))
     log.record(event(EventKind.LINK_CREATED, slug="second"))
@@ -626,29 +623,6 @@ async def test_choosing_a_channel_again_clears_the_problem(
     assert (await guild_settings.get(guild.id)).log_channel_problem is None
 
 
-async def test_the_log_post_waits_so_the_admins_reply_goes_first(
-    client: discord.Client,
-    audit_store: AuditEventStore,
-    guild_settings: GuildSettingsStore,
-    guild: discord.Guild,
-    fake: FakeDiscord,
-) -> None:
-    log = AuditLog(client, audit_store, guild_settings, post_delay=0.3)
-    log.start()
-    try:
-        await guild_settings.set_log_channel(guild.id, fake.guild().log_channel_id)
-        # What a command does: the service records after the change, then the cog replies.
-        log.record(event(EventKind.LINK_CREATED))
-        await client.get_partial_messageable(fake.guild().general_channel_id).send("the admin's reply")
-        await asyncio.wait_for(log.flush(), 5)
-    finally:
-        await log.close()
-    reply, post = fake.channel_posts
-    assert reply.channel_id == fake.guild().general_channel_id
-    assert post.channel_id == fake.guild().log_channel_id
-    assert reply.t_monotonic < post.t_monotonic
-
-
 async def test_close_drains_within_its_bound(
     client: discord.Client,
     audit_store: AuditEventStore,
@@ -657,15 +631,15 @@ async def test_close_drains_within_its_bound(
     fake: FakeDiscord,
 ) -> None:
     await guild_settings.set_log_channel(guild.id, fake.guild().log_channel_id)
-    log = AuditLog(client, audit_store, guild_settings, post_delay=5.0, close_timeout=2.0)
+    log = AuditLog(client, audit_store, guild_settings, close_timeout=2.0)
     log.start()
     for i in range(3):
         log.record(event(EventKind.LINK_CREATED, slug=f"late-{i}"))
-    await log.close()  # does not wait out the post delay: shutting down posts at once
+    await log.close()
     assert [p.status for p in fake.channel_posts] == [200, 200, 200]
 
     fake.set_latency("channel_message", 1.5)
-    log = AuditLog(client, audit_store, guild_settings, post_delay=0.0, close_timeout=0.2)
+    log = AuditLog(client, audit_store, guild_settings, close_timeout=0.2)
     log.start()
     for i in range(3):
         log.record(event(EventKind.LINK_CREATED, slug=f"stuck-{i}"))
@@ -682,32 +656,27 @@ async def test_close_drains_within_its_bound(
 
 
 async def test_through_the_command_tree_the_admins_reply_arrives_before_the_log_post(
-    tmp_path: Path, settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, settings_factory: Callable[..., Settings]
 ) -> None:
     async with wired(tmp_path, settings_factory, extensions=("cogs.admin",)) as w:
         log_channel = w.discord.guild(w.guild_id).log_channel_id
         await w.bot.guild_settings.set_log_channel(w.guild_id, log_channel)
         await w.bot.token_store.set(w.guild_id, ADMIN_TOKEN, set_by=HARNESS_ADMIN.id)
-        # The event is recorded inside the service; give the cog's reply a slow moment after that
-        # (a busy event loop, a slow disk), which a log post sent at once would overtake.
-        real_clear = w.bot.tokens.clear
-
-        async def clear_then_dawdle(*args: Any, **kwargs: Any) -> Any:
-            info = await real_clear(*args, **kwargs)
-            await asyncio.sleep(0.3)
-            return info
-
-        monkeypatch.setattr(w.bot.tokens, "clear", clear_then_dawdle)
+        # The event is recorded inside the service, before the cog replies; Discord then takes 1.5 s
+        # to accept the reply. A post queued when the event is recorded would overtake it.
+        w.discord.set_latency("edit_original", 1.5)
 
         result = await w.run("dscgg token clear")
-        posts = await w.discord.wait_for(lambda: posts_to(w.discord, log_channel), timeout=5)
+        posts = await w.discord.wait_for(lambda: w.discord.requests_to("channel_message"), timeout=5)
 
         reply = result.final_message
         assert reply is not None
         assert "Forgot this server's dsc.gg token" in reply.content
-        last_reply_request = max(r.t_monotonic for r in result.requests)
+        (edit,) = [r for r in result.requests if r.route == "edit_original"]
         (post,) = posts
-        assert last_reply_request < post.t_monotonic
+        assert int(post.params["channel"]) == log_channel
+        assert edit.t_done_perf - edit.t_perf >= 1.5
+        assert edit.t_done_perf < post.t_perf  # Discord had the reply before the post was even sent
         assert post.status == 200
         assert post.body["allowed_mentions"] == {"parse": []}
         (embed,) = post.body["embeds"]
@@ -715,3 +684,55 @@ async def test_through_the_command_tree_the_admins_reply_arrives_before_the_log_
         assert f"<@{HARNESS_ADMIN.id}> removed this server's dsc.gg token." in embed["description"]
         assert ADMIN_TOKEN not in json.dumps(post.body)
         assert ADMIN_TOKEN[-4:] not in json.dumps(post.body)
+
+
+async def test_an_error_reply_also_goes_out_before_the_log_post(
+    tmp_path: Path, settings_factory: Callable[..., Settings]
+) -> None:
+    async with wired(tmp_path, settings_factory, extensions=("cogs.admin",)) as w:
+        log_channel = w.discord.guild(w.guild_id).log_channel_id
+        await w.bot.guild_settings.set_log_channel(w.guild_id, log_channel)
+        w.discord.set_latency("edit_original", 1.5)  # the tree's error reply edits the thinking message
+
+        opened = await w.run("dscgg token set")
+        result = await w.harness.submit_modal(opened, {"token": "not-a-real-dscgg-key-123456"})
+        posts = await w.discord.wait_for(lambda: w.discord.requests_to("channel_message"), timeout=5)
+
+        reply = result.final_message
+        assert reply is not None
+        assert "rejected that token" in reply.content
+        (edit,) = [r for r in result.requests if r.route == "edit_original"]
+        (post,) = posts
+        assert edit.t_done_perf < post.t_perf
+        assert post.body["embeds"][0]["title"] == "dsc.gg token rejected"
+
+
+async def test_a_command_cancelled_at_shutdown_still_gets_its_event_posted(
+    tmp_path: Path, settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with wired(tmp_path, settings_factory, extensions=("cogs.admin",)) as w:
+        log_channel = w.discord.guild(w.guild_id).log_channel_id
+        await w.bot.guild_settings.set_log_channel(w.guild_id, log_channel)
+        await w.bot.token_store.set(w.guild_id, ADMIN_TOKEN, set_by=HARNESS_ADMIN.id)
+        recorded = asyncio.Event()
+        real_clear = w.bot.tokens.clear
+
+        async def clear_then_hang(*args: Any, **kwargs: Any) -> Any:
+            info = await real_clear(*args, **kwargs)  # records the event
+            recorded.set()
+            await asyncio.sleep(3600)
+            return info
+
+        monkeypatch.setattr(w.bot.tokens, "clear", clear_then_hang)
+        await w.run("dscgg token clear", until=lambda _: recorded.is_set())
+        await asyncio.sleep(0.1)
+        assert w.bot.audit.held == 1  # waits for the command, which never finishes by itself
+        assert w.discord.requests_to("channel_message") == []
+
+        await w.bot.shutdown(grace=0.2)  # cancels the command, then closes the audit log
+
+        (post,) = w.discord.requests_to("channel_message")
+        assert post.status == 200
+        assert post.body["embeds"][0]["title"] == "dsc.gg token removed"
+        assert w.bot.audit.held == 0
+        assert w.bot.audit.dropped == 0
