@@ -1,8 +1,12 @@
-"""``/dscgg``: the server's dsc.gg token and the bot's status for this server. Admins only.
+"""``/dscgg``: the server's dsc.gg token, audit log channel and status. Admins (Manage Server) only.
 
 - ``/dscgg token set``   opens a modal; the token is validated, stored encrypted, never echoed.
 - ``/dscgg token clear`` forgets it.
-- ``/dscgg status``      token (last 4 characters), who set it and when, whether dsc.gg accepts it.
+- ``/dscgg logs``        ``channel:`` sets the channel where link and token changes are posted (the
+  bot checks it can view, send and embed links there, and names what is missing); without a
+  channel it turns the audit log off. Both are announced in the affected channel.
+- ``/dscgg status``      token (last 4 characters), who set it and when, whether dsc.gg accepts it;
+  the log channel, any problem posting there, and the latest changes.
 
 Every reply is ephemeral and sent with ``AllowedMentions.none()``. Errors are raised, not answered
 here: the tree's renderer (bot/tree.py) turns them into one ephemeral sentence, modal errors included.
@@ -17,7 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import checks
-from bot.errors import relative_time
+from bot.errors import NotInGuild, relative_time
 from bot.services.tokens import TokenCheck, TokenStatus
 from bot.tree import defer
 
@@ -98,6 +102,26 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
             text = (
                 f"Forgot this server's dsc.gg token {_tail(info.last4)}. Link commands won't work until an "
                 f"admin runs {SET_TOKEN} again."
+            )
+        await interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(
+        name="logs", description="Post link and token changes in a channel (empty: turn off)"
+    )
+    @app_commands.describe(channel="Where to post the audit log; leave empty to turn it off")
+    async def logs(self, interaction: Interaction, channel: discord.TextChannel | None = None) -> None:
+        await defer(interaction, ephemeral=True)
+        checks.ensure_guild(interaction)
+        guild = interaction.guild
+        if guild is None:  # a guild this bot instance does not have cached
+            raise NotInGuild
+        await self.bot.audit.set_channel(guild, channel, actor_id=interaction.user.id)
+        if channel is None:
+            text = "The audit log is off. Turn it back on with `/dscgg logs channel:`."
+        else:
+            text = (
+                f"Link and token changes will be posted in {channel.mention}. "
+                "`/dscgg status` shows the log channel and the latest changes."
             )
         await interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
 

@@ -1,4 +1,5 @@
-"""/dscgg token set|clear and /dscgg status, through the harness: real tree, fake Discord and dsc.gg."""
+"""/dscgg token set|clear, /dscgg logs and /dscgg status, through the harness: real tree, fake Discord
+and dsc.gg."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bot.crypto import TokenCipher
 from bot.db import TokenStore
 from bot.errors import MissingManageGuild, NotInGuild
 from bot.settings import Settings
+from tests.fakes.discord import RecordedRequest
 from tests.fixtures.bot import ADMIN_TOKEN, WiredBot, wired
 from tests.harness import ADMIN, ADMINISTRATOR_USER, MEMBER, HarnessError, Message, Result
 
@@ -233,3 +235,109 @@ def test_runtime_check_refuses_dms_and_members() -> None:
 async def test_dm_invocation_is_not_offered(w: WiredBot) -> None:
     with pytest.raises(HarnessError, match="guild-only"):
         await w.run("dscgg status", dm=True)
+
+
+# ------------------------------------------------------------------------------------------ logs
+
+
+def log_posts(w: WiredBot, channel_id: int) -> list[RecordedRequest]:
+    return [r for r in w.discord.requests_to("channel_message") if int(r.params["channel"]) == channel_id]
+
+
+def reply_done(result: Result) -> float:
+    """When the fake finished answering the interaction's last reply request (perf_counter)."""
+    return max(r.t_done_perf for r in result.requests)
+
+
+async def test_logs_sets_the_channel_and_announces_it_there_after_the_reply(w: WiredBot) -> None:
+    log_channel = w.harness.guild.log_channel_id
+    result = await w.run("dscgg logs", {"channel": log_channel})
+    message = only_message(result)
+    assert message.content == (
+        f"Link and token changes will be posted in <#{log_channel}>. "
+        "`/dscgg status` shows the log channel and the latest changes."
+    )
+    assert (await w.bot.guild_settings.get(w.guild_id)).log_channel_id == log_channel
+
+    (post,) = await w.discord.wait_for(lambda: log_posts(w, log_channel))
+    assert post.status == 200
+    assert post.body["allowed_mentions"] == {"parse": []}
+    (embed,) = post.body["embeds"]
+    assert embed["title"] == "Log channel changed"
+    assert f"<@{ADMIN.id}> set the audit log channel to <#{log_channel}>." in embed["description"]
+    assert reply_done(result) < post.t_perf
+
+
+async def test_logs_refuses_a_channel_the_bot_cannot_post_in_and_stores_nothing(w: WiredBot) -> None:
+    locked = w.harness.guild.locked_channel_id
+    message = only_message(await w.run("dscgg logs", {"channel": locked}))
+    assert message.content == (
+        f"I can't post in <#{locked}>: I'm missing **View Channel** and **Send Messages** there. "
+        "Grant them in the channel's settings or pick another channel."
+    )
+    assert (await w.bot.guild_settings.get(w.guild_id)).log_channel_id is None
+    await w.bot.audit.flush()
+    assert w.discord.channel_posts == []
+    assert await w.bot.audit_events.latest(w.guild_id, 10) == []
+
+
+async def test_status_shows_the_log_channel_and_the_latest_changes(w: WiredBot) -> None:
+    log_channel = w.harness.guild.log_channel_id
+    await w.run("dscgg logs", {"channel": log_channel})
+    await set_token(w, ADMIN_TOKEN)
+    await w.bot.audit.flush()
+
+    audit = status_fields(only_message(await w.run("dscgg status")))["Audit log"]
+    lines = audit.splitlines()
+    assert lines[0] == f"Log channel: <#{log_channel}>"
+    assert lines[1] == "Latest changes:"
+    assert lines[2].endswith(f"<@{ADMIN.id}> set this server's dsc.gg token.")
+    assert lines[3].endswith(f"<@{ADMIN.id}> set the audit log channel to <#{log_channel}>.")
+    assert "Posting failed" not in audit
+
+
+async def test_member_cannot_change_the_log_channel(w: WiredBot) -> None:
+    log_channel = w.harness.guild.log_channel_id
+    result = await w.run("dscgg logs", {"channel": log_channel}, user=MEMBER)
+    assert only_message(result).content == NOT_ADMIN
+    assert (await w.bot.guild_settings.get(w.guild_id)).log_channel_id is None
+    await w.bot.audit.flush()
+    assert w.discord.channel_posts == []
+
+
+async def test_logs_without_a_channel_turns_the_log_off(w: WiredBot) -> None:
+    log_channel = w.harness.guild.log_channel_id
+    await w.run("dscgg logs", {"channel": log_channel})
+    message = only_message(await w.run("dscgg logs"))
+    assert message.content == "The audit log is off. Turn it back on with `/dscgg logs channel:`."
+    assert (await w.bot.guild_settings.get(w.guild_id)).log_channel_id is None
+
+    # The channel that stops receiving posts is told so; after that, changes are stored, not posted.
+    posts = await w.discord.wait_for(
+        lambda: len(log_posts(w, log_channel)) == 2 and log_posts(w, log_channel)
+    )
+    assert f"<@{ADMIN.id}> turned the audit log off." in posts[1].body["embeds"][0]["description"]
+    await set_token(w, ADMIN_TOKEN)
+    await w.bot.audit.flush()
+    assert len(w.discord.channel_posts) == 2
+    audit = status_fields(only_message(await w.run("dscgg status")))["Audit log"]
+    assert audit.startswith("Log channel: **off**")
+    assert "set this server's dsc.gg token" in audit
+
+
+async def test_a_deleted_log_channel_does_not_fail_the_command_and_shows_in_status(w: WiredBot) -> None:
+    log_channel = w.harness.guild.log_channel_id
+    await w.run("dscgg logs", {"channel": log_channel})
+    await set_token(w, ADMIN_TOKEN)
+    await w.bot.audit.flush()
+    w.discord.delete_channel(log_channel)
+
+    message = only_message(await w.run("dscgg token clear"))
+    assert message.content.startswith("Forgot this server's dsc.gg token")
+    await w.bot.audit.flush()
+    assert [r.status for r in log_posts(w, log_channel)] == [200, 200, 404]
+
+    audit = status_fields(only_message(await w.run("dscgg status")))["Audit log"]
+    assert f"Log channel: <#{log_channel}>" in audit
+    assert "Posting failed: the log channel no longer exists" in audit
+    assert "removed this server's dsc.gg token" in audit  # the change itself was kept
