@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import json
 import logging
 import platform
@@ -118,6 +119,16 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+@functools.lru_cache(maxsize=1024)
+def _build_url(base_url: str, path: tuple[str, ...], query: tuple[tuple[str, str], ...]) -> URL:
+    """The request URL, built pre-encoded so neither yarl nor aiohttp re-normalises it: "../user/1"
+    stays one segment. Cached: the same few links and pages are asked for again and again."""
+    url = base_url + "/" + "/".join(_segment(part) for part in path)
+    if query:
+        url += "?" + "&".join(f"{quote(key, safe='')}={quote(value, safe='')}" for key, value in query)
+    return URL(url, encoded=True)
+
+
 def _required_text(name: str, value: str | int) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise TypeError(f"{name} must be a string")
@@ -135,7 +146,8 @@ def _check_token(token: str | None, *, required: bool) -> None:
         return
     if not isinstance(token, str):
         raise TypeError("the dsc.gg API token must be a string")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token) or not token.isascii():
+    # ASCII and printable: no control characters (CR/LF would split the header), no DEL.
+    if not (token.isascii() and token.isprintable()):
         raise ValueError("the dsc.gg API token contains characters a header cannot carry")
 
 
@@ -216,7 +228,8 @@ class DscggClient:
             raise ValueError("retries, backoff and max_rate_limit_wait must not be negative")
         self._session = session
         self.base_url = base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+        # sock_connect bounds opening a connection; waiting for a pooled one is covered by total.
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self.max_rate_limit_wait = max_rate_limit_wait
         self.rate_limiter = RateLimiter(limits)
         self._headers: Mapping[str, str] = {
@@ -396,13 +409,7 @@ class DscggClient:
     # ---------------------------------------------------------------- the choke point
 
     def _url(self, path: tuple[str, ...], params: Mapping[str, str] | None) -> URL:
-        # Built pre-encoded so neither yarl nor aiohttp re-normalises it: "../user/1" stays one segment.
-        url = self.base_url + "/" + "/".join(_segment(part) for part in path)
-        if params:
-            url += "?" + "&".join(
-                f"{quote(key, safe='')}={quote(value, safe='')}" for key, value in params.items()
-            )
-        return URL(url, encoded=True)
+        return _build_url(self.base_url, path, tuple(params.items()) if params else ())
 
     async def _request(
         self,
@@ -428,7 +435,9 @@ class DscggClient:
         failures = 0
         retried_429 = False
         while True:
-            reservation = await self._wait_for_slot(token, endpoint)
+            reservation = self._reserve(token, endpoint)
+            if not self.rate_limiter.ready(reservation):
+                await self.rate_limiter.wait(reservation)
             try:
                 return await self._attempt(method, endpoint, url, headers, data, token, reservation)
             except _AttemptFailed as attempt_failed:
@@ -465,14 +474,14 @@ class DscggClient:
         exponential: float = self._backoff_base * 2.0**failures
         return min(self._backoff_max, exponential) * random.uniform(0.5, 1.0)
 
-    async def _wait_for_slot(self, token: str | None, endpoint: Endpoint) -> Reservation:
+    def _reserve(self, token: str | None, endpoint: Endpoint) -> Reservation:
+        """Book a send slot before any await, or refuse at once if the wait would be too long."""
         outcome = self.rate_limiter.reserve(token, endpoint, max_wait=self.max_rate_limit_wait)
         if isinstance(outcome, Refusal):
             log.debug("dsc.gg %s: local rate limit, retry in %.2f s", endpoint, outcome.retry_after)
             raise RateLimited(
                 outcome.retry_after, endpoint=endpoint.value, limit=outcome.limit, window=outcome.window
             )
-        await self.rate_limiter.wait(outcome)
         return outcome
 
     async def _attempt(
@@ -494,7 +503,7 @@ class DscggClient:
             ) as response:
                 raw = await response.read()
                 status = response.status
-                retry_after_header = response.headers.get("Retry-After")
+                response_headers = response.headers
         except _NOT_SENT_ERRORS as error:
             failure, stage = Unavailable(f"cannot connect to dsc.gg: {type(error).__name__}"), _Stage.NOT_SENT
         except TimeoutError:
@@ -508,10 +517,10 @@ class DscggClient:
             raise _AttemptFailed(failure, stage)
         latency_ms = (time.perf_counter() - started) * 1000
         log.debug("dsc.gg %s %s -> %d in %.1f ms", method, endpoint, status, latency_ms)
-        return self._unwrap(endpoint, status, raw, retry_after_header, token)
+        return self._unwrap(endpoint, status, raw, response_headers, token)
 
     def _unwrap(
-        self, endpoint: Endpoint, status: int, raw: bytes, retry_after_header: str | None, token: str | None
+        self, endpoint: Endpoint, status: int, raw: bytes, headers: Mapping[str, str], token: str | None
     ) -> Any:
         """The envelope rule: ok only if ``success`` is true AND the status is 2xx; errors are
         decided by ``code`` first (several codes share a status), then by status."""
@@ -521,7 +530,7 @@ class DscggClient:
             envelope = None
         if not isinstance(envelope, dict):
             if status == 429:
-                self._rate_limited(endpoint, retry_after_header, token)
+                self._rate_limited(endpoint, headers.get("Retry-After"), token)
             if status >= 500:
                 raise _AttemptFailed(Unavailable("dsc.gg server error", status=status), _Stage.ANSWERED)
             raise Unavailable("dsc.gg sent a body that is not the JSON envelope", status=status)
@@ -532,7 +541,7 @@ class DscggClient:
         message = raw_message if isinstance(raw_message, str) else None
 
         if code == "rate_limit" or status == 429:
-            self._rate_limited(endpoint, retry_after_header, token)
+            self._rate_limited(endpoint, headers.get("Retry-After"), token)
         # A documented error code wins even over success:true: the code is the API's own verdict.
         error_class = ERRORS_BY_CODE.get(code)
         if error_class is not None:

@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     SecretStr,
 )
 
@@ -30,12 +31,16 @@ class LinkType(enum.StrEnum):
     LINK = "link"
 
 
+# Plain validators: each function checks and converts on its own, sparing pydantic a second pass.
 # Below this an epoch value is taken as seconds: 1e11 s is the year 5138, 1e11 ms is March 1973.
 _SECONDS_CUTOFF = 100_000_000_000
+_MILLISECONDS_MAX = 100_000_000_000_000  # the year 5138 in milliseconds
 
 
 def _to_datetime(value: Any) -> datetime | None:
     """Epoch milliseconds (seconds tolerated), ISO 8601 strings or None, as an aware UTC datetime."""
+    if type(value) is int and _SECONDS_CUTOFF <= value < _MILLISECONDS_MAX:  # the documented case, first
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, datetime):
@@ -63,14 +68,25 @@ def _to_snowflake(value: Any) -> int | None:
     """A Discord id sent as a string (exact above 2**53) or a number; empty means unset."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    if type(value) is int:
+        return value
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()):
         raise ValueError("snowflake must be a string of digits")
     return int(value)
 
 
+def _to_required_snowflake(value: Any) -> int:
+    snowflake = _to_snowflake(value)
+    if snowflake is None:
+        raise ValueError("an id is required")
+    return snowflake
+
+
 def _to_optional_text(value: Any) -> str | None:
     """Meta texts: empty strings mean "not set"; numbers are tolerated and turned into text."""
-    if value is None or value == "":
+    if type(value) is str:
+        return value or None
+    if value is None:
         return None
     if isinstance(value, bool):
         raise ValueError("expected text")
@@ -93,6 +109,8 @@ def _to_id_text(value: Any) -> str:
 
 
 def _to_bool(value: Any) -> bool:
+    if type(value) is bool:
+        return value
     return bool(value) if value is not None else False
 
 
@@ -105,10 +123,10 @@ def _to_int(value: Any) -> int:
 
 
 Timestamp = Annotated[datetime | None, BeforeValidator(_to_datetime)]
-Snowflake = Annotated[int | None, BeforeValidator(_to_snowflake)]
-OptionalText = Annotated[str | None, BeforeValidator(_to_optional_text)]
-Flag = Annotated[bool, BeforeValidator(_to_bool)]
-Count = Annotated[int, BeforeValidator(_to_int)]
+Snowflake = Annotated[int | None, PlainValidator(_to_snowflake)]
+OptionalText = Annotated[str | None, PlainValidator(_to_optional_text)]
+Flag = Annotated[bool, PlainValidator(_to_bool)]
+Count = Annotated[int, PlainValidator(_to_int)]
 
 
 class _Model(BaseModel):
@@ -118,7 +136,7 @@ class _Model(BaseModel):
 class LinkMeta(_Model):
     title: OptionalText = None
     description: OptionalText = None
-    color: Annotated[str | None, BeforeValidator(_to_color)] = None
+    color: Annotated[str | None, PlainValidator(_to_color)] = None
     image: OptionalText = None
     saying: OptionalText = None
 
@@ -154,7 +172,7 @@ class Link(_Model):
 
 
 class User(_Model):
-    id: Annotated[int, BeforeValidator(_to_snowflake)]
+    id: Annotated[int, PlainValidator(_to_required_snowflake)]
     verified: Flag = False
     premium: Flag = False
     blacklisted: Flag = False
@@ -162,7 +180,7 @@ class User(_Model):
 
 
 class App(_Model):
-    id: Annotated[str, BeforeValidator(_to_id_text)]
+    id: Annotated[str, PlainValidator(_to_id_text)]
     owner_id: Snowflake = Field(default=None, validation_alias=AliasChoices("owner", "owner_id"))
     created_at: Timestamp = None
     #: Whitelisted apps are the "verified" ones.

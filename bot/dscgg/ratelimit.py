@@ -179,6 +179,15 @@ class RateLimiter:
         self._maybe_sweep(now)
         return reservation
 
+    def ready(self, reservation: Reservation) -> bool:
+        """Whether ``reservation`` may be sent right now without waiting (the common case)."""
+        bucket = self._buckets.get((reservation.owner, reservation.endpoint))
+        return (
+            bucket is not None
+            and len(bucket.slots) <= bucket.limit
+            and self._clock() >= max(bucket.blocked_until, reservation.at)
+        )
+
     async def wait(self, reservation: Reservation) -> None:
         """Sleep until ``reservation`` may be sent. On cancellation the slot is given back."""
         bucket = self._bucket(reservation.owner, reservation.endpoint)
