@@ -19,7 +19,7 @@ file holds ``{"keys": [...], "users": [...], "links": [...], "apps": [...]}`` wh
 keyword arguments of ``add_key``/``add_user``/``add_link``/``add_app``. A small control API lives
 under ``/_fake/`` (not part of dsc.gg): ``GET /_fake/requests``, ``POST /_fake/seed`` (same format),
 ``POST /_fake/fail`` (``{"kind": ..., "n": 1, "persistent": false, ...Fault fields}``),
-``POST /_fake/reset``.
+``POST /_fake/reset``, ``GET /_fake/stats`` (request and 429 counts).
 
 Behaviour follows the v2 document and the research notes: the ``{success, code, payload|message}``
 envelope, the documented status of every code, per-key per-endpoint sliding-window rate limits
@@ -206,6 +206,8 @@ class FakeDscgg:
         self.requests: list[RecordedRequest] = []
         #: Every 429 served, by the rate limiter or by a fault.
         self.rate_limited_responses = 0
+        #: Every dsc.gg request served, recorded or not.
+        self.request_count = 0
         self.record_requests = True
         self._faults: list[Fault] = []
         self._windows: dict[tuple[str, str], deque[float]] = {}
@@ -359,6 +361,7 @@ class FakeDscgg:
     def reset(self) -> None:
         """Forget requests, faults and rate-limit windows (state is kept)."""
         self.requests.clear()
+        self.request_count = 0
         self._faults.clear()
         self._windows.clear()
         self.rate_limited_responses = 0
@@ -413,6 +416,7 @@ class FakeDscgg:
                 body = json.loads(raw) if raw else None
             except (UnicodeDecodeError, json.JSONDecodeError):
                 body_error = True
+        self.request_count += 1
         if self.record_requests:
             self.requests.append(
                 RecordedRequest(
@@ -732,6 +736,10 @@ class FakeDscgg:
         action = raw_path.removeprefix("/_fake/")
         if action == "requests" and request.method == "GET":
             return web.json_response([asdict(recorded) for recorded in self.requests])
+        if action == "stats" and request.method == "GET":
+            return web.json_response(
+                {"requests": self.request_count, "rate_limited_responses": self.rate_limited_responses}
+            )
         data = await request.json() if request.can_read_body else {}
         if action == "seed" and request.method == "POST":
             self.seed(data)
@@ -810,9 +818,19 @@ def _endpoint_of(method: str, segments: list[str]) -> str:
 
 
 async def _serve(args: argparse.Namespace, seed: Any) -> None:
-    fake = FakeDscgg(
-        host=args.host, port=args.port, window_scale=args.window_scale, rate_limits=not args.no_rate_limits
+    uniform = (
+        {name: (count, args.uniform_window) for name, (count, _) in LIMITS.items()}
+        if args.uniform_window
+        else None
     )
+    fake = FakeDscgg(
+        host=args.host,
+        port=args.port,
+        window_scale=args.window_scale,
+        rate_limits=not args.no_rate_limits,
+        limits=uniform,
+    )
+    fake.record_requests = not args.no_record
     if seed:
         fake.seed(seed)
     stop = asyncio.Event()
@@ -832,6 +850,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-file", help="JSON with keys, users, apps and links to load")
     parser.add_argument("--window-scale", type=float, default=1.0, help="multiply rate-limit windows")
     parser.add_argument("--no-rate-limits", action="store_true")
+    parser.add_argument("--uniform-window", type=float, help="use this window (seconds) for every limit")
+    parser.add_argument("--no-record", action="store_true", help="do not keep every request in memory")
     args = parser.parse_args(argv)
     seed = json.loads(Path(args.seed_file).read_text(encoding="utf-8")) if args.seed_file else None
     asyncio.run(_serve(args, seed))
