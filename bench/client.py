@@ -1,0 +1,206 @@
+"""What the dsc.gg client costs, and how tightly it packs bursts under the documented limits.
+
+1. Per-request cost of ``DscggClient.get_link`` against the fake dsc.gg versus a raw aiohttp GET
+   of the same URL (read + JSON decode), at concurrency 1 and 64, in the same run. Goal: <= 1.15.
+2. A burst above each documented limit, windows scaled to 1 s through the client's limit table
+   (the fake enforces the same windows): 429s drawn (goal 0) and total time against the minimum
+   the limits allow (goal within 10 %).
+
+The fake runs in its own process so its work does not land on the client's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.dscgg import DEFAULT_LIMITS, DscggClient, DscggError, Endpoint, Link, RateLimited
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token"
+INVITE = "https://discord.gg/bench"
+# Many short interleaved rounds, judged by the best round of each side: on a shared machine the
+# best round is the one least disturbed by other processes.
+ROUNDS = 9
+REQUESTS_PER_ROUND = {1: 500, 64: 2000}
+BURST_WINDOW = 1.0
+
+
+@contextlib.asynccontextmanager
+async def fake_process(*options: str) -> AsyncIterator[str]:
+    """Start ``python -m tests.fakes.dscgg`` seeded for the bench; yield its base URL."""
+    seed = {
+        "keys": [{"token": TOKEN, "user_id": 1, "whitelisted": True, "premium": True}],
+        "links": [
+            {
+                "slug": "mine",
+                "owner_id": 1,
+                "redirect": INVITE,
+                "meta": {"title": "Bench", "description": "x" * 200},
+            },
+            *({"slug": f"l{i}", "owner_id": 1} for i in range(250)),
+        ],
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(seed, handle)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fakes.dscgg", "--port", "0", "--seed-file", handle.name, "--no-record",
+        *options, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
+        yield line.rsplit(" ", 1)[1].strip()
+    finally:
+        process.terminate()
+        await process.wait()
+        os.unlink(handle.name)
+
+
+async def per_request_seconds(
+    count: int, concurrency: int, call: Callable[[], Awaitable[Any]]
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) per request."""
+    remaining = count
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return (time.perf_counter() - started) / count, (time.process_time() - cpu_started) / count
+
+
+async def bench_overhead() -> None:
+    async with fake_process("--no-rate-limits") as base_url, aiohttp.ClientSession() as session:
+        # The documented 100 per window, with a 1 ms window: the bucket does its usual work at its
+        # usual size (about 100 sends) but never makes the client wait.
+        client = DscggClient(session, base_url=base_url, limits={"get_link": (100, 0.001)})
+        url = f"{base_url}/link/mine"
+        headers = {"Authorization": TOKEN, "User-Agent": "bench", "Accept": "application/json"}
+
+        async def raw() -> Any:
+            async with session.get(url, headers=headers) as response:
+                return json.loads(await response.read())
+
+        async def raw_and_model() -> Any:
+            async with session.get(url, headers=headers) as response:
+                return Link.model_validate(json.loads(await response.read())["payload"])
+
+        async def through_client() -> Any:
+            return await client.get_link("mine", token=TOKEN)
+
+        print("get_link vs raw aiohttp GET (+ JSON decode), same URL, same session, fake in another process")
+        print("wall: elapsed per request; cpu: this process's CPU per request (what the client itself costs)")
+        print(
+            f"{'concurrency':>11} {'requests':>9} {'raw wall µs':>12} {'client wall µs':>15} {'ratio':>6}"
+            f" {'raw cpu µs':>11} {'client cpu µs':>14} {'ratio':>6}  goal <= 1.15"
+        )
+        for concurrency, count in REQUESTS_PER_ROUND.items():
+            sides = {"raw": raw, "raw+model": raw_and_model, "client": through_client}
+            costs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+            for call in sides.values():
+                await per_request_seconds(200, concurrency, call)
+            for _ in range(ROUNDS):  # interleaved so drift hits every side alike
+                for name, call in sides.items():
+                    costs[name].append(await per_request_seconds(count, concurrency, call))
+            raw_wall, raw_cpu = (min(values) for values in zip(*costs["raw"], strict=True))
+            client_wall, client_cpu = (min(values) for values in zip(*costs["client"], strict=True))
+            model_cpu = min(cpu for _, cpu in costs["raw+model"])
+            wall_ratio, cpu_ratio = client_wall / raw_wall, client_cpu / raw_cpu
+            verdict = "ok" if max(wall_ratio, cpu_ratio) <= 1.15 else "MISSED"
+            print(
+                f"{concurrency:>11} {count * ROUNDS:>9} {raw_wall * 1e6:>12.0f} {client_wall * 1e6:>15.0f}"
+                f" {wall_ratio:>6.2f} {raw_cpu * 1e6:>11.0f} {client_cpu * 1e6:>14.0f}"
+                f" {cpu_ratio:>6.2f}  {verdict}"
+            )
+            print(
+                f"{'':>11} reference: raw GET + the same pydantic Link validation:"
+                f" {model_cpu * 1e6:.0f} µs cpu ({model_cpu / raw_cpu:.2f} x raw)"
+            )
+
+
+def burst_calls(client: DscggClient) -> dict[Endpoint, Callable[[int], Awaitable[object]]]:
+    return {
+        Endpoint.GET_LINK: lambda i: client.get_link(f"l{i}", token=TOKEN),
+        Endpoint.CREATE_LINK: lambda i: client.create_link(
+            f"new{i}", token=TOKEN, redirect=INVITE, type="server"
+        ),
+        Endpoint.UPDATE_LINK: lambda i: client.update_link("mine", token=TOKEN, title=f"t{i}"),
+        Endpoint.DELETE_LINK: lambda i: client.delete_link(f"l{i}", token=TOKEN),
+        Endpoint.GET_USER: lambda i: client.get_user(1, token=TOKEN),
+        Endpoint.GET_USER_LINKS: lambda i: client.get_user_links(1, token=TOKEN),
+        Endpoint.GET_USER_APPS: lambda i: client.get_user_apps(1, token=TOKEN),
+        Endpoint.GET_APP: lambda i: client.get_app("none", token=TOKEN),
+        Endpoint.GET_TOP_LINKS: lambda i: client.get_top_links(),
+        Endpoint.SEARCH_LINKS: lambda i: client.search_links("l1", token=TOKEN, limit=5),
+    }
+
+
+async def fake_stats(session: aiohttp.ClientSession, base_url: str) -> dict[str, int]:
+    async with session.get(base_url.removesuffix("/v2") + "/_fake/stats") as response:
+        stats: dict[str, int] = await response.json()
+        return stats
+
+
+async def bench_bursts() -> None:
+    limits = {endpoint: (count, BURST_WINDOW) for endpoint, (count, _) in DEFAULT_LIMITS.items()}
+    async with (
+        fake_process("--uniform-window", str(BURST_WINDOW)) as base_url,
+        aiohttp.ClientSession() as session,
+    ):
+        client = DscggClient(session, base_url=base_url, limits=limits, max_rate_limit_wait=30)
+        calls = burst_calls(client)
+        print(
+            f"\nbursts of 2 x limit + 1 at once, every window scaled to {BURST_WINDOW:g} s (client and fake)"
+        )
+        columns = ("endpoint", 15), ("limit", 6), ("burst", 6), ("429s", 5), ("minimum s", 10), ("took s", 7)
+        print(" ".join(f"{name:>{width}}" for name, width in columns), f"{'over':>7}")
+        worst_over = 0.0
+        total_429 = 0
+        for endpoint, (count, window) in limits.items():
+            burst = 2 * count + 1
+            before = await fake_stats(session, base_url)
+            started = time.perf_counter()
+            results = await asyncio.gather(
+                *(calls[endpoint](i) for i in range(burst)), return_exceptions=True
+            )
+            elapsed = time.perf_counter() - started
+            after = await fake_stats(session, base_url)
+            unexpected = [
+                r for r in results if isinstance(r, BaseException) and not isinstance(r, DscggError)
+            ]
+            if unexpected:
+                raise unexpected[0]
+            served_429 = after["rate_limited_responses"] - before["rate_limited_responses"]
+            refused = sum(isinstance(r, RateLimited) for r in results)
+            total_429 += served_429
+            minimum = (-(-burst // count) - 1) * window
+            over = elapsed / minimum - 1
+            worst_over = max(worst_over, over)
+            note = f"  ({refused} RateLimited)" if refused else ""
+            print(
+                f"{endpoint:>15} {count:>6} {burst:>6} {served_429:>5} {minimum:>10.2f} {elapsed:>7.3f}"
+                f" {over:>+7.1%}{note}"
+            )
+        print(f"429s in all: {total_429} (goal 0, {'ok' if total_429 == 0 else 'MISSED'})")
+        verdict = "ok" if worst_over <= 0.10 else "MISSED"
+        print(f"worst time over the minimum: {worst_over:+.1%} (goal <= 10 %, {verdict})")
+
+
+async def main() -> None:
+    await bench_overhead()
+    await bench_bursts()
