@@ -675,7 +675,7 @@ async def test_through_the_command_tree_the_admins_reply_arrives_before_the_log_
         (edit,) = [r for r in result.requests if r.route == "edit_original"]
         (post,) = posts
         assert int(post.params["channel"]) == log_channel
-        assert edit.t_done_perf - edit.t_perf >= 1.5
+        assert edit.t_done_perf - edit.t_perf > 1.4  # the reply really was slow
         assert edit.t_done_perf < post.t_perf  # Discord had the reply before the post was even sent
         assert post.status == 200
         assert post.body["allowed_mentions"] == {"parse": []}
