@@ -4,7 +4,9 @@ Reads ``FAKE_DISCORD_API`` (e.g. ``http://127.0.0.1:PORT/api/v10``) and ``FAKE_D
 (e.g. ``ws://127.0.0.1:PORT/gateway``), points discord.py's REST base and default gateway at them,
 then runs the ``bot`` package exactly as ``python -m bot`` would, with the same arguments. The bot's
 own code knows nothing about the fake. ``E2E_BOT_MODULE`` names another module to run instead (the
-launcher's own tests use a tiny client).
+launcher's own tests use a tiny client; the benches a bare discord.py client). ``E2E_EXTRA_EXTENSIONS``
+(comma-separated module names) are appended to ``cogs.EXTENSIONS`` before the bot is imported, so
+test- or bench-only commands load next to the real ones without being part of the product.
 
 Only loopback addresses are accepted, so a misconfigured run cannot reach discord.com.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import sys
 from urllib.parse import urlsplit
 
 import discord.gateway
@@ -41,8 +44,23 @@ def configure_from_env() -> tuple[str, str]:
     return api, gateway
 
 
+def add_extensions_from_env() -> tuple[str, ...]:
+    """Append ``E2E_EXTRA_EXTENSIONS`` to ``cogs.EXTENSIONS``; returns what was added."""
+    extra = tuple(
+        name.strip() for name in os.environ.get("E2E_EXTRA_EXTENSIONS", "").split(",") if name.strip()
+    )
+    if extra:
+        import cogs
+
+        if "bot.client" in sys.modules:  # DscBot binds cogs.EXTENSIONS as a default at import time
+            raise SystemExit("e2e_launcher: bot.client was imported before E2E_EXTRA_EXTENSIONS applied")
+        cogs.EXTENSIONS = (*cogs.EXTENSIONS, *extra)
+    return extra
+
+
 def main() -> None:
     configure_from_env()
+    add_extensions_from_env()
     module = os.environ.get("E2E_BOT_MODULE") or "bot"
     # sys.argv passes through; run_module(alter_sys=True) sets argv[0] to the module's file like -m does
     runpy.run_module(module, run_name="__main__", alter_sys=True)
