@@ -33,11 +33,11 @@ from bot.audit_embeds import (
     EventKind,
     FieldChange,
     build_embed,
-    clip,
     problem_text,
     sanitize,
     summary_line,
 )
+from bot.embeds import truncate
 from bot.errors import InvalidInput, LogChannelUnusable
 from bot.tree import after_interaction
 
@@ -148,7 +148,7 @@ class LogStatus:
         for line in lines:
             candidate = f"{text}\n{line}" if text else line
             if len(candidate) > limit:
-                return text if text else clip(candidate, limit)
+                return text if text else truncate(candidate, limit)
             text = candidate
         return text
 

@@ -15,6 +15,17 @@ from typing import Final
 
 import discord
 
+from bot.embeds import (
+    DESCRIPTION_MAX,
+    EMBED_TOTAL_MAX,
+    FIELD_NAME_MAX,
+    FIELD_VALUE_MAX,
+    FIELDS_MAX,
+    TITLE_MAX,
+    escape,
+    truncate,
+)
+
 __all__ = [
     "API_KEY_ACTOR",
     "SECRET_FIELDS",
@@ -22,7 +33,6 @@ __all__ = [
     "EventKind",
     "FieldChange",
     "build_embed",
-    "clip",
     "embed_size",
     "problem_text",
     "safe",
@@ -70,39 +80,16 @@ class AuditEvent:
 # Limits and text hygiene
 # --------------------------------------------------------------------------------------------------
 
-TITLE_MAX: Final = 256
-DESCRIPTION_MAX: Final = 4096
-FIELD_NAME_MAX: Final = 256
-FIELD_VALUE_MAX: Final = 1024
-FIELDS_MAX: Final = 25
-FOOTER_MAX: Final = 2048
-TOTAL_MAX: Final = 6000
-ELLIPSIS: Final = "…"
-
 API_KEY_ACTOR: Final = "An API key"
 #: Fields whose values are never shown, only whether they were set, changed or removed.
 SECRET_FIELDS: Final = frozenset({"password", "token", "api_key", "key"})
 NONE_SHOWN: Final = "*(none)*"
 
 
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters with an ellipsis, never leaving half a backslash escape."""
-    if len(text) <= limit:
-        return text
-    if limit <= 0:
-        return ""
-    cut = text[: limit - 1]
-    # An odd run of trailing backslashes would escape the ellipsis (or swallow the next character).
-    trailing = len(cut) - len(cut.rstrip("\\"))
-    if trailing % 2:
-        cut = cut[:-1]
-    return cut + ELLIPSIS
-
-
 def safe(text: str, limit: int | None = None) -> str:
     """Untrusted text made inert: markdown escaped, mentions broken, optionally clipped."""
-    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(text))
-    return escaped if limit is None else clip(escaped, limit)
+    escaped = escape(text)
+    return escaped if limit is None else truncate(escaped, limit)
 
 
 def is_secret(field_name: str) -> bool:
@@ -281,7 +268,7 @@ def embed_size(embed: discord.Embed) -> int:
 def _fit(embed: discord.Embed) -> discord.Embed:
     """Shrink the longest field texts (names or values) until the whole embed fits in 6000 characters."""
     floor = 16
-    excess = embed_size(embed) - TOTAL_MAX
+    excess = embed_size(embed) - EMBED_TOTAL_MAX
     while excess > 0 and embed.fields:
         texts = [(len(f.value or ""), i, "value") for i, f in enumerate(embed.fields)]
         texts += [(len(f.name or ""), i, "name") for i, f in enumerate(embed.fields)]
@@ -291,13 +278,13 @@ def _fit(embed: discord.Embed) -> discord.Embed:
         target = embed.fields[index]
         name, value = target.name or "\u200b", target.value or "\u200b"
         if part == "value":
-            value = clip(value, max(floor, length - excess))
+            value = truncate(value, max(floor, length - excess))
         else:
-            name = clip(name, max(floor, length - excess))
+            name = truncate(name, max(floor, length - excess))
         embed.set_field_at(index, name=name, value=value, inline=target.inline)
-        excess = embed_size(embed) - TOTAL_MAX
+        excess = embed_size(embed) - EMBED_TOTAL_MAX
     if excess > 0:  # pragma: no cover - only with an absurd description
-        embed.description = clip(embed.description or "", max(1, len(embed.description or "") - excess))
+        embed.description = truncate(embed.description or "", max(1, len(embed.description or "") - excess))
     return embed
 
 
@@ -305,8 +292,8 @@ def build_embed(event: AuditEvent) -> discord.Embed:
     """The one embed posted for ``event``."""
     event = sanitize(event)
     embed = discord.Embed(
-        title=clip(_TITLES.get(event.kind, "Audit event"), TITLE_MAX),
-        description=clip(f"{timestamp(event.at)} — {_sentence(event)}", DESCRIPTION_MAX),
+        title=truncate(_TITLES.get(event.kind, "Audit event"), TITLE_MAX),
+        description=truncate(f"{timestamp(event.at)} — {_sentence(event)}", DESCRIPTION_MAX),
         colour=_COLOURS.get(event.kind, discord.Colour.default()),
     )
     changes = list(event.changes)
@@ -317,8 +304,8 @@ def build_embed(event: AuditEvent) -> discord.Embed:
         shown, hidden = changes, 0
     for change in shown:
         embed.add_field(
-            name=clip(safe(label(change.field)), FIELD_NAME_MAX),
-            value=clip(_change_value(event.kind, change), FIELD_VALUE_MAX),
+            name=truncate(safe(label(change.field)), FIELD_NAME_MAX),
+            value=truncate(_change_value(event.kind, change), FIELD_VALUE_MAX),
             inline=False,
         )
     if hidden:
@@ -332,4 +319,4 @@ def build_embed(event: AuditEvent) -> discord.Embed:
 
 def summary_line(event: AuditEvent, *, limit: int = 200) -> str:
     """One line for ``/dscgg status``: relative time and what happened."""
-    return clip(f"{timestamp(event.at, 'R')} {_sentence(event)}", limit)
+    return truncate(f"{timestamp(event.at, 'R')} {_sentence(event)}", limit)

@@ -61,8 +61,9 @@ def truncate(text: str, limit: int) -> str:
     if limit <= 0:
         return ""
     cut = text[: limit - 1]
-    # Never leave a lone backslash that would escape the ellipsis, or half a surrogate-like pair.
-    if cut.endswith("\\") and not cut.endswith("\\\\"):
+    # An odd run of trailing backslashes would escape the ellipsis (or swallow the next character).
+    trailing = len(cut) - len(cut.rstrip("\\"))
+    if trailing % 2:
         cut = cut[:-1]
     return cut + ELLIPSIS
 

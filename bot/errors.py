@@ -20,6 +20,7 @@ from discord import app_commands
 
 from bot.db.tokens import TokenUnreadable as StoredTokenUnreadable
 from bot.dscgg import errors as api
+from bot.embeds import escape, truncate
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -189,10 +190,7 @@ def relative_time(seconds_from_now: float, *, now: float | None = None) -> str:
 
 def _plain(text: str, *, limit: int = 300) -> str:
     """Untrusted text (the API's message) made safe to show: no markdown, no mentions, bounded."""
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    return escape(truncate(" ".join(text.split()), limit))
 
 
 def _slug(interaction: discord.Interaction[Any] | None) -> str | None:

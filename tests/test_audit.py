@@ -26,18 +26,16 @@ from bot.audit import (
     EventKind,
     FieldChange,
 )
-from bot.audit_embeds import (
-    API_KEY_ACTOR,
+from bot.audit_embeds import API_KEY_ACTOR, build_embed, embed_size
+from bot.db import AuditEventStore, Database, GuildSettingsStore
+from bot.embeds import (
+    EMBED_TOTAL_MAX,
     FIELD_NAME_MAX,
     FIELD_VALUE_MAX,
     FIELDS_MAX,
     TITLE_MAX,
-    TOTAL_MAX,
-    build_embed,
-    clip,
-    embed_size,
+    truncate,
 )
-from bot.db import AuditEventStore, Database, GuildSettingsStore
 from bot.errors import InvalidInput, LogChannelUnusable, describe
 from bot.settings import Settings
 from tests.fakes.discord import EMBED_LINKS, SEND_MESSAGES, VIEW_CHANNEL, FakeDiscord
@@ -77,7 +75,7 @@ def assert_within_limits(embed: dict[str, Any]) -> None:
     total = len(embed.get("title", "")) + len(embed.get("description", ""))
     total += len(embed.get("footer", {}).get("text", ""))
     total += sum(len(f["name"]) + len(f["value"]) for f in fields)
-    assert total <= TOTAL_MAX
+    assert total <= EMBED_TOTAL_MAX
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,7 +202,7 @@ def test_oversized_values_are_cut_with_an_ellipsis_to_fit_discord_limits() -> No
     )
     data = embed.to_dict()
     assert_within_limits(dict(data))
-    assert embed_size(embed) <= TOTAL_MAX
+    assert embed_size(embed) <= EMBED_TOTAL_MAX
     assert len(embed.fields) == FIELDS_MAX
     names = [f.name for f in embed.fields]
     assert names[-2:] == ["More", "Reason"]
@@ -223,9 +221,9 @@ def test_a_single_huge_value_is_cut_on_both_sides_of_the_arrow() -> None:
 
 def test_clip_never_leaves_half_an_escape() -> None:
     escaped = discord.utils.escape_markdown("a" * 8 + "_b")  # aaaaaaaa\_b
-    cut = clip(escaped, 10)
+    cut = truncate(escaped, 10)
     assert cut == "a" * 8 + "…"
-    assert clip("short", 10) == "short"
+    assert truncate("short", 10) == "short"
 
 
 # --------------------------------------------------------------------------------------------------
