@@ -108,6 +108,14 @@ class MissingManageGuild(BotError):
         super().__init__("member lacks manage_guild")
 
 
+class NothingToChange(BotError):
+    """``/link edit`` was given no option besides the slug."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        super().__init__("no field to change")
+
+
 class LogChannelUnusable(BotError):
     """The bot cannot post audit messages in the chosen log channel."""
 
@@ -319,6 +327,11 @@ def _bot_error(error: BotError) -> str:
             return "This command only works in a server, not in direct messages."
         case MissingManageGuild():
             return "You need the **Manage Server** permission to use this command."
+        case NothingToChange():
+            return (
+                f"Nothing to change on **dsc.gg/{_plain(error.slug, limit=120)}**: give at least one option "
+                "besides `slug`, for example `redirect`, `title` or `unlisted`."
+            )
         case LogChannelUnusable():
             perms = _permission_list(error.missing) or "the permissions it needs"
             return (

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
 
 from bot.dscgg.models import LinkType
-from bot.errors import InvalidInput
+from bot.errors import InvalidInput, NothingToChange
 
 __all__ = [
     "DESCRIPTION_MAX",
@@ -22,7 +23,7 @@ __all__ = [
     "REDIRECT_MAX",
     "SLUG_MAX",
     "TITLE_MAX",
-    "check_password_options",
+    "check_edit_options",
     "describe_redirect_kind",
     "normalize_slug",
     "parse_color",
@@ -277,12 +278,19 @@ def validate_password(raw: str) -> str:
     return raw
 
 
-def check_password_options(password: str | None, remove_password: bool | None) -> None:
-    """``password`` and ``remove_password`` contradict each other."""
+def check_edit_options(
+    slug: str, changes: Iterable[object], password: str | None, remove_password: bool
+) -> None:
+    """``/link edit`` needs something to change, and ``password`` contradicts ``remove_password``.
+
+    ``changes`` are the values of every optional field (None = not given).
+    """
     if password is not None and remove_password:
         raise InvalidInput(
             "remove_password", "it can't be used together with `password`; give one or the other"
         )
+    if not remove_password and all(value is None for value in changes):
+        raise NothingToChange(slug)
 
 
 def validate_image(raw: str) -> str:

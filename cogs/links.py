@@ -26,7 +26,7 @@ from bot.validation import (
     PASSWORD_MAX,
     REDIRECT_MAX,
     TITLE_MAX,
-    check_password_options,
+    check_edit_options,
     normalize_slug,
     parse_color,
     validate_description,
@@ -195,15 +195,7 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         guild_id = checks.ensure_guild(interaction)
         name = normalize_slug(slug)
         given = (redirect, type, title, description, image, color, unlisted, password)
-        if all(value is None for value in given) and not remove_password:
-            await interaction.response.send_message(
-                f"Nothing to change on **{_short(name)}**: give at least one option besides `slug`, "
-                "for example `redirect`, `title` or `unlisted`.",
-                ephemeral=True,
-                allowed_mentions=NONE,
-            )
-            return
-        check_password_options(password, remove_password)
+        check_edit_options(name, given, password, bool(remove_password))
         link_type = _type(type)
         target = validate_redirect(redirect, link_type)[0] if redirect is not None else None
 

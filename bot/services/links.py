@@ -18,8 +18,8 @@ from bot.dscgg import errors as api
 from bot.dscgg.client import UNSET, UnsetType
 from bot.dscgg.models import Link, LinkType
 from bot.embeds import PAGE_SIZE
-from bot.errors import InvalidInput, audit_reason, describe
-from bot.validation import check_password_options, validate_redirect
+from bot.errors import audit_reason, describe
+from bot.validation import check_edit_options, validate_redirect
 
 if TYPE_CHECKING:
     from bot.db.links import LinkRecord, LinkRecordStore
@@ -209,15 +209,12 @@ class LinkService:
         The link is read first, to check a new ``type`` against the current redirect and to audit
         before → after. A new redirect of another kind than the link's type also sends that type.
         """
-        check_password_options(password, remove_password)
-        if (
-            all(
-                value is None
-                for value in (redirect, type, title, description, image, color, unlisted, password)
-            )
-            and not remove_password
-        ):
-            raise InvalidInput("slug", "there is nothing to change; give at least one option besides `slug`")
+        check_edit_options(
+            slug,
+            (redirect, type, title, description, image, color, unlisted, password),
+            password,
+            remove_password,
+        )
 
         token = await self._tokens.token_for(guild_id)
         before = await self._client.get_link(slug, token=token)
