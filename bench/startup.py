@@ -19,7 +19,7 @@ from typing import Any
 from bench.support import READY_MARKER, bot_process
 from tests.fakes.discord import FakeDiscord, GatewaySession
 
-REPEATS = 5
+REPEATS = 7
 SERVERS = 100
 GOAL = 1.5
 
