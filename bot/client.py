@@ -93,6 +93,7 @@ class DscBot(commands.Bot):
         #: Set once a sync ran in this process: True if it synced, False if the hash was unchanged.
         self.synced: bool | None = None
 
+        self.cipher = cipher
         self.token_store = TokenStore(db, cipher)
         self.link_records = LinkRecordStore(db)
         self.guild_settings = GuildSettingsStore(db)
@@ -128,6 +129,10 @@ class DscBot(commands.Bot):
     async def setup_hook(self) -> None:
         register_secret(self.settings.discord_token.get_secret_value())
         self.audit.start()
+        if self.cipher.has_older_keys:
+            # The operator prepended a new key: move every stored token onto it, so the old key can
+            # be removed from TOKEN_ENCRYPTION_KEYS after this start.
+            await self.token_store.rotate_all()
         for name in self.extension_names:
             await self.load_extension(name)
         try:
@@ -194,6 +199,7 @@ class DscBot(commands.Bot):
     async def _health_loop(self) -> None:
         path = self.settings.health_file
         assert path is not None
+        await self.wait_until_ready()  # the first touch as soon as the bot is connected
         while True:
             try:
                 if self.healthy():

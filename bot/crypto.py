@@ -39,6 +39,12 @@ class TokenCipher:
                 raise ValueError(f"key {index} of {len(keys)} is not a valid Fernet key") from None
         self._primary = fernets[0]
         self._all = MultiFernet(fernets)
+        self._key_count = len(fernets)
+
+    @property
+    def has_older_keys(self) -> bool:
+        """True while keys other than the newest are configured, i.e. a rotation is under way."""
+        return self._key_count > 1
 
     def __repr__(self) -> str:
         return "TokenCipher(<keys hidden>)"

@@ -14,12 +14,14 @@ from typing import Any
 import discord
 import pytest
 from aiohttp import web
+from cryptography.fernet import Fernet
 from discord import app_commands
 from discord.ext import commands
 
 from bot import __main__ as entry
 from bot import client as client_module
 from bot import health
+from bot.db import TokenUnreadable
 from bot.settings import Settings
 from tests.fixtures.bot import wired
 from tests.fixtures.storage import SETTING_NAMES
@@ -196,6 +198,29 @@ async def test_health_file_is_touched_while_ready_and_removed_on_close(
         assert await eventually(path.exists)
     assert not path.exists()  # removed on close
     assert health.main([str(path)]) == 1
+
+
+# ---------------------------------------------------------------------------------- key rotation
+
+
+async def test_a_start_with_a_new_key_in_front_moves_stored_tokens_onto_it(
+    tmp_path: Path, settings_factory: Callable[..., Settings]
+) -> None:
+    old_key, new_key = (Fernet.generate_key().decode("ascii") for _ in range(2))
+    async with wired(tmp_path, settings_factory, extensions=(), keys=[old_key]) as w:
+        guild_id = w.guild_id
+        await w.bot.token_store.set(guild_id, "dscgg-token-under-the-old-key", set_by=1)
+
+    # Without the rotating start, the new key alone cannot read the token.
+    async with wired(tmp_path, settings_factory, extensions=(), keys=[new_key]) as w:
+        with pytest.raises(TokenUnreadable):
+            await w.bot.token_store.get(guild_id)
+
+    async with wired(tmp_path, settings_factory, extensions=(), keys=[new_key, old_key]):
+        pass  # setup_hook re-encrypts under new_key
+
+    async with wired(tmp_path, settings_factory, extensions=(), keys=[new_key]) as w:
+        assert await w.bot.token_store.get(guild_id) == "dscgg-token-under-the-old-key"
 
 
 async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> bool:
