@@ -15,7 +15,9 @@ import contextlib
 import enum
 import hashlib
 import heapq
+import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -53,6 +55,8 @@ DEFAULT_LIMITS: Mapping[Endpoint, tuple[int, float]] = {
 LimitTable = Mapping[Endpoint, tuple[int, float]] | Mapping[str, tuple[int, float]]
 
 ANONYMOUS = "anonymous"
+# Idle buckets are looked for once every this many reservations.
+_SWEEP_EVERY = 1024
 
 
 def bucket_owner(token: str | None) -> str:
@@ -78,6 +82,8 @@ class Reservation:
     delay: float
     #: When the answer came back; until then the request may still be reaching dsc.gg.
     finished: float | None = None
+    #: The bucket it was booked in, so settling it needs no lookup.
+    bucket: _Bucket | None = field(default=None, repr=False)
 
     def counted_at(self, now: float, *, in_flight_is_now: bool) -> float:
         """When dsc.gg counts this send, as late as we can know it."""
@@ -100,27 +106,30 @@ class _Bucket:
     limit: int
     window: float
     # In reservation order.
-    slots: list[Reservation] = field(default_factory=list)
+    slots: deque[Reservation] = field(default_factory=deque)
     # dsc.gg said 429: nothing goes out before this.
     blocked_until: float = 0.0
     # Set (and replaced) whenever a slot finishes or is given back, to wake waiters early.
     changed: asyncio.Event | None = None
 
     def prune(self, now: float) -> None:
+        """Drop the sends at the front that finished a whole window ago (amortised O(1))."""
+        slots = self.slots
         horizon = now - self.window
-        done = 0
-        for slot in self.slots:
-            if slot.finished is None or slot.finished > horizon:
+        while slots:
+            finished = slots[0].finished
+            if finished is None or finished > horizon:
                 break
-            done += 1
-        if done:
-            del self.slots[:done]
+            slots.popleft()
 
     def earliest(self, now: float, before: int, *, in_flight_is_now: bool) -> float:
         """Earliest send time allowed after the first ``before`` slots."""
         earliest = max(now, self.blocked_until)
         if before >= self.limit:
-            times = (slot.counted_at(now, in_flight_is_now=in_flight_is_now) for slot in self.slots[:before])
+            times = (
+                slot.counted_at(now, in_flight_is_now=in_flight_is_now)
+                for slot in itertools.islice(self.slots, before)
+            )
             # The window must have moved past the `limit`-th latest send before this one.
             kth_latest = heapq.nlargest(self.limit, times)[-1]
             earliest = max(earliest, kth_latest + self.window + safety_margin(self.window))
@@ -155,7 +164,20 @@ class RateLimiter:
         self.limits: Mapping[Endpoint, tuple[int, float]] = table
         self._clock = clock
         self._buckets: dict[tuple[str, Endpoint], _Bucket] = {}
+        # hash(token) -> bucket_owner(token), so sha256 runs once per token rather than per call.
+        # Keyed by Python's per-process salted hash, never by the token itself; two tokens whose
+        # hashes collided would share buckets, which can only make the limits stricter.
+        self._owners: dict[int, str] = {}
         self._reservations_since_sweep = 0
+
+    def _owner(self, token: str | None) -> str:
+        if not token:
+            return ANONYMOUS
+        key = hash(token)
+        owner = self._owners.get(key)
+        if owner is None:
+            owner = self._owners[key] = bucket_owner(token)
+        return owner
 
     def _bucket(self, owner: str, endpoint: Endpoint) -> _Bucket:
         bucket = self._buckets.get((owner, endpoint))
@@ -167,30 +189,39 @@ class RateLimiter:
     def reserve(self, token: str | None, endpoint: Endpoint, *, max_wait: float) -> Reservation | Refusal:
         """Book the earliest send time allowed; refuse if that is more than ``max_wait`` away."""
         now = self._clock()
-        owner = bucket_owner(token)
-        bucket = self._bucket(owner, endpoint)
+        owner = self._owner(token)
+        bucket = self._buckets.get((owner, endpoint)) or self._bucket(owner, endpoint)
         bucket.prune(now)
-        at = bucket.earliest(now, len(bucket.slots), in_flight_is_now=False)
+        if len(bucket.slots) < bucket.limit and now >= bucket.blocked_until:
+            at = now  # fewer than `limit` sends in the window and no 429 pending: free at once
+        else:
+            at = bucket.earliest(now, len(bucket.slots), in_flight_is_now=False)
         delay = at - now
         if delay > max_wait:
             return Refusal(delay, bucket.limit, bucket.window)
-        reservation = Reservation(owner, endpoint, at, delay)
+        reservation = Reservation(owner, endpoint, at, delay, bucket=bucket)
         bucket.slots.append(reservation)
-        self._maybe_sweep(now)
+        self._reservations_since_sweep += 1
+        if self._reservations_since_sweep >= _SWEEP_EVERY:
+            self._sweep(now)
         return reservation
+
+    def _bucket_of(self, reservation: Reservation) -> _Bucket:
+        bucket = reservation.bucket
+        if bucket is None:  # a Reservation made by hand
+            bucket = reservation.bucket = self._bucket(reservation.owner, reservation.endpoint)
+        return bucket
 
     def ready(self, reservation: Reservation) -> bool:
         """Whether ``reservation`` may be sent right now without waiting (the common case)."""
-        bucket = self._buckets.get((reservation.owner, reservation.endpoint))
-        return (
-            bucket is not None
-            and len(bucket.slots) <= bucket.limit
-            and self._clock() >= max(bucket.blocked_until, reservation.at)
+        bucket = self._bucket_of(reservation)
+        return len(bucket.slots) <= bucket.limit and self._clock() >= max(
+            bucket.blocked_until, reservation.at
         )
 
     async def wait(self, reservation: Reservation) -> None:
         """Sleep until ``reservation`` may be sent. On cancellation the slot is given back."""
-        bucket = self._bucket(reservation.owner, reservation.endpoint)
+        bucket = self._bucket_of(reservation)
         try:
             while True:
                 now = self._clock()
@@ -211,7 +242,7 @@ class RateLimiter:
 
     def release(self, reservation: Reservation) -> None:
         """Give back a slot that was never used."""
-        bucket = self._buckets.get((reservation.owner, reservation.endpoint))
+        bucket = reservation.bucket or self._buckets.get((reservation.owner, reservation.endpoint))
         if bucket is not None and reservation in bucket.slots:
             bucket.slots.remove(reservation)
             bucket.wake_waiters()
@@ -219,22 +250,21 @@ class RateLimiter:
     def settle(self, reservation: Reservation) -> None:
         """The answer came back (or the attempt ended): count the send from now."""
         reservation.finished = max(self._clock(), reservation.at)
-        bucket = self._buckets.get((reservation.owner, reservation.endpoint))
-        if bucket is not None:
+        bucket = reservation.bucket or self._buckets.get((reservation.owner, reservation.endpoint))
+        if bucket is not None and bucket.changed is not None:
             bucket.wake_waiters()
 
     def block(self, token: str | None, endpoint: Endpoint, retry_after: float) -> None:
         """dsc.gg answered 429: treat the bucket as exhausted for ``retry_after`` seconds."""
-        bucket = self._bucket(bucket_owner(token), endpoint)
+        bucket = self._bucket(self._owner(token), endpoint)
         bucket.blocked_until = max(bucket.blocked_until, self._clock() + max(0.0, retry_after))
 
-    def _maybe_sweep(self, now: float) -> None:
+    def _sweep(self, now: float) -> None:
         # Forget idle buckets now and then so a long-running bot does not keep one per token forever.
-        self._reservations_since_sweep += 1
-        if self._reservations_since_sweep < 1024:
-            return
         self._reservations_since_sweep = 0
         for key, bucket in list(self._buckets.items()):
             bucket.prune(now)
             if not bucket.slots and bucket.blocked_until <= now:
                 del self._buckets[key]
+        live = {owner for owner, _ in self._buckets}
+        self._owners = {key: owner for key, owner in self._owners.items() if owner in live}
