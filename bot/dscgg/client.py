@@ -56,7 +56,7 @@ from bot.dscgg.errors import (
     VersionDeprecated,
 )
 from bot.dscgg.models import App, Link, LinkType, User
-from bot.dscgg.ratelimit import Endpoint, LimitTable, RateLimiter, Refusal, Reservation
+from bot.dscgg.ratelimit import Endpoint, LimitTable, RateLimiter, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -450,7 +450,10 @@ class DscggClient:
         failures = 0
         retried_429 = False
         while True:
-            reservation = self._reserve(token, endpoint)
+            # Booked before any await, or refused at once if the wait would be too long.
+            reservation = rate_limiter.reserve(token, endpoint, max_wait=self.max_rate_limit_wait)
+            if isinstance(reservation, Refusal):
+                raise self._refused(endpoint, reservation)
             if not rate_limiter.ready(reservation):
                 await rate_limiter.wait(reservation)
             # One attempt. Failures are noted here and raised below, outside the except blocks, so
@@ -514,15 +517,12 @@ class DscggClient:
         exponential: float = self._backoff_base * 2.0**failures
         return min(self._backoff_max, exponential) * random.uniform(0.5, 1.0)
 
-    def _reserve(self, token: str | None, endpoint: Endpoint) -> Reservation:
-        """Book a send slot before any await, or refuse at once if the wait would be too long."""
-        outcome = self.rate_limiter.reserve(token, endpoint, max_wait=self.max_rate_limit_wait)
-        if isinstance(outcome, Refusal):
-            log.debug("dsc.gg %s: local rate limit, retry in %.2f s", endpoint, outcome.retry_after)
-            raise RateLimited(
-                outcome.retry_after, endpoint=endpoint.value, limit=outcome.limit, window=outcome.window
-            )
-        return outcome
+    @staticmethod
+    def _refused(endpoint: Endpoint, refusal: Refusal) -> RateLimited:
+        log.debug("dsc.gg %s: local rate limit, retry in %.2f s", endpoint, refusal.retry_after)
+        return RateLimited(
+            refusal.retry_after, endpoint=endpoint.value, limit=refusal.limit, window=refusal.window
+        )
 
     def _unwrap(
         self, endpoint: Endpoint, status: int, raw: bytes, headers: Mapping[str, str], token: str | None

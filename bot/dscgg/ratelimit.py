@@ -214,10 +214,11 @@ class RateLimiter:
 
     def ready(self, reservation: Reservation) -> bool:
         """Whether ``reservation`` may be sent right now without waiting (the common case)."""
-        bucket = self._bucket_of(reservation)
-        return len(bucket.slots) <= bucket.limit and self._clock() >= max(
-            bucket.blocked_until, reservation.at
-        )
+        bucket = reservation.bucket or self._bucket_of(reservation)
+        if len(bucket.slots) > bucket.limit:
+            return False
+        at, blocked_until = reservation.at, bucket.blocked_until
+        return self._clock() >= (at if at >= blocked_until else blocked_until)
 
     async def wait(self, reservation: Reservation) -> None:
         """Sleep until ``reservation`` may be sent. On cancellation the slot is given back."""
