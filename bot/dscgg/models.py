@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainValidator,
     SecretStr,
+    StrictBool,
 )
 
 
@@ -122,10 +123,12 @@ def _to_int(value: Any) -> int:
     return int(value)
 
 
-Timestamp = Annotated[datetime | None, BeforeValidator(_to_datetime)]
+# The outer "| None" lets pydantic-core answer a null itself, without calling the function, which
+# would return None for it anyway. A flag that is already a bool is taken as it is, likewise.
+Timestamp = Annotated[datetime | None, BeforeValidator(_to_datetime)] | None
 Snowflake = Annotated[int | None, PlainValidator(_to_snowflake)]
-OptionalText = Annotated[str | None, PlainValidator(_to_optional_text)]
-Flag = Annotated[bool, PlainValidator(_to_bool)]
+OptionalText = Annotated[str | None, PlainValidator(_to_optional_text)] | None
+Flag = Annotated[StrictBool | Annotated[bool, PlainValidator(_to_bool)], Field(union_mode="left_to_right")]
 Count = Annotated[int, PlainValidator(_to_int)]
 
 
@@ -136,7 +139,7 @@ class _Model(BaseModel):
 class LinkMeta(_Model):
     title: OptionalText = None
     description: OptionalText = None
-    color: Annotated[str | None, PlainValidator(_to_color)] = None
+    color: Annotated[str | None, PlainValidator(_to_color)] | None = None
     image: OptionalText = None
     saying: OptionalText = None
 
