@@ -12,23 +12,18 @@ The fake runs in its own process so its work does not land on the client's event
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import json
-import os
 import statistics
-import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
+from bench.support import dscgg_process, dscgg_stats
 from bot.dscgg import DEFAULT_LIMITS, DEFAULT_USER_AGENT, DscggClient, DscggError, Endpoint, Link, RateLimited
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
 INVITE = "https://discord.gg/bench"
 # Many short rounds, interleaved and rotated (each side takes every position in turn, so drift and
@@ -41,35 +36,19 @@ WARM_UP_REQUESTS = 500
 BURST_WINDOW = 1.0
 
 
-@contextlib.asynccontextmanager
-async def fake_process(*options: str) -> AsyncIterator[str]:
-    """Start ``python -m tests.fakes.dscgg`` seeded for the bench; yield its base URL."""
-    seed = {
-        "keys": [{"token": TOKEN, "user_id": 1, "whitelisted": True, "premium": True}],
-        "links": [
-            {
-                "slug": "mine",
-                "owner_id": 1,
-                "redirect": INVITE,
-                "meta": {"title": "Bench", "description": "x" * 200},
-            },
-            *({"slug": f"l{i}", "owner_id": 1} for i in range(250)),
-        ],
-    }
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(seed, handle)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.dscgg", "--port", "0", "--seed-file", handle.name, "--no-record",
-        *options, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
-        yield line.rsplit(" ", 1)[1].strip()
-    finally:
-        process.terminate()
-        await process.wait()
-        os.unlink(handle.name)
+#: The fake dsc.gg's content for the bench: one link to read, and room for the bursts.
+SEED = {
+    "keys": [{"token": TOKEN, "user_id": 1, "whitelisted": True, "premium": True}],
+    "links": [
+        {
+            "slug": "mine",
+            "owner_id": 1,
+            "redirect": INVITE,
+            "meta": {"title": "Bench", "description": "x" * 200},
+        },
+        *({"slug": f"l{i}", "owner_id": 1} for i in range(250)),
+    ],
+}
 
 
 async def per_request_seconds(
@@ -99,7 +78,7 @@ def paired_ratio(side: list[tuple[float, float]], baseline: list[tuple[float, fl
 
 
 async def bench_overhead() -> None:
-    async with fake_process("--no-rate-limits") as base_url, aiohttp.ClientSession() as session:
+    async with dscgg_process(SEED, "--no-rate-limits") as base_url, aiohttp.ClientSession() as session:
         # The documented 100 per window, with a 1 ms window: the bucket does its usual work at its
         # usual size (about 100 sends) but never makes the client wait.
         client = DscggClient(session, base_url=base_url, limits={"get_link": (100, 0.001)})
@@ -175,16 +154,10 @@ def burst_calls(client: DscggClient) -> dict[Endpoint, Callable[[int], Awaitable
     }
 
 
-async def fake_stats(session: aiohttp.ClientSession, base_url: str) -> dict[str, int]:
-    async with session.get(base_url.removesuffix("/v2") + "/_fake/stats") as response:
-        stats: dict[str, int] = await response.json()
-        return stats
-
-
 async def bench_bursts() -> None:
     limits = {endpoint: (count, BURST_WINDOW) for endpoint, (count, _) in DEFAULT_LIMITS.items()}
     async with (
-        fake_process("--uniform-window", str(BURST_WINDOW)) as base_url,
+        dscgg_process(SEED, "--uniform-window", str(BURST_WINDOW)) as base_url,
         aiohttp.ClientSession() as session,
     ):
         client = DscggClient(session, base_url=base_url, limits=limits, max_rate_limit_wait=30)
@@ -198,13 +171,13 @@ async def bench_bursts() -> None:
         total_429 = 0
         for endpoint, (count, window) in limits.items():
             burst = 2 * count + 1
-            before = await fake_stats(session, base_url)
+            before = await dscgg_stats(base_url)
             started = time.perf_counter()
             results = await asyncio.gather(
                 *(calls[endpoint](i) for i in range(burst)), return_exceptions=True
             )
             elapsed = time.perf_counter() - started
-            after = await fake_stats(session, base_url)
+            after = await dscgg_stats(base_url)
             unexpected = [
                 r for r in results if isinstance(r, BaseException) and not isinstance(r, DscggError)
             ]
