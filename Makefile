@@ -5,9 +5,14 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test lint typecheck format bench sync clean
 
+# A failed step removes the half-made .venv, so that the next run starts over instead of failing
+# with "No module named pip" (Debian and Ubuntu ship venv without pip: install python3-venv).
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+		echo "Could not create $(VENV) with $(PYTHON) -m venv: on Debian or Ubuntu, install python3-venv" \
+			"(apt install python3-venv), then run make again." >&2; exit 1; }
+	@$(BIN)/python -m pip install -q --upgrade pip || { rm -rf $(VENV); \
+		echo "Could not upgrade pip in $(VENV): check the network, then run make again." >&2; exit 1; }
 
 # Reinstall only when the dependency list changes.
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
@@ -42,4 +47,4 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
