@@ -6,11 +6,14 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
+# This layer is keyed on the whole pyproject.toml, so editing any part of it (a version, a tool setting)
+# reinstalls the dependencies too. That is accepted: the file changes rarely, and no separate
+# requirements file has to be kept in step with it.
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY bot ./bot
 COPY cogs ./cogs
 RUN pip install --no-deps .
