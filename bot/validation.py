@@ -62,6 +62,7 @@ _INVITE_SHORT_PATH_RE = re.compile(rf"/{_CODE_RE}/?", re.ASCII)
 _TEMPLATE_PATH_RE = re.compile(rf"/template/{_CODE_RE}/?", re.ASCII)
 _BOT_PATH_RE = re.compile(r"(?:/api)?/oauth2/authorize/?", re.ASCII)
 _SNOWFLAKE_RE = re.compile(r"[0-9]{15,21}", re.ASCII)
+_BOT_SCOPES = frozenset({"bot", "applications.commands"})
 
 _ACCEPTED_REDIRECTS = (
     "a server invite (discord.gg/CODE or discord.com/invite/CODE), "
@@ -106,6 +107,10 @@ def normalize_slug(raw: str) -> str:
     text = _unwrap(raw)
     if not text:
         raise InvalidInput("slug", "it is empty; give the name after dsc.gg/, for example `my-server`.")
+    # Before any URL parsing: urlsplit silently drops TAB, CR and LF ("dsc.gg/a\tb" would become "ab").
+    for char in text:
+        if char.isspace() or not char.isprintable():
+            raise InvalidInput("slug", f"it contains {_visible(char)}; {_SLUG_CHARS}.")
 
     has_scheme = "://" in text
     first_segment = text.split("/", 1)[0]
@@ -167,15 +172,40 @@ def _infer_kind(parts: SplitResult) -> str | None:
         if _TEMPLATE_PATH_RE.fullmatch(path):
             return "template"
         if _BOT_PATH_RE.fullmatch(path):
-            client_ids = parse_qs(parts.query).get("client_id", [])
-            if len(client_ids) == 1 and _SNOWFLAKE_RE.fullmatch(client_ids[0]):
-                return "bot"
+            _check_bot_invite(parts.query)
+            return "bot"
+    return None
+
+
+def _check_bot_invite(query: str) -> None:
+    """A bot invite adds a bot to a server: one client_id, a scope (if any) with ``bot`` or
+    ``applications.commands``, and no sign-in flow (``redirect_uri``/``response_type``) that would
+    hand a visitor's account to another site."""
+    params = parse_qs(query, keep_blank_values=True)
+    client_ids = params.get("client_id", [])
+    if len(client_ids) != 1 or not _SNOWFLAKE_RE.fullmatch(client_ids[0]):
+        raise InvalidInput(
+            "redirect",
+            "it is a bot invite without a valid `client_id`; copy the invite link from the "
+            "OAuth2 page of your application in the Discord developer portal.",
+        )
+    sign_in = [name for name in ("redirect_uri", "response_type") if name in params]
+    if sign_in:
+        raise InvalidInput(
+            "redirect",
+            f"it is a Discord sign-in link (it has `{sign_in[0]}`), not a bot invite; dsc.gg links "
+            "may only invite a bot. Copy the invite link (scope `bot`) from the OAuth2 page of your "
+            "application in the Discord developer portal.",
+        )
+    if "scope" in params:
+        scopes = {scope for value in params["scope"] for scope in value.split()}
+        if not scopes & _BOT_SCOPES:
             raise InvalidInput(
                 "redirect",
-                "it is a bot invite without a valid `client_id`; copy the invite link from the "
-                "OAuth2 page of your application in the Discord developer portal.",
+                "its `scope` has neither `bot` nor `applications.commands`, so it does not invite a "
+                "bot; copy the invite link from the OAuth2 page of your application in the Discord "
+                "developer portal.",
             )
-    return None
 
 
 def validate_redirect(raw: str, type: LinkType | str | None = None) -> tuple[str, LinkType]:
@@ -221,6 +251,12 @@ def validate_redirect(raw: str, type: LinkType | str | None = None) -> tuple[str
         raise InvalidInput(
             "redirect", f"it is not a Discord invite or template; dsc.gg accepts {_ACCEPTED_REDIRECTS}."
         )
+    url = urlunsplit(parts)
+    if len(url) > REDIRECT_MAX:  # "https://" added or http upgraded: the URL sent is what counts
+        raise InvalidInput(
+            "redirect",
+            f"it is {len(url)} characters long as an https:// link; at most {REDIRECT_MAX} are allowed.",
+        )
 
     if type is not None:
         wanted = str(getattr(type, "value", type)).lower()
@@ -232,7 +268,7 @@ def validate_redirect(raw: str, type: LinkType | str | None = None) -> tuple[str
                 f"it is {wanted} but the redirect is {describe_redirect_kind(kind)}; "
                 f"leave `type` out to use {kind}, or give {describe_redirect_kind(wanted)}.",
             )
-    return urlunsplit(parts), LinkType(kind)
+    return url, LinkType(kind)
 
 
 def parse_color(raw: str) -> str:
@@ -247,6 +283,20 @@ def parse_color(raw: str) -> str:
     return f"#{digits}"
 
 
+#: Bidi embeddings/overrides (U+202A-202E), bidi isolates (U+2066-2069), zero-width space/joiners
+#: (U+200B-200D) and the byte order mark (U+FEFF): they hide or reorder what an embed shows.
+_INVISIBLE_FORMATTING = frozenset(
+    [
+        *map(chr, range(0x202A, 0x202F)),
+        *map(chr, range(0x2066, 0x206A)),
+        "\u200b",
+        "\u200c",
+        "\u200d",
+        "\ufeff",
+    ]
+)
+
+
 def _text(field: str, raw: str, limit: int, *, multiline: bool) -> str:
     text = raw.strip()
     if not text:
@@ -258,6 +308,12 @@ def _text(field: str, raw: str, limit: int, *, multiline: bool) -> str:
             continue
         if unicodedata.category(char) == "Cc":
             raise InvalidInput(field, f"it contains {_visible(char)}, which cannot be shown in an embed.")
+        if char in _INVISIBLE_FORMATTING:
+            raise InvalidInput(
+                field,
+                f"it contains {_visible(char)}, which can hide or reorder text in the preview; "
+                "remove it (it often comes along when text is copied).",
+            )
     return text
 
 

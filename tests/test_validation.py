@@ -124,6 +124,26 @@ def test_slug_odd_characters_are_refused_and_shown(raw: str, shown: str) -> None
     assert "A-Z" in info.value.problem
 
 
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("https://dsc.gg/a\tb", "U+0009"),
+        ("https://dsc.gg/a\rb", "U+000D"),
+        ("https://dsc.gg/a\nb", "U+000A"),
+        ("dsc.gg/a\tb", "U+0009"),
+        ("https://ds\tc.gg/x", "U+0009"),
+        ("https://dsc.gg\n/x", "U+000A"),
+        ("https://dsc.gg/x\x00", "U+0000"),
+    ],
+)
+def test_slug_links_with_tabs_or_line_breaks_inside_are_refused(raw: str, shown: str) -> None:
+    """URL parsing quietly drops TAB/CR/LF: "dsc.gg/a<TAB>b" must not turn into the link "ab"."""
+    with pytest.raises(InvalidInput) as info:
+        normalize_slug(raw)
+    assert info.value.field == "slug"
+    assert shown in info.value.problem
+
+
 def test_slug_newlines() -> None:
     assert normalize_slug("name\n") == "name"  # surrounding whitespace, stripped (no `$` trap)
     with pytest.raises(InvalidInput):
@@ -308,6 +328,66 @@ def test_redirect_length_cap() -> None:
         validate_redirect(ok + "a", None)
 
 
+def test_redirect_length_cap_counts_the_https_prefix_added() -> None:
+    tail = "discord.com/oauth2/authorize?client_id=123456789012345678&state="
+    typed = tail + "a" * (2000 - len(tail))  # 2000 characters as typed
+    with pytest.raises(InvalidInput, match="2008 characters") as info:
+        validate_redirect(typed, None)  # https:// makes it 2008
+    assert info.value.field == "redirect"
+    ok = tail + "a" * (2000 - len("https://") - len(tail))
+    assert len(validate_redirect(ok, None)[0]) == 2000
+    with pytest.raises(InvalidInput, match="2001 characters"):
+        validate_redirect("http://" + ok + "a", None)  # 2000 typed, 2001 once upgraded to https
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://discord.com/oauth2/authorize?client_id=123456789012345678&scope=bot",
+        "https://discord.com/oauth2/authorize?client_id=123456789012345678&scope=applications.commands",
+        "https://discord.com/oauth2/authorize?client_id=123456789012345678&permissions=8"
+        "&scope=bot%20applications.commands",
+        "https://discord.com/oauth2/authorize?client_id=123456789012345678&scope=bot+identify",
+        "https://discord.com/oauth2/authorize?client_id=123456789012345678&permissions=0",
+        "https://discord.com/oauth2/authorize?client_id=123456789012345678",
+    ],
+)
+def test_bot_invites_with_a_bot_scope_or_none_are_accepted(raw: str) -> None:
+    assert validate_redirect(raw, None)[1] is LinkType.BOT
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (
+            "https://discord.com/oauth2/authorize?client_id=123456789012345678"
+            "&redirect_uri=https://evil.com&response_type=code&scope=identify%20email",
+            "redirect_uri",
+        ),
+        (
+            "https://discord.com/oauth2/authorize?client_id=123456789012345678&response_type=token&scope=bot",
+            "response_type",
+        ),
+        (
+            "https://discord.com/oauth2/authorize?client_id=123456789012345678&scope=bot"
+            "&redirect_uri=https%3A%2F%2Fevil.com",
+            "redirect_uri",
+        ),
+        ("https://discord.com/oauth2/authorize?client_id=123456789012345678&scope=identify%20email", "scope"),
+        ("https://discord.com/oauth2/authorize?client_id=123456789012345678&scope=guilds.join", "scope"),
+    ],
+)
+def test_sign_in_links_are_not_bot_invites(raw: str, said: str) -> None:
+    """A consent link for someone's account (identify, email, guilds.join, a redirect to another
+    site) must not pass for a bot invite."""
+    with pytest.raises(InvalidInput) as info:
+        validate_redirect(raw, None)
+    assert info.value.field == "redirect"
+    assert f"`{said}`" in info.value.problem
+    with pytest.raises(InvalidInput):
+        validate_redirect(raw, LinkType.BOT)
+
+
 def test_empty_redirect_is_refused() -> None:
     with pytest.raises(InvalidInput, match="empty"):
         validate_redirect("   ", None)
@@ -360,6 +440,21 @@ def test_title_and_description_limits() -> None:
         validate_title("bell\x07")
     with pytest.raises(InvalidInput, match="empty"):
         validate_description("   ")
+
+
+@pytest.mark.parametrize(
+    "char",
+    [*"\u202a\u202b\u202c\u202d\u202e", *"\u2066\u2067\u2068\u2069", *"\u200b\u200c\u200d\ufeff"],
+)
+def test_title_and_description_refuse_invisible_reordering_characters(char: str) -> None:
+    """Bidi overrides/isolates and zero-width characters can make a preview read differently from
+    what was typed ("moc.evil" shown as "live.com")."""
+    for check, field in ((validate_title, "title"), (validate_description, "description")):
+        with pytest.raises(InvalidInput) as info:
+            check(f"Join {char}us")
+        assert info.value.field == field
+        assert f"U+{ord(char):04X}" in info.value.problem
+    assert validate_title("Café ☕ – 日本語 👋🏽") == "Café ☕ – 日本語 👋🏽"  # ordinary text still passes
 
 
 @pytest.mark.parametrize(
