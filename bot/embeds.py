@@ -30,6 +30,7 @@ __all__ = [
     "page_count",
     "record_page_embed",
     "short_label",
+    "slug_label",
     "truncate",
 ]
 
@@ -96,6 +97,11 @@ def short_label(link: Link) -> str:
     return _inline(_short_label(link))
 
 
+def slug_label(slug: str, domain: str = "dsc.gg") -> str:
+    """``dsc.gg/slug`` for a slug known only by name, escaped for markdown like ``short_label``."""
+    return _inline(f"{domain}/{slug}")
+
+
 def _safe_url(url: str | None) -> str | None:
     """An https URL Discord will accept in an embed's url/image, or None."""
     if not url:
@@ -148,8 +154,32 @@ class _Field:
     inline: bool = False
 
 
+def _fair_cap(lengths: Sequence[int], budget: int) -> int:
+    """The largest cap such that the lengths, each cut to at most the cap, add up to ``budget`` or less.
+
+    Cutting every text to a common cap shares the room fairly: short texts stay whole and the long
+    ones give up the same amount, so no single entry of a crowded page is cut down to nothing.
+    """
+    if sum(lengths) <= budget:
+        return max(lengths, default=0)
+    low, high = 0, max(lengths)  # sum(min(l, low)) <= budget < sum(min(l, high))
+    while high - low > 1:
+        middle = (low + high) // 2
+        if sum(min(length, middle) for length in lengths) <= budget:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
 def _fit(title: str, description: str, fields: list[_Field], footer: str) -> tuple[str, str, list[_Field]]:
-    """Shrink the longest texts until the whole embed fits in Discord's 6000-character total."""
+    """Cut the texts so the whole embed fits in Discord's 6000-character total.
+
+    The free texts (the description and the field values) share the room left by the title, the
+    footer and the field names: each is cut to a common cap (never below one character), so every
+    field keeps its beginning, where the builders put the essentials. Field names are cut the same
+    way only if that is still not enough.
+    """
     title = truncate(title, TITLE_MAX)
     description = truncate(description, DESCRIPTION_MAX)
     fields = fields[:FIELDS_MAX]
@@ -160,19 +190,24 @@ def _fit(title: str, description: str, fields: list[_Field], footer: str) -> tup
     def total() -> int:
         return len(title) + len(description) + len(footer) + sum(len(f.name) + len(f.value) for f in fields)
 
+    if total() <= EMBED_TOTAL_MAX:
+        return title, description, fields
+
+    fixed = len(title) + len(footer) + sum(len(f.name) for f in fields)
+    texts = [len(f.value) for f in fields] + ([len(description)] if description else [])
+    cap = max(1, _fair_cap(texts, EMBED_TOTAL_MAX - fixed))
+    for f in fields:
+        f.value = truncate(f.value, cap) or "\u200b"
+    description = truncate(description, cap)
+
     excess = total() - EMBED_TOTAL_MAX
-    while excess > 0:
-        # Cut the longest piece of free text: the description or a field value.
-        longest_field = max(fields, key=lambda f: len(f.value), default=None)
-        if longest_field is not None and len(longest_field.value) >= len(description):
-            keep = max(1, len(longest_field.value) - excess)
-            longest_field.value = truncate(longest_field.value, keep) or "\u200b"
-        else:
-            description = truncate(description, max(0, len(description) - excess))
-        new_excess = total() - EMBED_TOTAL_MAX
-        if new_excess >= excess:  # nothing more to cut (cannot happen with our sizes)
-            break
-        excess = new_excess
+    if excess > 0:  # the names alone nearly fill the embed (25 fields of 256 characters)
+        names = [len(f.name) for f in fields]
+        name_cap = max(1, _fair_cap(names, sum(names) - excess))
+        for f in fields:
+            f.name = truncate(f.name, name_cap) or "\u200b"
+    if total() > EMBED_TOTAL_MAX:  # only a title/footer near their own limits is left
+        description = truncate(description, max(0, len(description) - (total() - EMBED_TOTAL_MAX)))
     return title, description, fields
 
 

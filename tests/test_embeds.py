@@ -254,6 +254,27 @@ def test_page_of_oversized_links_stays_within_limits() -> None:
     assert len(embed.fields) == 25
 
 
+def test_a_crowded_page_gives_every_link_a_fair_share() -> None:
+    """Ten links with long slugs, titles and descriptions: each keeps its type and click count and
+    the start of its title; none is cut down to "…" to make room for the others."""
+    links = [
+        make_link(
+            id=f"{i}" + "z" * 119,
+            meta={"title": "T" * 256, "description": "D" * 2000},
+            stats={"clicks": 1000 + i, "unique_clicks": 1},
+        )
+        for i in range(10)
+    ]
+    embed = link_page_embed("x" * 256, links, page=1, pages=3, total=30)
+    assert_within_limits(embed)
+    assert len(embed.fields) == 10
+    lengths = [len(field.value or "") for field in embed.fields]
+    assert max(lengths) - min(lengths) <= 1, lengths
+    for i, field in enumerate(embed.fields):
+        assert (field.name or "").startswith(f"{i + 1}. dsc.gg/{i}zzz")
+        assert (field.value or "").startswith(f"Server invite · {1000 + i:,} clicks\n**TTTTTTTTTT")
+
+
 def test_page_of_links_escapes_their_text() -> None:
     link = make_link(id="a_b_c", meta={"title": "@everyone __x__", "description": "<@123456789012345678>"})
     embed = link_page_embed("Search", [link], page=1, pages=1, total=1)
