@@ -3,7 +3,8 @@
 Secrets must never reach a log line. ``RedactingFilter`` masks:
 
 - values registered with ``register_secret()``: the bot token and every dsc.gg token the process
-  receives or decrypts;
+  stores or decrypts (a submitted token only while it is being checked, unless it is stored; see
+  ``unregister_secret()``);
 - ``Authorization`` header values (in header dumps, dict reprs and JSON);
 - interaction tokens inside webhook and interaction-callback URLs
   (``/webhooks/<id>/<token>``, ``/interactions/<id>/<token>/callback``) and ``"token": "…"`` JSON fields;
@@ -29,6 +30,7 @@ __all__ = [
     "redact",
     "register_secret",
     "setup_logging",
+    "unregister_secret",
 ]
 
 MASK: Final = "[redacted]"
@@ -36,8 +38,102 @@ MASK: Final = "[redacted]"
 #: Shorter values are not registered: masking them would shred ordinary words and numbers.
 MIN_SECRET_LENGTH: Final = 6
 
-_lock = threading.Lock()
-_secrets: frozenset[str] = frozenset()
+#: Up to this many registered secrets, ``redact()`` searches for each one (fast, in C, for a few). Beyond
+#: it, one pass over the text looks each position's first characters up in an index, so the cost of a log
+#: line does not grow with the number of secrets (a bot in thousands of servers).
+_SEARCH_EACH_UP_TO: Final = 32
+
+
+class _Registry:
+    """The registered secrets, each with a reference count, indexed by their first characters.
+
+    Adding and removing are O(1) amortized (plus copying one small index bucket). ``redact()`` reads
+    without the lock: it sees the old or the new bucket tuple, never a half-changed one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        #: value[:MIN_SECRET_LENGTH] -> the secrets starting with it, longest first.
+        self.index: dict[str, tuple[str, ...]] = {}
+        # Every secret longest first while there are few (None: use the index); rebuilt lazily.
+        self._few: tuple[str, ...] | None = ()
+        self._stale = False
+
+    def add(self, value: str) -> None:
+        with self._lock:
+            count = self._counts.get(value, 0)
+            self._counts[value] = count + 1
+            if count:
+                return
+            key = value[:MIN_SECRET_LENGTH]
+            self.index[key] = tuple(sorted((*self.index.get(key, ()), value), key=len, reverse=True))
+            self._stale = True
+
+    def remove(self, value: str) -> None:
+        with self._lock:
+            count = self._counts.get(value, 0)
+            if count > 1:
+                self._counts[value] = count - 1
+            if count != 1:
+                return
+            del self._counts[value]
+            key = value[:MIN_SECRET_LENGTH]
+            bucket = tuple(secret for secret in self.index.get(key, ()) if secret != value)
+            if bucket:
+                self.index[key] = bucket
+            else:
+                del self.index[key]
+            self._stale = True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts = {}
+            self.index = {}
+            self._few = ()
+            self._stale = False
+
+    def few(self) -> tuple[str, ...] | None:
+        """Every secret, longest first, while there are at most _SEARCH_EACH_UP_TO; else None."""
+        if self._stale:
+            with self._lock:
+                if self._stale:
+                    counts = self._counts
+                    self._few = (
+                        tuple(sorted(counts, key=len, reverse=True))
+                        if len(counts) <= _SEARCH_EACH_UP_TO
+                        else None
+                    )
+                    self._stale = False
+        return self._few
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where registered secrets occur in ``text``: (start, end) pairs, in no particular order."""
+        found: list[tuple[int, int]] = []
+        few = self.few()
+        if few is not None:
+            for secret in few:
+                start = text.find(secret)
+                while start != -1:
+                    found.append((start, start + len(secret)))
+                    start = text.find(secret, start + 1)
+            return found
+        index = self.index
+        if not index:
+            return found
+        width = MIN_SECRET_LENGTH
+        for start in range(len(text) - width + 1):
+            bucket = index.get(text[start : start + width])
+            if bucket is None:
+                continue
+            for secret in bucket:  # longest first: a secret containing another is found whole
+                if text.startswith(secret, start):
+                    found.append((start, start + len(secret)))
+                    break
+        return found
+
+
+_registry = _Registry()
 
 _PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     # Authorization: Bot abc / 'Authorization': 'abc' / "authorization":"abc"
@@ -55,32 +151,58 @@ _PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
 )
 
 
-def register_secret(value: str | None) -> None:
-    """Mask ``value`` wherever it appears in a log line from now on. Safe to call from any thread."""
-    global _secrets
+def _normalized(value: str | None) -> str | None:
     if not value:
-        return
+        return None
     value = value.strip()
-    if len(value) < MIN_SECRET_LENGTH:
-        return
-    with _lock:
-        if value not in _secrets:
-            _secrets = _secrets | {value}
+    return value if len(value) >= MIN_SECRET_LENGTH else None
+
+
+def register_secret(value: str | None) -> None:
+    """Mask ``value`` wherever it appears in a log line from now on. Safe to call from any thread.
+
+    Registrations are counted: the value stays masked until ``unregister_secret()`` was called as
+    often as this.
+    """
+    value = _normalized(value)
+    if value is not None:
+        _registry.add(value)
+
+
+def unregister_secret(value: str | None) -> None:
+    """Undo one ``register_secret(value)``; the value stops being masked when no registration is left."""
+    value = _normalized(value)
+    if value is not None:
+        _registry.remove(value)
 
 
 def forget_secrets() -> None:
     """Drop every registered secret (for tests)."""
-    global _secrets
-    with _lock:
-        _secrets = frozenset()
+    _registry.clear()
+
+
+def _mask_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span masked; overlapping spans are masked as one, so no part of either shows."""
+    spans.sort()
+    parts: list[str] = []
+    kept = 0  # text[:kept] is done
+    start, end = spans[0]
+    for next_start, next_end in spans[1:]:
+        if next_start < end:
+            end = max(end, next_end)
+            continue
+        parts += (text[kept:start], MASK)
+        kept = end
+        start, end = next_start, next_end
+    parts += (text[kept:start], MASK, text[end:])
+    return "".join(parts)
 
 
 def redact(text: str) -> str:
     """``text`` with every known secret and secret-shaped value masked."""
-    # Longest first, so a secret that contains another one is masked whole.
-    for secret in sorted(_secrets, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, MASK)
+    spans = _registry.spans(text)
+    if spans:
+        text = _mask_spans(text, spans)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -4,6 +4,7 @@ and dsc.gg."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,7 @@ import discord
 import pytest
 from cryptography.fernet import Fernet
 
-from bot import checks
+from bot import checks, log
 from bot.audit import EventKind
 from bot.crypto import TokenCipher
 from bot.db import TokenStore
@@ -101,6 +102,73 @@ async def test_rejected_token_stores_nothing_and_echoes_nothing(w: WiredBot) -> 
     assert bad[-4:] not in message.content
     assert await w.bot.token_store.info(w.guild_id) is None
     assert EventKind.TOKEN_REJECTED in await audit_kinds(w)
+
+
+MALFORMED = (
+    "Check the `token` option: that isn't a dsc.gg API key (those are 8 to 200 letters, digits and "
+    "symbols, without spaces or invisible characters). Nothing was saved. Copy the key again from "
+    "https://dsc.gg/developer and paste only the key."
+)
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        " " * 8,
+        "dscgg-admin\tkey-7f3a9c",
+        "dscgg-clé-secrète-123456",
+        "dscgg-admin-key-7f3a\u200b9c2e51b8d4",  # a zero-width space picked up when copying
+        "two words-in-one-key",
+        "\u200b\u200b\u200b\u200b\u200b\u200b\u200b\u200b",
+        "  short  ",
+    ],
+)
+async def test_malformed_token_is_refused_locally_with_its_own_sentence(
+    w: WiredBot, pasted: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        done = await set_token(w, pasted)
+    message = only_message(done)
+    assert message.content == MALFORMED  # not the "something went wrong … error id" one
+    assert w.dscgg.requests == []  # never sent anywhere
+    assert await w.bot.token_store.info(w.guild_id) is None
+    assert EventKind.TOKEN_REJECTED in await audit_kinds(w)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    if pasted.strip():
+        assert pasted.strip() not in everything_sent_to_discord(w)
+        assert pasted.strip() not in caplog.text
+
+
+async def test_a_rejected_token_does_not_mask_that_word_in_later_logs(w: WiredBot) -> None:
+    try:
+        for word in ("interaction", "Unexpected error"):
+            await set_token(w, word.replace(" ", "-"))
+        assert log.redact("Unexpected error in an interaction") == "Unexpected error in an interaction"
+        assert log.redact("Unexpected-error") == "Unexpected-error"
+        # A token that was stored stays masked.
+        await set_token(w, ADMIN_TOKEN)
+        assert log.redact(f"key {ADMIN_TOKEN}") == f"key {log.MASK}"
+    finally:
+        log.forget_secrets()
+
+
+async def test_clear_stops_masking_the_token_unless_another_server_uses_it(w: WiredBot) -> None:
+    try:
+        await set_token(w, ADMIN_TOKEN)
+        await w.run("dscgg token clear")
+        assert log.redact(f"key {ADMIN_TOKEN}") == f"key {ADMIN_TOKEN}"
+
+        # Two servers with the same token: clearing one keeps it masked for the other.
+        other_guild = w.guild_id + 1
+        await w.bot.token_store.set(other_guild, ADMIN_TOKEN, set_by=ADMIN.id)
+        assert await w.bot.tokens.token_for(other_guild) == ADMIN_TOKEN
+        await set_token(w, ADMIN_TOKEN)
+        await w.run("dscgg token clear")
+        assert log.redact(f"key {ADMIN_TOKEN}") == f"key {log.MASK}"
+        await w.bot.tokens.clear(other_guild, ADMIN.id)
+        assert log.redact(f"key {ADMIN_TOKEN}") == f"key {ADMIN_TOKEN}"
+    finally:
+        log.forget_secrets()
 
 
 async def test_rejected_token_does_not_replace_a_working_one(w: WiredBot) -> None:

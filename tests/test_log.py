@@ -92,6 +92,47 @@ def test_short_values_are_not_registered() -> None:
         log.forget_secrets()
 
 
+def test_registrations_are_counted() -> None:
+    try:
+        log.register_secret(DSCGG_TOKEN)
+        log.register_secret(f" {DSCGG_TOKEN}\n")  # the same value, as pasted
+        log.unregister_secret(DSCGG_TOKEN)
+        assert log.redact(DSCGG_TOKEN) == log.MASK  # one registration left
+        log.unregister_secret(DSCGG_TOKEN)
+        assert log.redact(DSCGG_TOKEN) == DSCGG_TOKEN
+        log.unregister_secret(DSCGG_TOKEN)  # one too many: harmless
+        log.register_secret(DSCGG_TOKEN)
+        assert log.redact(DSCGG_TOKEN) == log.MASK
+    finally:
+        log.forget_secrets()
+
+
+@pytest.mark.parametrize("others", [0, 10_000], ids=["few secrets", "10k secrets"])
+def test_redaction_is_complete_with_any_number_of_secrets(others: int) -> None:
+    """Few secrets and a registry as large as a bot in 10,000 servers mask the same way."""
+    outer = "abcdef-outer-0123456789"
+    inner = "outer-0123"  # inside outer: outer is still masked whole
+    left, right = "left-secret-XXXXYY", "XXXXYY-right-secret"  # overlapping: no part of either shows
+    try:
+        for index in range(others):
+            log.register_secret(f"{index:08x}-filler-secret-{index}")
+        for secret in (inner, outer, left, right, DSCGG_TOKEN):
+            log.register_secret(secret)
+        line = f"a {outer} b {left}-right-secret c {DSCGG_TOKEN}{DSCGG_TOKEN} d {inner}"
+        assert log.redact(line) == f"a {log.MASK} b {log.MASK} c {log.MASK}{log.MASK} d {log.MASK}"
+        assert log.redact("00000000-filler-secret-0") == (log.MASK if others else "00000000-filler-secret-0")
+        assert log.redact(f"x{others - 1:08x}-filler-secret-{others - 1}y") == (
+            f"x{log.MASK}y" if others else f"x{others - 1:08x}-filler-secret-{others - 1}y"
+        )
+        assert log.redact("nothing secret here, just words") == "nothing secret here, just words"
+        for index in range(others):
+            log.unregister_secret(f"{index:08x}-filler-secret-{index}")
+        log.unregister_secret(outer)
+        assert log.redact(f"a {outer} b") == f"a abcdef-{log.MASK}456789 b"
+    finally:
+        log.forget_secrets()
+
+
 def test_ordinary_lines_are_untouched() -> None:
     line = "Synced 12 command(s) to guild 1190000000000000000 (commands changed)"
     assert log.redact(line) == line
@@ -156,12 +197,19 @@ async def test_error_paths_with_a_real_token_leave_no_trace(logs: io.StringIO, t
         with pytest.raises(Unavailable) as outage:
             await service.set(1, 2, DSCGG_TOKEN)
         errors.describe(outage.value)
-        try:
-            raise KeyError(f"token {DSCGG_TOKEN} / bot {BOT_TOKEN}")
-        except KeyError as bug:
-            text = errors.describe(bug)
-        assert DSCGG_TOKEN not in text
         assert await store.info(1) is None  # neither attempt stored anything
+
+        # A bug while checking the token: its traceback is logged after set() gave up, and still
+        # shows no token.
+        async def buggy_get_user(user_id: int, *, token: str) -> None:
+            raise KeyError(f"token {token} / bot {BOT_TOKEN}")
+
+        client.get_user = buggy_get_user  # type: ignore[method-assign,assignment]
+        with pytest.raises(KeyError) as bug:
+            await service.set(1, 2, DSCGG_TOKEN)
+        text = errors.describe(bug.value)
+        assert DSCGG_TOKEN not in text
+        assert await store.info(1) is None
 
     output = logs.getvalue()
     assert "Unexpected error" in output  # the bug was logged, with its traceback …

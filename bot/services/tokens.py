@@ -1,8 +1,13 @@
 """TokenService: a server's dsc.gg API token — validate, store encrypted, forget, report.
 
-Every token that passes through here is registered with the log redaction first, so it cannot show
-up in a log line even when validation fails. Tokens never appear in return values other than
-``token_for()`` (which the link services need to call dsc.gg) and never in exception messages.
+Every token that passes through here is registered with the log redaction before anything can log it.
+A submitted token stays registered only if it is stored: one that dsc.gg refuses is masked just while
+it is being checked, so an admin cannot blank arbitrary words out of the logs by "setting" them. A
+token whose shape no dsc.gg key has is refused before any of that. Stored tokens are registered once per
+server (when set or first decrypted) and unregistered when cleared or replaced; the registry counts, so
+a token two servers share stays masked until both dropped it. Tokens never appear in return values
+other than ``token_for()`` (which the link services need to call dsc.gg) and never in exception
+messages.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from bot import errors
 from bot.audit import AuditEvent, AuditLog, EventKind
 from bot.db.tokens import TokenInfo, TokenStore, TokenUnreadable
 from bot.dscgg import errors as api
-from bot.log import register_secret
+from bot.log import register_secret, unregister_secret
 
 if TYPE_CHECKING:
     from bot.dscgg.client import DscggClient
@@ -25,6 +30,31 @@ if TYPE_CHECKING:
 __all__ = ["TokenCheck", "TokenService", "TokenStatus"]
 
 log = logging.getLogger(__name__)
+
+#: Bounds of a submitted token, after stripping surrounding blanks (the form itself takes 8 to 200).
+MIN_TOKEN_LENGTH = 8
+MAX_TOKEN_LENGTH = 200
+
+#: What the admin reads when the submitted text cannot be a dsc.gg API key at all.
+MALFORMED_TOKEN = (
+    "that isn't a dsc.gg API key (those are 8 to 200 letters, digits and symbols, without spaces or "
+    "invisible characters). Nothing was saved. Copy the key again from https://dsc.gg/developer "
+    "and paste only the key"
+)
+
+
+def well_formed(token: str) -> bool:
+    """Whether ``token`` (already stripped) could be a dsc.gg API key and be sent in a header.
+
+    Printable ASCII without spaces: this refuses tabs, line breaks, other control characters,
+    zero-width and other non-ASCII characters.
+    """
+    return (
+        MIN_TOKEN_LENGTH <= len(token) <= MAX_TOKEN_LENGTH
+        and token.isascii()
+        and token.isprintable()
+        and " " not in token
+    )
 
 
 class TokenCheck(enum.Enum):
@@ -58,11 +88,15 @@ class TokenService:
         audit: AuditLog,
         *,
         on_secret: Callable[[str], None] = register_secret,
+        on_forget: Callable[[str], None] = unregister_secret,
     ) -> None:
         self._store = store
         self._client = client
         self._audit = audit
         self._on_secret = on_secret
+        self._on_forget = on_forget
+        #: The token registered for each guild (one registration per guild, whatever the number of calls).
+        self._registered: dict[int, str] = {}
 
     async def token_for(self, guild_id: int) -> str:
         """The guild's token for a dsc.gg call. Raises NoToken or TokenUnreadable."""
@@ -72,29 +106,46 @@ class TokenService:
             raise errors.TokenUnreadable(guild_id) from exc
         if token is None:
             raise errors.NoToken(guild_id)
-        self._on_secret(token)
+        self._remember(guild_id, token)
         return token
 
     async def set(self, guild_id: int, user_id: int, token: str) -> TokenInfo:
         """Validate ``token`` with one cheap authenticated call, then store it encrypted.
 
-        Raises TokenRejected when dsc.gg refuses the key (nothing is stored), or the dsc.gg error
-        that prevented checking it (Unavailable, RateLimited, …; nothing is stored either).
+        Raises InvalidInput when ``token`` cannot be a dsc.gg key at all (nothing is sent anywhere),
+        TokenRejected when dsc.gg refuses the key (nothing is stored), or the dsc.gg error that
+        prevented checking it (Unavailable, RateLimited, …; nothing is stored either).
         """
         token = token.strip()
+        if not well_formed(token):
+            malformed = errors.InvalidInput("token", MALFORMED_TOKEN)
+            self._refused(guild_id, user_id, EventKind.TOKEN_REJECTED, malformed)
+            raise malformed
+        # Masked while it is being checked; it stays masked only if it is stored (or an unexpected
+        # error, whose traceback is logged after this returns, might quote it).
         self._on_secret(token)
+        release = False  # drop this call's registration when done
         try:
-            await self._validate(token, user_id)
-        except api.InvalidKey as exc:
-            self._refused(guild_id, user_id, EventKind.TOKEN_REJECTED, errors.TokenRejected())
-            raise errors.TokenRejected from exc
-        except api.APIError as exc:
-            self._refused(guild_id, user_id, EventKind.TOKEN_REJECTED, exc)
-            raise
-        except api.DscggError as exc:
-            self._refused(guild_id, user_id, EventKind.MUTATION_REFUSED, exc)
-            raise
-        info = await self._store.set(guild_id, token, set_by=user_id)
+            try:
+                await self._validate(token, user_id)
+            except api.InvalidKey as exc:
+                release = True
+                self._refused(guild_id, user_id, EventKind.TOKEN_REJECTED, errors.TokenRejected())
+                raise errors.TokenRejected from exc
+            except api.APIError as exc:
+                release = True
+                self._refused(guild_id, user_id, EventKind.TOKEN_REJECTED, exc)
+                raise
+            except api.DscggError as exc:
+                release = True
+                self._refused(guild_id, user_id, EventKind.MUTATION_REFUSED, exc)
+                raise
+            info = await self._store.set(guild_id, token, set_by=user_id)
+            self._remember(guild_id, token)  # the guild's own registration, kept until cleared
+            release = True
+        finally:
+            if release:
+                self._on_forget(token)
         log.info("dsc.gg token set for guild %s by user %s", guild_id, user_id)
         self._audit.record(AuditEvent(guild_id=guild_id, kind=EventKind.TOKEN_SET, actor_id=user_id))
         return info
@@ -104,6 +155,7 @@ class TokenService:
         info = await self._store.info(guild_id)
         if not await self._store.clear(guild_id):
             return None
+        self._forget(guild_id)
         log.info("dsc.gg token cleared for guild %s by user %s", guild_id, user_id)
         self._audit.record(AuditEvent(guild_id=guild_id, kind=EventKind.TOKEN_CLEARED, actor_id=user_id))
         return info
@@ -132,6 +184,21 @@ class TokenService:
         except api.Unavailable:
             return TokenStatus(info=info, readable=True, check=TokenCheck.UNAVAILABLE)
         return TokenStatus(info=info, readable=True, check=TokenCheck.ACCEPTED)
+
+    def _remember(self, guild_id: int, token: str) -> None:
+        """Keep ``token`` masked as the guild's token (replacing the guild's previous one)."""
+        previous = self._registered.get(guild_id)
+        if previous == token:
+            return
+        self._on_secret(token)
+        self._registered[guild_id] = token
+        if previous is not None:
+            self._on_forget(previous)
+
+    def _forget(self, guild_id: int) -> None:
+        previous = self._registered.pop(guild_id, None)
+        if previous is not None:
+            self._on_forget(previous)
 
     async def _validate(self, token: str, user_id: int) -> None:
         """One cheap authenticated call. A 404 still means the key itself was accepted."""
