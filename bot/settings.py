@@ -7,10 +7,12 @@ problem, never the value (secrets included).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -27,8 +29,16 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 #: Name of the generated key file, kept next to the database when TOKEN_ENCRYPTION_KEYS is not set.
 GENERATED_KEY_FILENAME = "token.key"
 
-# Error type for problems whose message is already written for people (see _problem()).
+# Error types for problems whose message is already written for people (see _problem()): shown as
+# "NAME: message" and as "NAME message" respectively.
 _WORDED = "worded"
+_SENTENCE = "sentence"
+
+#: DISCORD_TOKEN's value in .env.example.
+DISCORD_TOKEN_PLACEHOLDER = "paste-your-bot-token-here"
+_PASTE_THE_BOT_TOKEN = (
+    "paste the real bot token from https://discord.com/developers/applications (Bot → Reset Token)"
+)
 
 
 class SettingsError(Exception):
@@ -65,8 +75,18 @@ class Settings(BaseSettings):
     @field_validator("discord_token")
     @classmethod
     def _token_not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+        token = value.get_secret_value().strip()
+        if not token:
             raise PydanticCustomError("missing", "is not set")
+        if token == DISCORD_TOKEN_PLACEHOLDER:
+            raise PydanticCustomError(
+                _WORDED, "is still the placeholder from .env.example; " + _PASTE_THE_BOT_TOKEN
+            )
+        # A bot token is printable ASCII without blanks; anything else is a copy-and-paste accident.
+        if not (token.isascii() and token.isprintable()) or any(char.isspace() for char in token):
+            raise PydanticCustomError(
+                _WORDED, "is not a bot token (it has spaces or unusual characters); " + _PASTE_THE_BOT_TOKEN
+            )
         return value
 
     @field_validator("token_encryption_keys", mode="before")
@@ -75,7 +95,11 @@ class Settings(BaseSettings):
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
+            keys = tuple(part.strip() for part in value.split(",") if part.strip())
+            # Blank counts as not set; separators without any key are a mistake, not "generate one".
+            if not keys and value.strip():
+                raise PydanticCustomError(_SENTENCE, "is set but contains no key")
+            return keys
         return value
 
     @field_validator("token_encryption_keys")
@@ -154,6 +178,8 @@ def _problem(error: ErrorDetails) -> str:
         return f"{name} is not set: add it to .env or the environment (see .env.example)"
     if error["type"] == _WORDED:
         return f"{name}: {error['msg']}"
+    if error["type"] == _SENTENCE:
+        return f"{name} {error['msg']}"
     return f"{name}: {_PROBLEMS.get(field, 'is not valid')}"
 
 
@@ -197,6 +223,7 @@ def resolve_encryption_keys(settings: Settings) -> list[str]:
         return [Fernet.generate_key().decode("ascii")]
     key_path = settings.database_path.parent / GENERATED_KEY_FILENAME
     key = _read_key_file(key_path) if key_path.exists() else _create_key_file(key_path)
+    _remove_stale_temp_files(key_path)
     log.warning(
         "TOKEN_ENCRYPTION_KEYS is not set: dsc.gg tokens are encrypted with the generated key in %s. "
         "Production deployments should set TOKEN_ENCRYPTION_KEYS (and keep a copy of the key).",
@@ -228,25 +255,35 @@ def _read_key_file(key_path: Path) -> str:
 def _create_key_file(key_path: Path) -> str:
     """Write a new key so that the file is never seen half-written and never replaced.
 
-    The key goes to a private temporary file first (O_EXCL, 0600), which is then hard-linked into place:
-    linking fails if another process created token.key meanwhile, and then that key wins.
+    The key goes to a private temporary file with a unique name first (mode 0600, written and
+    fsynced), which is then hard-linked into place: linking fails if another process created
+    token.key meanwhile, and then that key wins. A temporary file left by a process killed midway
+    blocks nothing (the next one picks another name) and is removed once token.key exists.
     """
     key = Fernet.generate_key().decode("ascii")
+    folder = key_path.parent
     try:
-        key_path.parent.mkdir(parents=True, exist_ok=True)
-        temp_path = key_path.with_name(f".{key_path.name}.{os.getpid()}.tmp")
-        _write_new_private_file(temp_path, key)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(key_path), suffix=".tmp")
+        temp_path = Path(temp_name)
         try:
-            os.link(temp_path, key_path)
-        except FileExistsError:
-            return _read_key_file(key_path)
-        except OSError:
-            # Some filesystems have no hard links: fall back to exclusive creation in place.
-            _write_new_private_file(key_path, key)
+            _write_all(fd, key)
+            try:
+                os.link(temp_path, key_path)
+            except FileExistsError:
+                return _read_key_file(key_path)
+            except OSError:
+                # Some filesystems have no hard links. A rename is just as atomic, but would replace a
+                # key another process wrote meanwhile, so then read back whatever is in place.
+                if key_path.exists():
+                    return _read_key_file(key_path)
+                os.replace(temp_path, key_path)
+                _sync_folder(folder)
+                key = _read_key_file(key_path)
+            else:
+                _sync_folder(folder)
         finally:
             temp_path.unlink(missing_ok=True)
-    except FileExistsError:
-        return _read_key_file(key_path)
     except OSError as exc:
         raise SettingsError(
             f"{key_path}: cannot create the token key file ({exc.strerror or exc}); "
@@ -256,10 +293,44 @@ def _create_key_file(key_path: Path) -> str:
     return key
 
 
-def _write_new_private_file(path: Path, content: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _temp_prefix(key_path: Path) -> str:
+    return f".{key_path.name}."
+
+
+def _remove_stale_temp_files(key_path: Path) -> None:
+    """Remove temporary key files left by a process killed while creating token.key.
+
+    Only called once token.key exists: a process still creating one then finds it and uses it.
+    """
     try:
-        os.write(fd, (content + "\n").encode("ascii"))
+        leftovers = list(key_path.parent.glob(f"{_temp_prefix(key_path)}*.tmp"))
+    except OSError:
+        return
+    for leftover in leftovers:
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+            log.info("Removed %s, left over from an interrupted start", leftover)
+
+
+def _write_all(fd: int, content: str) -> None:
+    """Write ``content`` and a newline to ``fd``, fsync and close it."""
+    try:
+        data = (content + "\n").encode("ascii")
+        while data:
+            data = data[os.write(fd, data) :]
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a new directory entry durable (not possible everywhere, e.g. on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)

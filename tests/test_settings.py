@@ -50,6 +50,30 @@ def test_blank_discord_token_counts_as_not_set(monkeypatch: pytest.MonkeyPatch) 
     assert error_line(discord_token="   ").startswith("DISCORD_TOKEN is not set")
 
 
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "Bot MTIzNDU2Nzg5.secret-bot-token-value",
+        "MTIzNDU2Nzg5.secret\tbot-token",
+        "MTIzNDU2Nzg5.secret\u200b-bot-token",
+    ],
+)
+def test_discord_token_with_spaces_or_odd_characters_is_refused_without_showing_it(pasted: str) -> None:
+    message = error_line(discord_token=pasted)
+    assert message == (
+        "DISCORD_TOKEN: is not a bot token (it has spaces or unusual characters); paste the real bot "
+        "token from https://discord.com/developers/applications (Bot → Reset Token)"
+    )
+    assert "secret" not in message
+
+
+def test_discord_token_placeholder_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "paste-your-bot-token-here")
+    assert error_line().startswith(
+        "DISCORD_TOKEN: is still the placeholder from .env.example; paste the real"
+    )
+
+
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISCORD_TOKEN", SECRET_DISCORD_TOKEN)
     settings = load_settings(env_file=None)
@@ -110,6 +134,22 @@ def test_invalid_value_names_the_setting_and_hides_every_value(
     message = error_line()
     assert message == expected
     assert SECRET_DISCORD_TOKEN not in message
+
+
+@pytest.mark.parametrize("value", [",", " , , ", ",,,"])
+def test_encryption_keys_with_separators_but_no_key_stop_start_up(
+    monkeypatch: pytest.MonkeyPatch, value: str, tmp_path: Path
+) -> None:
+    """Not "unset": generating a key file would silently encrypt under a key nobody configured."""
+    monkeypatch.setenv("TOKEN_ENCRYPTION_KEYS", value)
+    message = error_line(discord_token=SECRET_DISCORD_TOKEN, database_path=tmp_path / "data" / "bot.sqlite3")
+    assert message == "TOKEN_ENCRYPTION_KEYS is set but contains no key"
+    assert not (tmp_path / "data").exists()
+
+
+def test_blank_encryption_keys_count_as_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKEN_ENCRYPTION_KEYS", "   ")
+    assert load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN).token_encryption_keys == ()
 
 
 def test_bad_second_fernet_key_is_counted_and_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -324,6 +364,52 @@ def test_key_file_written_by_another_process_first_wins(settings_factory, monkey
     assert [p.name for p in key_path.parent.iterdir()] == [GENERATED_KEY_FILENAME]
 
 
+@pytest.mark.parametrize("pid", [1, os.getpid()])
+def test_temp_file_left_by_a_killed_start_does_not_block_the_next(settings_factory, pid: int) -> None:
+    """A container's bot is PID 1 on every start: a kill between writing the temporary key file and
+    removing it must not make every later start fail."""
+    settings = settings_factory()
+    key_path = settings.database_path.parent / GENERATED_KEY_FILENAME
+    key_path.parent.mkdir(parents=True)
+    stale = key_path.with_name(f".{GENERATED_KEY_FILENAME}.{pid}.tmp")
+    stale.write_text(new_key() + "\n")
+    half_written = key_path.with_name(f".{GENERATED_KEY_FILENAME}.abc123.tmp")
+    half_written.write_text("")
+
+    keys = resolve_encryption_keys(settings)
+    assert key_path.read_text().strip() == keys[0]
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    assert [p.name for p in key_path.parent.iterdir()] == [GENERATED_KEY_FILENAME]  # leftovers removed
+    assert resolve_encryption_keys(settings) == keys
+
+
+def test_start_killed_before_the_key_is_in_place_leaves_no_key_and_blocks_nothing(
+    settings_factory, monkeypatch
+) -> None:
+    """Killed right before the key is linked into place (no clean-up runs): no token.key at all, not
+    a half-written one, and the next start (same PID, as in a container) generates one."""
+    settings = settings_factory()
+    key_path = settings.database_path.parent / GENERATED_KEY_FILENAME
+
+    class Killed(BaseException):
+        pass
+
+    def killed_link(src: object, dst: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "link", killed_link)
+        patched.setattr(Path, "unlink", lambda self, missing_ok=False: None)  # a kill runs no finally
+        with pytest.raises(Killed):
+            resolve_encryption_keys(settings)
+    assert not key_path.exists()
+    assert len(list(key_path.parent.iterdir())) == 1  # the temporary file
+
+    keys = resolve_encryption_keys(settings)
+    assert key_path.read_text().strip() == keys[0]
+    assert [p.name for p in key_path.parent.iterdir()] == [GENERATED_KEY_FILENAME]
+
+
 def test_env_example_documents_every_setting_and_loads() -> None:
     example = REPO_ROOT / ".env.example"
     # A setting is listed either set (NAME=…) or commented out with its default (# NAME=…), the latter
@@ -333,7 +419,14 @@ def test_env_example_documents_every_setting_and_loads() -> None:
         for match in re.finditer(r"^(?:# )?([A-Z_]+)=", example.read_text(), flags=re.MULTILINE)
     }
     assert names == set(SETTING_NAMES)
-    # The placeholders are valid (DISCORD_TOKEN has a placeholder, the rest defaults or empty).
-    settings = load_settings(env_file=example)
+    # An unedited copy stops start-up, saying what to paste …
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env_file=example)
+    assert str(caught.value) == (
+        "DISCORD_TOKEN: is still the placeholder from .env.example; paste the real bot token from "
+        "https://discord.com/developers/applications (Bot → Reset Token)"
+    )
+    # … and with the token pasted, the rest are valid (defaults or empty).
+    settings = load_settings(env_file=example, discord_token=SECRET_DISCORD_TOKEN)
     assert settings.token_encryption_keys == ()
     assert settings.dev_guild_id is None
