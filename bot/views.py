@@ -1,8 +1,12 @@
 """Buttons: a paginator for lists of links and a confirmation for deletions.
 
 Both views belong to the person who ran the command: anyone else pressing a button gets an
-ephemeral sentence saying so (never a silent "interaction failed"). Both edit their message through
-the command's interaction token, so their timeouts are capped below Discord's 15-minute token life.
+ephemeral sentence saying so (never a silent "interaction failed"). Every press is answered.
+
+A view edits its message through the newest interaction token it holds: the command's at first, then
+that of each accepted button press (a press's token lives 15 minutes and edits the same message).
+discord.py restarts a view's timeout on every accepted press, and timeouts are capped below the
+token's life, so the edit made on timeout (disabling the buttons) always has a live token.
 Errors inside a button callback go to the tree's renderer, like command errors.
 """
 
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -18,6 +23,7 @@ __all__ = [
     "NOT_YOURS",
     "ConfirmView",
     "OwnedView",
+    "Page",
     "Paginator",
 ]
 
@@ -28,7 +34,20 @@ NOT_YOURS = "Only the person who ran the command can use these buttons."
 #: Interaction tokens live 15 minutes; keep a margin so the timeout edit still works.
 MAX_TIMEOUT = 14 * 60.0
 
-PageRenderer = Callable[[int], Awaitable[discord.Embed]]
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A rendered page that also says where it is: the list may have grown or shrunk meanwhile."""
+
+    embed: discord.Embed
+    #: 0-based index of the page actually rendered (clamped by the renderer).
+    index: int
+    #: How many pages there are now.
+    pages: int
+
+
+#: ``render(index)`` → the embed of page ``index``, or a ``Page`` when the page count may change.
+PageRenderer = Callable[[int], Awaitable[discord.Embed | Page]]
 
 
 async def _render_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
@@ -49,10 +68,18 @@ class OwnedView(discord.ui.View):
             timeout = min(timeout, MAX_TIMEOUT)
         super().__init__(timeout=timeout)
         self.owner_id = owner_id
-        #: The command's interaction, whose token edits the message (set by ``attach``).
+        #: The newest interaction whose token edits the message: the command's (``attach``), then
+        #: each accepted press's once it is acknowledged (``adopt``).
         self.interaction: discord.Interaction[Any] | None = None
 
     def attach(self, interaction: discord.Interaction[Any]) -> None:
+        self.interaction = interaction
+
+    def adopt(self, interaction: discord.Interaction[Any]) -> None:
+        """Edit through ``interaction`` from now on: an acknowledged press on this view's message.
+
+        Its token is fresher than the command's, and discord.py has just restarted the timeout.
+        """
         self.interaction = interaction
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
@@ -78,7 +105,7 @@ class OwnedView(discord.ui.View):
                 item.disabled = True
 
     async def _edit_original(self, **fields: Any) -> None:
-        """Edit the command's message; the token may be gone (15 min) or the message deleted."""
+        """Edit the message through the newest token; it may still be gone (15 min) or the message deleted."""
         interaction = self.interaction
         if interaction is None or interaction.is_expired():
             return
@@ -96,7 +123,9 @@ class Paginator(OwnedView):
     """First/previous/next/last buttons over ``pages`` pages rendered on demand by ``render(index)``.
 
     Use: ``await Paginator(...).start(interaction)`` after deferring; it edits the original response.
-    A single page gets no buttons. On timeout the buttons are disabled and the page stays.
+    A single page gets no buttons. A press is acknowledged at once (the message stays as it is
+    while the page is rendered), then the message is edited. When ``render`` returns a ``Page``,
+    the page count and position follow it. On timeout the buttons are disabled and the page stays.
     """
 
     def __init__(
@@ -115,7 +144,8 @@ class Paginator(OwnedView):
 
     async def start(self, interaction: discord.Interaction[Any]) -> None:
         self.attach(interaction)
-        embed = await self._render(0)
+        embed = await self._render_page(0)
+        self._update_buttons()
         if self.pages == 1:
             self.stop()
             await interaction.edit_original_response(
@@ -135,11 +165,24 @@ class Paginator(OwnedView):
         self.last.disabled = at_end
         self.position.label = f"{self.page + 1}/{self.pages}"
 
+    async def _render_page(self, page: int) -> discord.Embed:
+        """Render ``page`` (clamped) and move there; ``page``/``pages`` change only once it rendered."""
+        wanted = min(max(page, 0), self.pages - 1)
+        rendered = await self._render(wanted)
+        if isinstance(rendered, Page):
+            self.pages = max(1, rendered.pages)
+            self.page = min(max(rendered.index, 0), self.pages - 1)
+            return rendered.embed
+        self.page = wanted
+        return rendered
+
     async def _show(self, interaction: discord.Interaction[Any], page: int) -> None:
-        self.page = min(max(page, 0), self.pages - 1)
+        # Acknowledge first (rendering may read the database), then edit through this press's token.
+        await interaction.response.defer()
+        self.adopt(interaction)
+        embed = await self._render_page(page)
         self._update_buttons()
-        embed = await self._render(self.page)
-        await interaction.response.edit_message(
+        await interaction.edit_original_response(
             embed=embed, view=self, allowed_mentions=discord.AllowedMentions.none()
         )
 
@@ -154,6 +197,7 @@ class Paginator(OwnedView):
     @discord.ui.button(label="1/1", style=discord.ButtonStyle.secondary, disabled=True)
     async def position(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
         await interaction.response.defer()  # never enabled; here for completeness
+        self.adopt(interaction)
 
     @discord.ui.button(label="Next ›", style=discord.ButtonStyle.primary)
     async def next(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
@@ -174,6 +218,7 @@ class ConfirmView(OwnedView):
     ``value`` is True (confirmed), False (cancelled) or None (no answer in time). The command awaits
     ``wait()`` and acts on ``value``; the view has already acknowledged the button press by editing
     the message into ``working`` (confirm) or ``cancelled`` (cancel), or into ``expired`` on timeout.
+    Only the first press counts; a later one (a double click) is acknowledged without changing anything.
     """
 
     def __init__(
@@ -195,7 +240,8 @@ class ConfirmView(OwnedView):
 
     @discord.ui.button(label="Delete", style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
-        if self.is_finished():
+        if self.value is not None or self.is_finished():
+            await interaction.response.defer()  # already answered by an earlier press
             return
         self.value = True
         self.disable_all()
@@ -208,7 +254,8 @@ class ConfirmView(OwnedView):
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
-        if self.is_finished():
+        if self.value is not None or self.is_finished():
+            await interaction.response.defer()  # already answered by an earlier press
             return
         self.value = False
         try:

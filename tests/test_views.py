@@ -13,7 +13,7 @@ from typing import Any
 import discord
 import pytest
 
-from bot.views import MAX_TIMEOUT, NOT_YOURS, ConfirmView, Paginator
+from bot.views import MAX_TIMEOUT, NOT_YOURS, ConfirmView, Page, Paginator
 
 OWNER = 111
 OTHER = 222
@@ -23,6 +23,12 @@ class FakeResponse:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.edits: list[dict[str, Any]] = []
+        self.deferred = 0
+        self.log: list[str] = []  # shared with the interaction: the order things happened in
+
+    async def defer(self) -> None:
+        self.deferred += 1
+        self.log.append("defer")
 
     async def send_message(self, content: str, **kwargs: Any) -> None:
         self.sent.append((content, kwargs))
@@ -58,6 +64,7 @@ class FakeInteraction:
     async def edit_original_response(self, **kwargs: Any) -> None:
         if self.fail_with is not None:
             raise self.fail_with
+        self.response.log.append("edit")
         self.original_edits.append(kwargs)
 
 
@@ -135,7 +142,7 @@ async def test_paginator_moves_and_clamps() -> None:
     press = FakeInteraction()
     await view.next.callback(press)  # type: ignore[arg-type]
     assert view.page == 1
-    assert press.response.edits[-1]["embed"].title == "page 2"
+    assert press.original_edits[-1]["embed"].title == "page 2"
     assert states(view) == {"first": False, "previous": False, "next": False, "last": False}
     await view.last.callback(press)  # type: ignore[arg-type]
     assert view.page == 2
@@ -145,8 +152,59 @@ async def test_paginator_moves_and_clamps() -> None:
     assert view.page == 2
     await view.first.callback(press)  # type: ignore[arg-type]
     assert view.page == 0
-    assert press.response.edits[-1]["embed"].title == "page 1"
-    assert quiet(press.response.edits[-1])
+    assert press.original_edits[-1]["embed"].title == "page 1"
+    assert quiet(press.original_edits[-1])
+
+
+async def test_a_press_is_acknowledged_before_the_page_is_rendered() -> None:
+    press = FakeInteraction()
+
+    async def render(index: int) -> discord.Embed:
+        press.response.log.append(f"render {index}")
+        return discord.Embed(title=f"page {index + 1}")
+
+    view = Paginator(owner_id=OWNER, pages=3, render=render, timeout=30)
+    await view.next.callback(press)  # type: ignore[arg-type]
+    assert press.response.log == ["defer", "render 1", "edit"]
+    assert press.response.edits == []  # the message is edited through the press's own token
+    assert press.original_edits[0]["view"] is view
+
+
+async def test_the_page_count_follows_the_renderer() -> None:
+    pages = {"count": 3}
+
+    async def render(index: int) -> Page:
+        index = min(index, pages["count"] - 1)
+        return Page(discord.Embed(title=f"page {index + 1}/{pages['count']}"), index, pages["count"])
+
+    view = Paginator(owner_id=OWNER, pages=3, render=render, timeout=30)
+    press = FakeInteraction()
+    await view.next.callback(press)  # type: ignore[arg-type]
+    assert view.position.label == "2/3"
+    pages["count"] = 5  # the list grew while someone browsed
+    await view.last.callback(press)  # type: ignore[arg-type]
+    assert press.original_edits[-1]["embed"].title == "page 3/5"
+    assert view.position.label == "3/5"
+    assert not view.next.disabled
+    pages["count"] = 1  # and then shrank to one page
+    await view.next.callback(press)  # type: ignore[arg-type]
+    assert press.original_edits[-1]["embed"].title == "page 1/1"
+    assert (view.page, view.pages) == (0, 1)
+    assert view.position.label == "1/1"
+    assert states(view) == {"first": True, "previous": True, "next": True, "last": True}
+
+
+async def test_a_failed_render_leaves_the_position_alone() -> None:
+    async def render(index: int) -> discord.Embed:
+        raise RuntimeError("disk I/O error")
+
+    view = Paginator(owner_id=OWNER, pages=3, render=render, timeout=30)
+    press = FakeInteraction()
+    with pytest.raises(RuntimeError):
+        await view.next.callback(press)  # type: ignore[arg-type]
+    assert press.response.deferred == 1  # answered; the tree's renderer sends the sentence
+    assert view.page == 0
+    assert view.position.label == "1/3"
 
 
 async def test_single_page_gets_no_buttons() -> None:
@@ -187,11 +245,28 @@ async def test_timeout_edit_failures_are_swallowed(error: discord.HTTPException)
     assert view.next.disabled
 
 
-async def test_timeout_after_the_token_expired_does_not_try() -> None:
+async def test_timeout_after_every_token_expired_does_not_try() -> None:
     view = await pages_of(3)
     command = FakeInteraction(expired=True, fail_with=AssertionError("must not be called"))
     view.attach(command)  # type: ignore[arg-type]
     await view.on_timeout()
+
+
+async def test_timeout_after_a_late_press_disables_the_buttons_through_the_presss_token() -> None:
+    """Paging keeps the view alive past the command token's 15 minutes; the last press's token
+    (fresh for 15 minutes, and the view times out sooner) still disables the buttons."""
+    view = await pages_of(3)
+    command = FakeInteraction()
+    await view.start(command)  # type: ignore[arg-type]
+    press = FakeInteraction()  # a press just before the command's token runs out
+    await view.next.callback(press)  # type: ignore[arg-type]
+    command.expired = True
+    command.fail_with = AssertionError("the command's token is dead")
+    await view.on_timeout()
+    [_, edit] = press.original_edits
+    assert edit["view"] is view
+    assert all(item.disabled for item in view.children if isinstance(item, discord.ui.Button))
+    assert quiet(edit)
 
 
 def test_timeouts_are_capped_below_the_token_life() -> None:
@@ -238,6 +313,33 @@ async def test_confirm_after_cancel_does_nothing() -> None:
     await view.confirm.callback(press)  # type: ignore[arg-type]
     assert view.value is False
     assert len(press.response.edits) == 1
+
+
+@pytest.mark.parametrize("second", ["confirm", "cancel"])
+async def test_a_second_press_while_the_first_is_answered_is_acknowledged_too(second: str) -> None:
+    """A double click: both presses reach the view before it stops; neither may be left unanswered
+    (Discord would show "This interaction failed"), and only the first one counts."""
+    view = ConfirmView(owner_id=OWNER)
+    first, again = FakeInteraction(), FakeInteraction()
+    release = asyncio.Event()
+    original_edit = first.response.edit_message
+
+    async def slow_edit(**kwargs: Any) -> None:
+        await release.wait()
+        await original_edit(**kwargs)
+
+    first.response.edit_message = slow_edit  # type: ignore[method-assign]
+    pending = asyncio.create_task(view.confirm.callback(first))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    await getattr(view, second).callback(again)  # type: ignore[arg-type]
+    release.set()
+    await pending
+    assert view.value is True
+    assert again.response.deferred == 1
+    assert again.response.edits == []
+    assert again.response.sent == []
+    [edit] = first.response.edits
+    assert edit["content"] == "Deleting…"
 
 
 async def test_confirm_timeout_says_cancelled_and_disables() -> None:
