@@ -18,7 +18,7 @@ from discord.ext import commands
 
 from bot import checks
 from bot.dscgg.models import LinkType
-from bot.embeds import link_info_embed, record_page_embed, short_label
+from bot.embeds import link_info_embed, record_page_embed, short_label, slug_label
 from bot.tree import defer
 from bot.validation import (
     DESCRIPTION_MAX,
@@ -35,7 +35,7 @@ from bot.validation import (
     validate_redirect,
     validate_title,
 )
-from bot.views import ConfirmView, Paginator
+from bot.views import ConfirmView, Page, Paginator
 
 if TYPE_CHECKING:
     from bot.client import DscBot
@@ -73,10 +73,6 @@ _DESCRIBE = {
     "password": "Password visitors must enter before being redirected",
     "remove_password": "Take the password off the link",
 }
-
-
-def _short(slug: str) -> str:
-    return f"dsc.gg/{slug}"
 
 
 def _type(choice: Choice[str] | None) -> LinkType | None:
@@ -198,6 +194,11 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         check_edit_options(name, given, password, bool(remove_password))
         link_type = _type(type)
         target = validate_redirect(redirect, link_type)[0] if redirect is not None else None
+        title_v = validate_title(title) if title is not None else None
+        description_v = validate_description(description) if description is not None else None
+        image_v = validate_image(image) if image is not None else None
+        color_v = parse_color(color) if color is not None else None
+        password_v = validate_password(password) if password is not None else None
 
         await defer(interaction)
         result = await self.links.edit(
@@ -206,17 +207,17 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
             name,
             redirect=target,
             type=link_type,
-            title=validate_title(title) if title is not None else None,
-            description=validate_description(description) if description is not None else None,
-            image=validate_image(image) if image is not None else None,
-            color=parse_color(color) if color is not None else None,
+            title=title_v,
+            description=description_v,
+            image=image_v,
+            color=color_v,
             unlisted=unlisted,
-            password=validate_password(password) if password is not None else None,
+            password=password_v,
             remove_password=bool(remove_password),
         )
         changed = ", ".join(f"`{change.field}`" for change in result.changes) or "nothing"
         await interaction.edit_original_response(
-            content=f"Updated **{_short(name)}**: {changed}.",
+            content=f"Updated **{short_label(result.link)}**: {changed}.",
             embed=link_info_embed(result.link),
             allowed_mentions=NONE,
         )
@@ -232,16 +233,17 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         await defer(interaction)
         await self.links.token_for(guild_id)  # no token: say so now rather than after the question
 
+        label = slug_label(name)
         view = ConfirmView(
             owner_id=interaction.user.id,
             timeout=self.confirm_timeout,
-            working=f"Deleting **{_short(name)}**…",
-            expired=f"Deletion cancelled: no answer in time. **{_short(name)}** was not deleted.",
-            cancelled=f"Deletion cancelled. **{_short(name)}** was not deleted.",
+            working=f"Deleting **{label}**…",
+            expired=f"Deletion cancelled: no answer in time. **{label}** was not deleted.",
+            cancelled=f"Deletion cancelled. **{label}** was not deleted.",
         )
         view.attach(interaction)
         await interaction.edit_original_response(
-            content=f"Delete **{_short(name)}** for good? Anyone using the link will get an error page.",
+            content=f"Delete **{label}** for good? Anyone using the link will get an error page.",
             view=view,
             allowed_mentions=NONE,
         )
@@ -249,15 +251,19 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         if view.value is not True:
             return  # the view already said "cancelled" (button or timeout)
         try:
-            await self.links.delete(guild_id, interaction.user.id, name)
+            outcome = await self.links.delete(guild_id, interaction.user.id, name)
         except Exception:
             await interaction.edit_original_response(
-                content=f"**{_short(name)}** was not deleted.", view=None, allowed_mentions=NONE
+                content=f"**{label}** was not deleted.", view=None, allowed_mentions=NONE
             )
             raise
-        await interaction.edit_original_response(
-            content=f"Deleted **{_short(name)}**.", view=None, allowed_mentions=NONE
-        )
+        if outcome.deleted:
+            content = f"Deleted **{label}**."
+        elif outcome.forgotten:
+            content = f"**{label}** no longer exists on dsc.gg; it was removed from this server's list."
+        else:
+            content = f"**{label}** no longer exists on dsc.gg; there was nothing to delete."
+        await interaction.edit_original_response(content=content, view=None, allowed_mentions=NONE)
 
     # ---------------------------------------------------------------- /link info
 
@@ -279,12 +285,16 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         await defer(interaction)
         first = await self.links.list_records(guild_id, 0)
         guild_name = interaction.guild.name if interaction.guild is not None else None
+        unshown = [first]  # the first page is shown from this read; every press reads afresh
 
-        async def render(index: int) -> discord.Embed:
-            page = first if index == first.page else await self.links.list_records(guild_id, index)
-            return record_page_embed(
-                page.records, page=page.page + 1, pages=first.pages, total=page.total, guild_name=guild_name
+        async def render(index: int) -> Page:
+            # Links may be created or deleted while someone browses: the page count, the footer and
+            # the buttons all follow this read.
+            page = unshown.pop() if unshown else await self.links.list_records(guild_id, index)
+            embed = record_page_embed(
+                page.records, page=page.page + 1, pages=page.pages, total=page.total, guild_name=guild_name
             )
+            return Page(embed, page.page, page.pages)
 
         paginator = Paginator(
             owner_id=interaction.user.id, pages=first.pages, render=render, timeout=self.page_timeout

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
+import aiohttp
+import discord
 import pytest
 
 from bot.audit import AuditEvent, EventKind
@@ -59,13 +62,28 @@ def assert_deferred_ephemeral(result: Result) -> None:
 
 
 def assert_refused_at_once(result: Result, w: WiredBot, *phrases: str) -> None:
-    """An ephemeral sentence as the first answer, and nothing sent to dsc.gg."""
+    """An ephemeral sentence as the first answer (no "thinking" first), and nothing sent to dsc.gg."""
+    assert result.initial is not None
+    assert result.initial.type == 4, result.initial.type
+    assert result.ephemeral
+    assert_refused_without_asking_dscgg(result, w, *phrases)
+
+
+def assert_refused_without_asking_dscgg(result: Result, w: WiredBot, *phrases: str) -> None:
+    """An ephemeral sentence (possibly after deferring, for a database read), nothing sent to dsc.gg."""
     assert result.initial is not None
     assert result.ephemeral
     text = result.text()
     for phrase in phrases:
         assert phrase in text, text
     assert w.dscgg.requests == [], calls(w)
+
+
+def assert_deferred_before_dscgg(result: Result, w: WiredBot) -> None:
+    """The first answer reached Discord before the first request reached dsc.gg (same clock)."""
+    [first, *_] = result.callbacks
+    assert w.dscgg.requests, "nothing reached dsc.gg"
+    assert first.t_monotonic < w.dscgg.requests[0].at, "dsc.gg was called before the interaction was answered"
 
 
 def assert_quiet(message: Message | None) -> None:
@@ -204,7 +222,8 @@ async def test_create_refuses_bad_options_before_anything_is_sent(
 
 async def test_create_without_a_token_points_to_token_set(wired_bot: WiredBot) -> None:
     result = await wired_bot.run("link create", {"slug": "x", "redirect": "discord.gg/abc"})
-    assert_refused_at_once(result, wired_bot, "/dscgg token set")
+    assert_deferred_ephemeral(result)  # the token is read from the database after deferring
+    assert_refused_without_asking_dscgg(result, wired_bot, "/dscgg token set")
 
 
 async def test_member_without_manage_server_is_refused_and_nothing_is_sent(w: WiredBot) -> None:
@@ -319,6 +338,9 @@ async def test_create_whose_colour_cannot_be_applied_still_reports_the_link(
         "The link exists, but its colour was not applied: dsc.gg refused the request: Bad colour"
         in message.content
     )
+    # Running create again would only find the slug taken: the way forward is /link edit.
+    assert message.content.endswith("Set it with `/link edit slug:pink color:#ff00ff`.")
+    assert "try again" not in message.content
     assert "pink" in w.dscgg.links
     assert await records(w) == ["pink"]
     [event] = audit
@@ -356,17 +378,23 @@ async def test_slow_dscgg_is_acknowledged_in_time_then_answered(w: WiredBot) -> 
     assert result.first_response_seconds is not None
     assert result.first_response_seconds < 3.0
     assert_deferred_ephemeral(result)
+    assert_deferred_before_dscgg(result, w)
     message = result.final_message
     assert message is not None
     assert not message.loading
     assert message.content == "Created **dsc.gg/slow**."
 
 
-async def test_dscgg_slower_than_the_timeout_gets_the_unavailable_sentence(w: WiredBot) -> None:
-    w.dscgg.latency = 2.5  # the wired client gives up after 2 s
+async def test_dscgg_slower_than_the_timeout_gets_the_unavailable_sentence(
+    w: WiredBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wired client's 2 s, scaled down: it gives up on each of its tries after 0.2 s.
+    monkeypatch.setattr(w.bot.dscgg, "_timeout", aiohttp.ClientTimeout(total=0.2, sock_connect=1.0))
+    w.dscgg.latency = 0.4
     result = await w.run("link info", {"slug": "x"}, timeout=30)
     assert result.first_response_seconds is not None
     assert result.first_response_seconds < 3.0
+    assert_deferred_before_dscgg(result, w)
     message = result.final_message
     assert message is not None
     assert not message.loading
@@ -441,6 +469,26 @@ async def test_edit_with_password_and_remove_password_is_refused(w: WiredBot) ->
     assert_refused_at_once(result, w, "`remove_password`", "can't be used together with `password`")
 
 
+@pytest.mark.parametrize(
+    ("options", "phrases"),
+    [
+        ({"title": "   "}, ["`title`", "empty"]),
+        ({"title": "bell\x07"}, ["`title`", "U+0007"]),
+        ({"description": "a\u202eb"}, ["`description`", "U+202E"]),
+        ({"image": "http://x.example/a.png"}, ["`image`", "https://"]),
+        ({"color": "red"}, ["`color`", "#5865F2"]),
+        ({"password": "   "}, ["`password`", "remove_password"]),
+    ],
+)
+async def test_edit_refuses_bad_options_as_the_first_answer(
+    w: WiredBot, options: dict[str, Any], phrases: list[str]
+) -> None:
+    w.dscgg.add_link("mine", owner_id=ADMIN.id)
+    result = await w.run("link edit", {"slug": "mine", **options})
+    assert_refused_at_once(result, w, "Check the", *phrases)
+    assert await records(w) == []
+
+
 async def test_edit_with_nothing_to_change(w: WiredBot) -> None:
     result = await w.run("link edit", {"slug": "x"})
     assert_refused_at_once(result, w, "Nothing to change on **dsc.gg/x**")
@@ -459,6 +507,21 @@ async def test_edit_of_someone_elses_link_is_an_owner_mismatch(w: WiredBot, audi
     [event] = audit
     assert event.kind is EventKind.MUTATION_REFUSED
     assert event.action == "edit"
+
+
+async def test_slugs_in_edit_and_delete_sentences_are_shown_as_typed_not_as_markdown(w: WiredBot) -> None:
+    """A slug like __x__ must read dsc.gg/__x__, not an underlined "x"."""
+    w.dscgg.add_link("__x__", owner_id=ADMIN.id)
+    edited = await w.run("link edit", {"slug": "__x__", "unlisted": True})
+    assert edited.final_message is not None
+    assert edited.final_message.content == "Updated **dsc.gg/\\_\\_x\\_\\_**: `unlisted`."
+    result = await ask(w, "link delete", {"slug": "__x__"})
+    question = result.final_message
+    assert question is not None
+    assert question.content.startswith("Delete **dsc.gg/\\_\\_x\\_\\_** for good?")
+    await w.harness.click(result, button(question, "Delete"))
+    assert result.final_message is not None
+    assert result.final_message.content == "Deleted **dsc.gg/\\_\\_x\\_\\_**."
 
 
 async def test_edit_of_a_missing_link(w: WiredBot) -> None:
@@ -556,9 +619,21 @@ async def test_delete_of_a_link_dscgg_no_longer_has_forgets_it(w: WiredBot) -> N
     await w.bot.link_records.record(w.guild_id, "gone", ADMIN.id)
     result = await ask(w, "link delete", {"slug": "gone"})
     await w.harness.click(result, button(result.final_message, "Delete"))
-    assert "dsc.gg has no link" in result.text()
-    assert "was not deleted" in result.text()
+    # One sentence that says what happened, not "was not deleted" next to "check the spelling".
+    [message] = result.messages
+    assert message.content == (
+        "**dsc.gg/gone** no longer exists on dsc.gg; it was removed from this server's list."
+    )
+    assert message.buttons() == []
+    assert message.ephemeral
     assert await records(w) == []
+
+
+async def test_delete_of_a_link_neither_dscgg_nor_the_list_has(w: WiredBot) -> None:
+    result = await ask(w, "link delete", {"slug": "ghost"})
+    await w.harness.click(result, button(result.final_message, "Delete"))
+    [message] = result.messages
+    assert message.content == "**dsc.gg/ghost** no longer exists on dsc.gg; there was nothing to delete."
 
 
 async def test_delete_of_someone_elses_link(w: WiredBot) -> None:
@@ -666,14 +741,81 @@ async def test_a_failure_behind_a_button_is_answered_by_the_trees_renderer(
     monkeypatch.setattr(w.bot.links, "list_records", broken)
     press = await w.harness.click(result, button(result.final_message, "Next ›"))
     assert press.initial is not None
-    assert press.initial.type == 4
-    assert press.initial.ephemeral
-    content = press.initial.content or ""
+    assert press.initial.type == 6  # the press is acknowledged before the database is read
+    [sentence] = press.followups
+    assert sentence.ephemeral
+    content = sentence.content
     assert "Something went wrong on my side" in content
     assert "error id" in content
     assert "RuntimeError" not in content
     assert "disk I/O" not in content
     assert footer_of(result) == "Page 1/2 · 12 links"
+
+
+async def test_list_presses_are_answered_before_the_database_is_read(
+    w: WiredBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(12):
+        await w.bot.link_records.record(w.guild_id, f"l{i:02d}", ADMIN.id)
+    result = await w.run("link list")
+    reads: list[float] = []
+    original = w.bot.links.list_records
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        reads.append(time.monotonic())
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(w.bot.links, "list_records", spy)
+    press = await w.harness.click(result, button(result.final_message, "Next ›"))
+    assert press.initial is not None
+    assert press.initial.type == 6
+    assert reads
+    assert press.initial.t_monotonic < reads[0]
+    assert footer_of(result) == "Page 2/2 · 12 links"
+    assert "l10" in (result.final_message or Message({})).text()
+
+
+async def test_list_footer_and_buttons_follow_links_added_or_removed_while_browsing(w: WiredBot) -> None:
+    for i in range(12):
+        await w.bot.link_records.record(w.guild_id, f"l{i:02d}", ADMIN.id)
+    result = await w.run("link list")
+    message = result.final_message
+    assert message is not None
+    assert footer_of(result) == "Page 1/2 · 12 links"
+    for i in range(12, 23):  # someone else creates links meanwhile
+        await w.bot.link_records.record(w.guild_id, f"l{i:02d}", ADMIN.id)
+    await w.harness.click(result, button(message, "Next ›"))
+    assert footer_of(result) == "Page 2/3 · 23 links"
+    assert button(result.final_message, "2/3")
+    await w.harness.click(result, button(result.final_message, "Next ›"))  # still enabled
+    assert footer_of(result) == "Page 3/3 · 23 links"
+    for i in range(5, 23):
+        await w.bot.link_records.forget(w.guild_id, f"l{i:02d}")
+    await w.harness.click(result, button(result.final_message, "‹ Prev"))
+    assert footer_of(result) == "Page 1/1 · 5 links"
+    final = result.final_message
+    assert final is not None
+    assert button(final, "1/1")
+    assert all(b.get("disabled") for b in final.buttons())
+
+
+async def test_list_buttons_are_disabled_even_after_the_commands_token_expired(
+    w: WiredBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each press restarts the view's timeout, so paging can go on past the command's 15-minute
+    token: the timeout must still disable the buttons (through the last press's token)."""
+    for i in range(23):
+        await w.bot.link_records.record(w.guild_id, f"l{i:02d}", ADMIN.id)
+    result = await w.run("link list")
+    await w.harness.click(result, button(result.final_message, "Next ›"))  # just before the deadline
+    command_id = result.interaction_id
+    monkeypatch.setattr(discord.Interaction, "is_expired", lambda self: self.id == command_id)
+    assert await w.harness.expire_views() == []
+    final = result.final_message
+    assert final is not None
+    assert final.buttons()
+    assert all(b.get("disabled") for b in final.buttons())
+    assert footer_of(result) == "Page 2/3 · 23 links"
 
 
 def footer_of(result: Result) -> str:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from bot.db.links import LinkRecord, LinkRecordStore
     from bot.dscgg.client import DscggClient
 
-__all__ = ["CreateResult", "EditResult", "LinkService", "RecordPage", "TokenSource"]
+__all__ = ["CreateResult", "DeleteResult", "EditResult", "LinkService", "RecordPage", "TokenSource"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,14 @@ class CreateResult:
 class EditResult:
     link: Link
     changes: tuple[FieldChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    #: False when dsc.gg no longer had the link (nothing was deleted there).
+    deleted: bool
+    #: Whether the link was in this server's list (it is not any more).
+    forgotten: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +145,7 @@ class LinkService:
             try:
                 await self._client.update_link(slug, token=token, color=color)
             except api.DscggError as exc:
-                colour_problem = describe(exc)
+                colour_problem = _colour_problem(exc, slug, color)
                 log.info("Colour of new link %s not applied: %s", slug, type_name(exc))
                 color = None
 
@@ -292,23 +300,26 @@ class LinkService:
 
     # ---------------------------------------------------------------- /link delete
 
-    async def delete(self, guild_id: int, user_id: int, slug: str) -> None:
-        """Delete ``slug`` and forget it; a link dsc.gg no longer has is forgotten too (NotFound raised)."""
+    async def delete(self, guild_id: int, user_id: int, slug: str) -> DeleteResult:
+        """Delete ``slug`` and forget it. A link dsc.gg no longer has is forgotten too, and the result
+        says so (``deleted=False``) instead of raising NotFound."""
         token = await self._tokens.token_for(guild_id)
         try:
             await self._client.delete_link(slug, token=token)
         except api.NotFound:
-            if await self._records.forget(guild_id, slug):
+            forgotten = await self._records.forget(guild_id, slug)
+            if forgotten:
                 log.info("Forgot record of %s in guild %s: dsc.gg no longer has it", slug, guild_id)
-            raise
+            return DeleteResult(deleted=False, forgotten=forgotten)
         except api.APIError as exc:
             self._refused(guild_id, user_id, slug, "delete", exc)
             raise
-        await self._records.forget(guild_id, slug)
+        forgotten = await self._records.forget(guild_id, slug)
         log.info("Link %s deleted for guild %s by user %s", slug, guild_id, user_id)
         self._audit.record(
             AuditEvent(guild_id=guild_id, kind=EventKind.LINK_DELETED, actor_id=user_id, slug=slug)
         )
+        return DeleteResult(deleted=True, forgotten=forgotten)
 
     # ---------------------------------------------------------------- reading
 
@@ -338,6 +349,22 @@ class LinkService:
         """Search with the server's token (dsc.gg only allows whitelisted apps). Empty is ``[]``."""
         token = await self._tokens.token_for(guild_id)
         return await self._client.search_links(query, token=token, type=type, limit=limit)
+
+
+#: Advice that fits a refused command, not a colour follow-up (running create again fails: taken).
+_RETRY_ADVICE = (
+    " Check the options and try again.",
+    " Check the spelling and try again.",
+    " Pick another slug and try again.",
+)
+
+
+def _colour_problem(error: BaseException, slug: str, color: str) -> str:
+    """Why the colour of a new link was not applied, and how to apply it with /link edit."""
+    reason = describe(error)
+    for advice in _RETRY_ADVICE:
+        reason = reason.removesuffix(advice)
+    return f"{reason} Set it with `/link edit slug:{slug} color:{color}`."
 
 
 def type_name(error: BaseException) -> str:
