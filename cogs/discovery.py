@@ -1,12 +1,14 @@
 """/top and /search — browse dsc.gg links, for every member of a server.
 
 Replies are ephemeral unless ``public:true``. Results are paginated with buttons only the invoker can
-press. A per-member cooldown keeps anyone from spending the server's dsc.gg rate limit alone.
+press. A per-member cooldown keeps anyone from spending the server's dsc.gg rate limit alone; it is
+spent only once the options passed local validation, so a refused query costs nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 else:
     Interaction = discord.Interaction
 
-__all__ = ["COOLDOWN_PER", "COOLDOWN_RATE", "DiscoveryCog", "setup"]
+__all__ = ["COOLDOWN_PER", "COOLDOWN_RATE", "DiscoveryCog", "MemberCooldown", "setup"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,37 @@ def _member_key(interaction: discord.Interaction[DscBot]) -> tuple[int | None, i
     return (interaction.guild_id, interaction.user.id)
 
 
+class MemberCooldown:
+    """``rate`` uses per ``per`` seconds for each member of each server, spent by ``spend``.
+
+    Unlike ``app_commands.checks.cooldown`` (a check, spent before the command body runs), the
+    command decides when a use counts: after its local validation, before anything is sent.
+    """
+
+    def __init__(self, rate: int, per: float) -> None:
+        self.rate = rate
+        self.per = per
+        self._buckets: dict[tuple[int | None, int], app_commands.Cooldown] = {}
+
+    def spend(self, interaction: discord.Interaction[DscBot]) -> None:
+        """Count one use; raises ``CommandOnCooldown`` (nothing counted) when the member is too fast."""
+        now = time.time()
+        self._forget_rested(now)
+        key = _member_key(interaction)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = app_commands.Cooldown(self.rate, self.per)
+        retry_after = bucket.update_rate_limit(now)
+        if retry_after:
+            raise app_commands.CommandOnCooldown(bucket, retry_after)
+
+    def _forget_rested(self, now: float) -> None:
+        """Drop the buckets that are full again, so the map only holds recent users."""
+        rested = [key for key, bucket in self._buckets.items() if bucket.get_tokens(now) >= self.rate]
+        for key in rested:
+            del self._buckets[key]
+
+
 def _type(choice: Choice[str] | None) -> LinkType | None:
     return LinkType(choice.value) if choice is not None else None
 
@@ -56,6 +89,8 @@ class DiscoveryCog(commands.Cog):
 
     def __init__(self, bot: DscBot) -> None:
         self.bot = bot
+        self.top_cooldown = MemberCooldown(COOLDOWN_RATE, COOLDOWN_PER)
+        self.search_cooldown = MemberCooldown(COOLDOWN_RATE, COOLDOWN_PER)
 
     @property
     def links(self) -> LinkService:
@@ -91,11 +126,11 @@ class DiscoveryCog(commands.Cog):
         public="Show the results to everyone in the channel (default: only you)",
     )
     @app_commands.choices(type=TYPE_CHOICES)
-    @app_commands.checks.cooldown(COOLDOWN_RATE, COOLDOWN_PER, key=_member_key)
     async def top(
         self, interaction: Interaction, type: Choice[str] | None = None, public: bool = False
     ) -> None:
         checks.ensure_guild(interaction)
+        self.top_cooldown.spend(interaction)
         await defer(interaction, ephemeral=not public)
         link_type = _type(type)
         links = await self.links.top(link_type)
@@ -111,7 +146,6 @@ class DiscoveryCog(commands.Cog):
         public="Show the results to everyone in the channel (default: only you)",
     )
     @app_commands.choices(type=TYPE_CHOICES)
-    @app_commands.checks.cooldown(COOLDOWN_RATE, COOLDOWN_PER, key=_member_key)
     async def search(
         self,
         interaction: Interaction,
@@ -122,6 +156,7 @@ class DiscoveryCog(commands.Cog):
     ) -> None:
         guild_id = checks.ensure_guild(interaction)
         text = validate_query(query)
+        self.search_cooldown.spend(interaction)
         await defer(interaction, ephemeral=not public)
         links = await self.links.search(guild_id, text, _type(type), limit)
         shown = truncate(escape(" ".join(text.split())), 100)

@@ -87,7 +87,8 @@ async def test_top_pages_forward_and_back(w: WiredBot) -> None:
     assert message is not None
     press = await w.harness.click(result, button(message, "Next ›"), user=MEMBER)
     assert press.initial is not None
-    assert press.initial.type == 7
+    assert press.initial.type == 6  # acknowledged at once, then the message is edited
+    assert press.rejected_callbacks == []
     assert footer(result) == "Page 2/3 · 25 links"
     assert message.embeds[0]["fields"][0]["name"] == "11. dsc.gg/top10"
     await w.harness.click(result, button(message, "»"), user=MEMBER)
@@ -194,6 +195,11 @@ async def test_slow_top_is_acknowledged_in_time(w: WiredBot) -> None:
     result = await w.run("top", timeout=20)
     assert result.first_response_seconds is not None
     assert result.first_response_seconds < 3.0
+    # Answered before dsc.gg was asked (both fakes stamp with time.monotonic()).
+    [first, *_] = result.callbacks
+    assert first.type == 5
+    assert w.dscgg.requests
+    assert first.t_monotonic < w.dscgg.requests[0].at
     message = result.final_message
     assert message is not None
     assert not message.loading
@@ -273,5 +279,23 @@ async def test_search_cooldown(with_token: WiredBot) -> None:
     whitelist(w)
     await w.run("search", {"query": "x"})
     again = await w.run("search", {"query": "y"})
+    assert "You're going a bit fast" in again.text()
+    assert len(w.dscgg.requests) == 1
+
+
+@pytest.mark.parametrize("query", ["   ", "a\x07b"])
+async def test_a_refused_search_does_not_spend_the_cooldown(with_token: WiredBot, query: str) -> None:
+    w = with_token
+    whitelist(w)
+    seed(w, 2)
+    refused = await w.run("search", {"query": query})
+    assert "Check the `query` option" in refused.text()
+    corrected = await w.run("search", {"query": "top"})
+    assert "You're going a bit fast" not in corrected.text()
+    assert "dsc.gg/top00" in corrected.text()
+    assert len(w.dscgg.requests) == 1
+    again = await w.run("search", {"query": "top"})
+    assert again.initial is not None
+    assert again.initial.type == 4
     assert "You're going a bit fast" in again.text()
     assert len(w.dscgg.requests) == 1
