@@ -189,6 +189,11 @@ async def test_slow_dscgg_is_acknowledged_in_time_and_answered(
     assert first.ephemeral
     assert acked_after < 3.0, f"acknowledged after {acked_after:.3f}s"
     message = await driver.final_message(info, timeout=SLOW_DSCGG + 5)
+    # Deferred before dsc.gg was asked, not merely fast enough (both fakes run in this process and
+    # stamp with time.monotonic()).
+    asked = [r for r in dscgg.requests if r.at >= info.t_sent_monotonic]
+    assert [r.endpoint for r in asked] == ["get_link"]
+    assert first.t_monotonic < asked[0].at, "dsc.gg was asked before the interaction was answered"
     answered_after = max(r.t_monotonic for r in discord_fake.requests_for_token(info.token))
     assert answered_after - info.t_sent_monotonic >= SLOW_DSCGG
     # The final answer replaced the "thinking" message: same message, no follow-up.
