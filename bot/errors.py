@@ -369,24 +369,18 @@ def is_unexpected(error: BaseException) -> bool:
     return _known(unwrap(error), None) is None
 
 
-def describe(
-    error: BaseException,
-    interaction: discord.Interaction[Any] | None = None,
-    *,
-    error_id: str | None = None,
-) -> str:
+def describe(error: BaseException, interaction: discord.Interaction[Any] | None = None) -> str:
     """The one sentence a user reads for ``error``.
 
     Unexpected errors get the generic sentence with a short error id; the id and the traceback are
-    logged here (the traceback only in the log). Pass ``error_id`` to reuse an id already logged.
+    logged here (the traceback only in the log).
     """
     original = unwrap(error)
     text = _known(original, interaction)
     if text is not None:
         return text
-    if error_id is None:
-        error_id = new_error_id()
-        _log_unexpected(original, interaction, error_id)
+    error_id = new_error_id()
+    _log_unexpected(original, interaction, error_id)
     return GENERIC.format(error_id=error_id)
 
 
