@@ -4,11 +4,14 @@
 synced at start only when their definitions changed since the last sync. ``sync`` logs in, forces a
 command sync (to DEV_GUILD_ID if set, else globally) and exits.
 
-Exit codes: 0 after a clean stop, 1 when Discord refuses the token or start-up fails, 2 for a missing
-or invalid setting. Problems are printed as one line on stderr, never with a secret or a traceback.
+Exit codes: 0 after a clean stop (a signal at any point, start-up included), 1 when Discord refuses the
+token, cannot be reached or start-up fails, 2 for a missing or invalid setting. Problems are printed
+as one line on stderr, never with a secret or a traceback; details go to the (redacted) log.
 
 On SIGTERM/SIGINT new interactions are answered with "the bot is restarting", running commands get
-up to ``SHUTDOWN_GRACE`` seconds to finish, then the bot, the HTTP session and the database close.
+``bot.client.SHUTDOWN_GRACE`` seconds to finish, and everything is closed within
+``bot.client.SHUTDOWN_BUDGET`` seconds of the signal (8 s, under Docker's 10 s grace). A signal before
+the bot is connected stops the start-up where it is.
 """
 
 from __future__ import annotations
@@ -17,37 +20,109 @@ import argparse
 import asyncio
 import logging
 import signal
-import sqlite3
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
 
-import aiohttp
-import discord
+# Heavier imports (discord.py, aiohttp, the database) happen inside the functions, so that a
+# settings error never waits on them and Ctrl+C during start-up is caught by ``main``.
+if TYPE_CHECKING:
+    from bot.client import DscBot
+    from bot.settings import Settings
 
-from bot.crypto import TokenCipher
-from bot.db import Database, SchemaTooNew
-from bot.log import register_secret, setup_logging
-from bot.settings import Settings, SettingsError, load_settings, resolve_encryption_keys
-
-__all__ = ["main", "run"]
+__all__ = ["LOGIN_TIMEOUT", "main", "run"]
 
 log = logging.getLogger("bot")
 
 PROG = "dscgg-bot"
-#: Seconds running commands get to finish after SIGTERM/SIGINT (Docker's default grace is 10 s).
-SHUTDOWN_GRACE = 8.0
+#: Seconds Discord gets to answer the login (token check, application info) before start-up fails.
+LOGIN_TIMEOUT = 30.0
 
 
 def _say(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)
+    from bot.log import redact
+
+    print(f"{PROG}: {redact(message)}", file=sys.stderr)
+
+
+class CannotReachDiscord(Exception):
+    """Discord's API did not answer the login (no connection, DNS failure, or no answer in time)."""
+
+
+class _Stopper:
+    """What SIGTERM/SIGINT do, depending on how far the start got.
+
+    Before the bot exists (keys, database, migrations) the request is noted and start-up ends right
+    after. While the bot logs in, runs setup_hook or connects, the task doing that is cancelled. Once
+    the bot is ready, it shuts down: running commands finish, then everything closes.
+    """
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self.bot: DscBot | None = None
+        self.starting: asyncio.Task[None] | None = None
+        self._shutdown: asyncio.Task[None] | None = None
+        self._installed: list[signal.Signals] = []
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.request, sig.name)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread / Windows
+                log.warning("Cannot handle %s here; stop the bot with Ctrl+C", sig.name)
+            else:
+                self._installed.append(sig)
+
+    def uninstall(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._installed:
+            loop.remove_signal_handler(self._installed.pop())
+
+    def request(self, name: str) -> None:
+        if self.signal is not None:
+            log.info("Received %s again; still shutting down", name)
+            return
+        self.signal = name
+        log.info("Received %s", name)
+        bot = self.bot
+        if bot is None:
+            return  # checked once the database is open, before the bot is built
+        from bot.client import SHUTDOWN_GRACE
+
+        bot.begin_shutdown(SHUTDOWN_GRACE)  # the deadline counts from the signal
+        if bot.is_ready():
+            self._shutdown = asyncio.get_running_loop().create_task(bot.close(), name="shutdown")
+        elif self.starting is not None and not self.starting.done():
+            self.starting.cancel()
 
 
 async def run(settings: Settings, *, sync_only: bool = False, handle_signals: bool = True) -> int:
     """Run the bot (or only sync its commands) until it stops. Returns the process exit code."""
-    from bot.client import DscBot  # imported here so that settings errors never wait on discord.py
+    from bot.log import register_secret
+
+    register_secret(settings.discord_token.get_secret_value())
+    stopper = _Stopper()
+    if handle_signals:
+        stopper.install()  # before the database and migrations, so a signal there is clean too
+    try:
+        return await _run(settings, stopper, sync_only=sync_only)
+    finally:
+        stopper.uninstall()
+
+
+async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool) -> int:
+    import sqlite3
+
+    import aiohttp
+    import discord
+
+    from bot.client import DscBot
+    from bot.crypto import TokenCipher
+    from bot.db import Database, SchemaTooNew
+    from bot.settings import SettingsError, resolve_encryption_keys
 
     token = settings.discord_token.get_secret_value()
-    register_secret(token)
     try:
         cipher = TokenCipher(resolve_encryption_keys(settings))
     except SettingsError as exc:
@@ -58,59 +133,114 @@ async def run(settings: Settings, *, sync_only: bool = False, handle_signals: bo
             aiohttp.ClientSession() as session,
             Database.open(settings.database_path) as db,
         ):
+            if stopper.signal is not None:
+                log.info("Stopped before connecting to Discord")
+                return 0
             bot = DscBot(settings, db, session, cipher=cipher, force_sync=sync_only)
+            stopper.bot = bot
             async with bot:
-                if sync_only:
-                    await bot.login(token)  # setup_hook runs here and syncs (forced)
-                    return 0
-                if handle_signals:
-                    _install_signal_handlers(bot)
-                await bot.start(token)
+                if stopper.signal is None:
+                    stopper.starting = asyncio.get_running_loop().create_task(
+                        _start(bot, token, sync_only=sync_only), name="discord-start"
+                    )
+                    try:
+                        await stopper.starting
+                    except asyncio.CancelledError:
+                        current = asyncio.current_task()
+                        if stopper.signal is None or (current is not None and current.cancelling()):
+                            raise
+                        log.info("Start-up interrupted by %s", stopper.signal)
+    except CannotReachDiscord as exc:
+        log.warning("Cannot reach Discord: %s", exc)
+        _say(f"cannot reach Discord ({_discord_host()}): {exc}")
+        return 1
     except discord.LoginFailure:
+        log.error("Discord refused the bot token")
         _say("Discord refused DISCORD_TOKEN: check the bot token in the Discord developer portal")
         return 1
-    except discord.PrivilegedIntentsRequired:
-        _say("Discord refused the requested intents")
-        return 1
     except SchemaTooNew as exc:
+        log.error("%s", exc)
         _say(str(exc))
         return 1
     except discord.HTTPException as exc:
+        log.error("Discord answered HTTP %s (code %s) during start-up: %s", exc.status, exc.code, exc.text)
         _say(f"Discord answered HTTP {exc.status} (code {exc.code}) during start-up")
         return 1
+    except discord.ConnectionClosed as exc:
+        log.error("Discord closed the gateway connection with code %s: %s", exc.code, exc.reason)
+        _say(f"Discord closed the gateway connection (code {exc.code}); see the log")
+        return 1
     except sqlite3.Error as exc:
+        log.exception("Cannot open the database %s", settings.database_path)
         _say(f"{settings.database_path}: cannot open the database ({exc})")
         return 1
     except (aiohttp.ClientError, OSError) as exc:
-        _say(f"start-up failed: {type(exc).__name__}: {getattr(exc, 'strerror', None) or 'see the log'}")
-        log.debug("Start-up failure", exc_info=True)
+        log.exception("Start-up failed")
+        _say(
+            f"start-up failed: {type(exc).__name__}: {getattr(exc, 'strerror', None) or exc or 'see the log'}"
+        )
+        return 1
+    except Exception as exc:
+        log.exception("Stopped by an unexpected error")
+        _say(f"stopped by an unexpected error ({type(exc).__name__}); the log has the details")
         return 1
     log.info("Stopped")
     return 0
 
 
-def _install_signal_handlers(bot: discord.Client) -> None:
-    from bot.client import DscBot
+def _discord_host() -> str:
+    from urllib.parse import urlsplit
 
-    assert isinstance(bot, DscBot)
-    loop = asyncio.get_running_loop()
-    stopping: list[asyncio.Task[None]] = []
+    import discord
 
-    def stop(name: str) -> None:
-        if stopping:
-            log.info("Received %s again; still shutting down", name)
-            return
-        log.info("Received %s", name)
-        stopping.append(loop.create_task(bot.shutdown(SHUTDOWN_GRACE), name="shutdown"))
+    return urlsplit(discord.http.Route.BASE).hostname or "discord.com"
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop, sig.name)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread / Windows
-            log.warning("Cannot handle %s here; stop the bot with Ctrl+C", sig.name)
+
+async def _start(bot: DscBot, token: str, *, sync_only: bool) -> None:
+    """Log in (bounded by LOGIN_TIMEOUT until Discord answers), then connect unless only syncing."""
+    import aiohttp
+
+    reached = False
+    try:
+        async with asyncio.timeout(LOGIN_TIMEOUT) as limit:
+
+            def logged_in() -> None:
+                nonlocal reached
+                reached = True
+                limit.reschedule(None)  # from here on it is the bot's own start-up, not Discord's answer
+
+            bot.on_logged_in = logged_in
+            try:
+                await bot.login(token)
+            except (aiohttp.ClientConnectionError, OSError) as exc:
+                if reached:
+                    raise
+                detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                raise CannotReachDiscord(detail) from exc
+    except TimeoutError:
+        if reached:
+            raise
+        raise CannotReachDiscord(f"no answer within {LOGIN_TIMEOUT:g} s") from None
+    if not sync_only:
+        await bot.connect()
+
+
+def _interrupted(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Until run() installs its own handlers, SIGTERM stops the process like Ctrl+C: quietly, exit 0.
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl+C/SIGTERM before the bot's handlers were in place: nothing to close
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from bot.settings import SettingsError, load_settings
+
     parser = argparse.ArgumentParser(prog="python -m bot", description="Run the dsc.gg Discord bot.")
     parser.add_argument(
         "command",
@@ -125,11 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         _say(str(exc))
         return 2
+    from bot.log import setup_logging
+
     setup_logging(settings.log_level)
-    try:
-        return asyncio.run(run(settings, sync_only=args.command == "sync"))
-    except KeyboardInterrupt:  # only before the signal handlers are in place
-        return 130
+    return asyncio.run(run(settings, sync_only=args.command == "sync"))
 
 
 if __name__ == "__main__":

@@ -203,6 +203,7 @@ class AuditLog:
         self.recent = recent
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
+        self._closed = False
         self._failures: dict[int, _Failure] = {}
         #: Events dropped because the queue was full or the log was closed (since start).
         self.dropped = 0
@@ -284,20 +285,26 @@ class AuditLog:
             await self._queue.join()
 
     def start(self) -> None:
-        """Start the worker (idempotent). Needs a running event loop."""
+        """Start the worker (idempotent). Needs a running event loop. Does nothing once closed."""
         if self.running:
+            return
+        if self._closed:
+            log.debug("Not starting the audit log: it was closed")
             return
         self._closing = False
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="audit-log-worker")
 
-    async def close(self) -> None:
-        """Stop taking events, post what is queued for at most ``close_timeout`` seconds, stop the worker."""
+    async def close(self, *, within: float | None = None) -> None:
+        """Stop taking events, post what is queued for at most ``close_timeout`` seconds (or ``within``
+        if that is shorter), stop the worker. The log cannot be started again."""
         self._closing = True
+        self._closed = True
         if self.held:
             log.warning("Audit log closing while %d events wait for their commands to finish", self.held)
         if self.running:
+            limit = self.close_timeout if within is None else min(self.close_timeout, within)
             try:
-                async with asyncio.timeout(self.close_timeout):
+                async with asyncio.timeout(limit):
                     await self._queue.join()
             except TimeoutError:
                 pass

@@ -18,7 +18,8 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import discord
@@ -28,7 +29,6 @@ from bot.audit import AuditLog
 from bot.crypto import TokenCipher
 from bot.db import AppStateStore, AuditEventStore, Database, GuildSettingsStore, LinkRecordStore, TokenStore
 from bot.dscgg.client import DscggClient
-from bot.log import register_secret
 from bot.services.links import LinkService
 from bot.services.tokens import TokenService
 from bot.tree import DscCommandTree
@@ -39,14 +39,33 @@ if TYPE_CHECKING:
 
     from bot.settings import Settings
 
-__all__ = ["DscBot", "Interaction", "command_hash"]
+__all__ = ["CLOSE_GRACE", "SHUTDOWN_BUDGET", "SHUTDOWN_GRACE", "DscBot", "Interaction", "command_hash"]
 
 log = logging.getLogger(__name__)
 
 Interaction: TypeAlias = discord.Interaction["DscBot"]
 
+# The bot never joins voice: without this every start logs two warnings about missing voice libraries.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
 #: How often the health file is touched while connected (seconds).
 HEALTH_INTERVAL = 15.0
+
+#: Seconds running commands get to finish after SIGTERM/SIGINT.
+SHUTDOWN_GRACE = 5.0
+#: Of the shutdown, what is kept after the drain for cancelling and answering stragglers, the audit
+#: log and closing the Discord connection.
+_AFTER_DRAIN = 3.0
+#: Seconds from SIGTERM/SIGINT until everything is closed: one deadline for every stage (Docker waits
+#: 10 s before SIGKILL).
+SHUTDOWN_BUDGET = SHUTDOWN_GRACE + _AFTER_DRAIN
+#: Seconds running commands get when the bot closes without a signal (e.g. after a gateway error).
+CLOSE_GRACE = 1.0
+#: Seconds cancelled commands get to end and be answered with "the bot is restarting".
+_SETTLE = 1.0
+#: Kept for the gateway and HTTP close after the audit log.
+_AFTER_AUDIT = 1.0
 
 
 def command_hash(tree: discord.app_commands.CommandTree[Any], guild: discord.abc.Snowflake | None) -> str:
@@ -109,6 +128,12 @@ class DscBot(commands.Bot):
         self.tokens = TokenService(self.token_store, self.dscgg, self.audit)
         self.links = self._build_link_service()
         self._health_task: asyncio.Task[None] | None = None
+        #: Loop time by which the shutdown must be done; None until it begins.
+        self._deadline: float | None = None
+        self._close_task: asyncio.Task[None] | None = None
+        #: Called once Discord accepted the token, before setup_hook does its own work. ``run()`` uses
+        #: it to end the login timeout: what follows is the bot's start-up, not waiting on Discord.
+        self.on_logged_in: Callable[[], object] | None = None
 
     # ---------------------------------------------------------------- construction hooks
 
@@ -127,7 +152,10 @@ class DscBot(commands.Bot):
     # ---------------------------------------------------------------- lifecycle
 
     async def setup_hook(self) -> None:
-        register_secret(self.settings.discord_token.get_secret_value())
+        if self.on_logged_in is not None:
+            self.on_logged_in()
+        if self.tree.closing:
+            return  # asked to stop while logging in: start nothing, sync nothing
         self.audit.start()
         if self.cipher.has_older_keys:
             # The operator prepended a new key: move every stored token onto it, so the old key can
@@ -172,24 +200,64 @@ class DscBot(commands.Bot):
         self.synced = True
         return True
 
-    async def shutdown(self, grace: float = 10.0) -> None:
-        """Refuse new interactions, let running ones finish (up to ``grace`` s), then close."""
-        if self.tree.closing:
+    def begin_shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Refuse new interactions from now on. Running ones get ``grace`` s; everything is closed
+        ``grace + 3`` s from now (the deadline every stage of ``close()`` works within).
+
+        Only the first call counts: a later one neither moves the deadline nor logs again.
+        """
+        if self._deadline is not None:
             return
+        self._deadline = asyncio.get_running_loop().time() + grace + _AFTER_DRAIN
         log.info("Shutting down: no new commands, finishing running ones")
         self.tree.begin_shutdown()
-        await self.tree.drain(grace)
+
+    async def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Refuse new interactions, give running ones ``grace`` s, then close; ``grace + 3`` s in all."""
+        self.begin_shutdown(grace)
         await self.close()
 
     async def close(self) -> None:
+        """Close once, within the shutdown deadline (``CLOSE_GRACE`` s of grace if no shutdown began).
+
+        Running commands are drained first (the database is still open while they finish), cancelled
+        ones are answered, queued audit posts go out while the Discord connection still exists, then
+        the gateway and the HTTP session close. Safe to call any number of times, concurrently too.
+        """
+        if self._close_task is None:
+            self.begin_shutdown(CLOSE_GRACE)
+            self._close_task = asyncio.get_running_loop().create_task(self._close_once(), name="bot-close")
+        await asyncio.shield(self._close_task)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()  # discord.py's own __aexit__ would await its close task, however long it takes
+
+    def _remaining(self, keep: float = 0.0) -> float:
+        assert self._deadline is not None
+        return max(self._deadline - keep - asyncio.get_running_loop().time(), 0.0)
+
+    async def _close_once(self) -> None:
+        await self.tree.drain(self._remaining(_AFTER_DRAIN), settle=_SETTLE)
         if self._health_task is not None:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
             self._health_task = None
         self._remove_health_file()
-        await self.audit.close()  # posts what is queued while the Discord connection still exists
-        await super().close()
+        # posts what is queued while the Discord connection still exists
+        await self.audit.close(within=self._remaining(_AFTER_AUDIT))
+        try:
+            async with asyncio.timeout(max(self._remaining(), 0.25)):
+                await super().close()
+        except TimeoutError:
+            log.warning("Discord did not confirm the disconnect in time; closing anyway")
+        finally:
+            await self.http.close()  # idempotent; needed when the gateway close was cut short
 
     # ---------------------------------------------------------------- health file
 

@@ -15,7 +15,9 @@ Expired interactions (15 minutes, or 10062 Unknown interaction) are logged and d
 never raises.
 
 During shutdown ``interaction_check`` turns new interactions away with a friendly sentence, while
-those already running are awaited by ``drain()``.
+those already running are awaited by ``drain()``. Those that do not finish in time are cancelled and
+then answered once with the same sentence, so none is left on "thinking…" or with live-looking
+buttons (an unfinished ephemeral answer is replaced by the sentence).
 
 ``after_interaction(callback)`` runs ``callback`` once the interaction being handled by the current
 task has finished, or at once outside an interaction. discord.py runs a command, its checks and the
@@ -79,8 +81,9 @@ def in_interaction() -> bool:
 async def defer(interaction: discord.Interaction[Any], *, ephemeral: bool = True) -> None:
     """``interaction.response.defer(thinking…)`` that remembers whether the answer will be ephemeral.
 
-    The error renderer uses it to pick between editing the thinking message and replacing it;
-    without it, the renderer asks Discord for the original response (one extra request).
+    The error renderer still asks Discord for the original response, because only that tells
+    whether the message is still "thinking…" (the command may have edited it since); what is
+    recorded here is the fallback when that lookup fails.
     """
     interaction.extras[EPHEMERAL_KEY] = ephemeral
     await interaction.response.defer(ephemeral=ephemeral, thinking=True)
@@ -90,7 +93,8 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
     def __init__(self, client: DscBot, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
         self._closing = False
-        self._in_flight: set[asyncio.Task[Any]] = set()
+        #: Running interactions: the task handling each one, and the interaction it answers.
+        self._in_flight: dict[asyncio.Task[Any], discord.Interaction[Any]] = {}
 
     # ---------------------------------------------------------------- shutdown gate and tracking
 
@@ -115,8 +119,11 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
         if task is not None:
             _interaction_task.set(task)  # this task's own context: see after_interaction()
             if task not in self._in_flight:
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+                self._in_flight[task] = interaction
+                task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._in_flight.pop(task, None)
 
     async def interaction_check(self, interaction: discord.Interaction[DscBot], /) -> bool:
         if interaction.type is discord.InteractionType.autocomplete:
@@ -129,22 +136,35 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
         """From now on, new interactions are refused with "the bot is restarting"."""
         self._closing = True
 
-    async def drain(self, grace: float = 10.0) -> int:
+    async def drain(self, grace: float = 10.0, *, settle: float = 1.0) -> int:
         """Wait up to ``grace`` seconds for running interactions; cancel the rest.
 
-        Returns how many had to be cancelled.
+        Cancelled ones get up to ``settle`` seconds, all together, to end and to be answered with
+        the "restarting" sentence (best effort). Returns how many had to be cancelled.
         """
         current = asyncio.current_task()
-        pending = {task for task in self._in_flight if task is not current and not task.done()}
+        pending = {task: i for task, i in self._in_flight.items() if task is not current and not task.done()}
         if not pending:
             return 0
         log.info("Waiting up to %.0f s for %d running command(s) to finish", grace, len(pending))
-        _, still_running = await asyncio.wait(pending, timeout=grace)
+        _, still_running = await asyncio.wait(pending, timeout=grace) if grace > 0 else ((), set(pending))
+        if not still_running:
+            return 0
         for task in still_running:
             task.cancel()
-        if still_running:
-            log.warning("Cancelled %d command(s) that did not finish in time", len(still_running))
-            await asyncio.wait(still_running, timeout=1.0)
+        log.warning("Cancelled %d command(s) that did not finish in time", len(still_running))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settle
+        await asyncio.wait(still_running, timeout=settle)
+        answers = [
+            loop.create_task(self.render_error(pending[task], errors.ShuttingDown(), unfinished=True))
+            for task in still_running
+        ]
+        _, unanswered = await asyncio.wait(answers, timeout=max(deadline - loop.time(), 0.05))
+        for answer in unanswered:
+            answer.cancel()
+        if unanswered:
+            await asyncio.wait(unanswered, timeout=0.1)
         return len(still_running)
 
     # ---------------------------------------------------------------- errors into one reply
@@ -154,17 +174,21 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
     ) -> None:
         await self.render_error(interaction, error)
 
-    async def render_error(self, interaction: discord.Interaction[Any], error: BaseException) -> None:
+    async def render_error(
+        self, interaction: discord.Interaction[Any], error: BaseException, *, unfinished: bool = False
+    ) -> None:
         """Describe ``error`` and answer ``interaction`` with it, ephemerally, once. Never raises.
 
         Modals and views route their ``on_error`` here, so there is one renderer for everything.
+        ``unfinished``: the interaction's task was cancelled, so an ephemeral answer it already gave
+        (e.g. a question with buttons nobody will handle any more) is replaced by the sentence.
         """
         try:
             original = errors.unwrap(error)
             if not errors.is_unexpected(original):
                 self._log_expected(interaction, original)
             text = errors.describe(original, interaction)
-            await self._send(interaction, text)
+            await self._send(interaction, text, unfinished=unfinished)
         except Exception:
             log.exception("The error handler itself failed for interaction %s", interaction.id)
 
@@ -186,7 +210,9 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
             error,
         )
 
-    async def _send(self, interaction: discord.Interaction[Any], text: str) -> None:
+    async def _send(
+        self, interaction: discord.Interaction[Any], text: str, *, unfinished: bool = False
+    ) -> None:
         if interaction.type is discord.InteractionType.autocomplete:
             return  # nothing can be shown there; the error is logged already
         if interaction.is_expired():
@@ -198,9 +224,15 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
             if not response.is_done():
                 await response.send_message(text, ephemeral=True, allowed_mentions=mentions)
                 return
-            if response.type is discord.InteractionResponseType.deferred_channel_message:
+            replaceable = unfinished and interaction.type in (
+                discord.InteractionType.application_command,
+                discord.InteractionType.modal_submit,
+            )
+            if response.type is discord.InteractionResponseType.deferred_channel_message or (
+                replaceable and response.type is discord.InteractionResponseType.channel_message
+            ):
                 ephemeral, thinking = await self._deferred_state(interaction)
-                if thinking and ephemeral:
+                if ephemeral and (thinking or replaceable):
                     await interaction.edit_original_response(
                         content=text, embeds=[], attachments=[], view=None, allowed_mentions=mentions
                     )

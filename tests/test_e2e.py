@@ -291,3 +291,20 @@ async def test_start_without_settings_says_what_to_set(tmp_path: Path) -> None:
     assert "DISCORD_TOKEN is not set" in text
     assert ".env" in text
     assert ".env.example" in text
+
+
+async def test_sigterm_during_a_slow_login_exits_cleanly(
+    discord_fake: FakeDiscord, dscgg: FakeDscgg, processes: list[BotProcess], tmp_path: Path
+) -> None:
+    discord_fake.set_latency("get_me", 4)  # Discord is slow to answer the login
+    env = bot_env(discord_fake, dscgg.base_url, tmp_path)
+    bot = await start_bot(processes, env, tmp_path, "bot")
+    await discord_fake.wait_for(lambda: discord_fake.requests_to("get_me"), timeout=20)
+    bot.send_signal(signal.SIGTERM)
+    assert await bot.wait(timeout=3) == 0
+    output = bot.stderr()
+    assert "Traceback" not in output
+    assert "Unclosed" not in output
+    assert "Stopped" in output
+    assert discord_fake.identified_sessions == []
+    assert discord_fake.syncs == []

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +18,7 @@ from typing import Any
 
 import discord
 import pytest
+import yarl
 from aiohttp import web
 from cryptography.fernet import Fernet
 from discord import app_commands
@@ -21,8 +27,10 @@ from discord.ext import commands
 from bot import __main__ as entry
 from bot import client as client_module
 from bot import health
+from bot import log as bot_log
 from bot.db import TokenUnreadable
 from bot.settings import Settings
+from tests.fakes.discord import FakeDiscord
 from tests.fixtures.bot import wired
 from tests.fixtures.storage import SETTING_NAMES
 
@@ -240,3 +248,234 @@ def test_health_check_staleness(tmp_path: Path) -> None:
     assert not health.is_fresh(path, 60)
     assert health.main([str(path), "--max-age", "60"]) == 1
     assert health.main([str(path), "--max-age", "600"]) == 0
+
+
+# ------------------------------------------------------------------- run() against the fake Discord
+
+
+class RecordingBot(client_module.DscBot):
+    """The real DscBot; remembers each instance so a test can look at it after run() returned."""
+
+    built: list[client_module.DscBot] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        RecordingBot.built.append(self)
+
+
+@pytest.fixture
+def live(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDiscord], None]:
+    """Point discord.py at a FakeDiscord (REST and gateway) and record the DscBot run() builds."""
+    RecordingBot.built = []
+    monkeypatch.setattr(client_module, "DscBot", RecordingBot)
+
+    def point_at(fake: FakeDiscord) -> None:
+        monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
+        monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
+
+    return point_at
+
+
+def _bot_tasks(before: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    """Tasks started since ``before`` that are still pending and run the bot's or discord.py's code."""
+    left = []
+    for task in asyncio.all_tasks() - before:
+        if task.done() or task is asyncio.current_task():
+            continue
+        code = getattr(task.get_coro(), "cr_code", None)
+        filename = code.co_filename if code is not None else ""
+        if f"{os.sep}bot{os.sep}" in filename or f"{os.sep}discord{os.sep}" in filename:
+            left.append(task)
+    return left
+
+
+async def _run_until(
+    settings: Settings, fake: FakeDiscord, arrived: Callable[[], object], *, handle_signals: bool = True
+) -> tuple[int, float]:
+    """run() the bot; once ``arrived()`` is true, send ourselves SIGTERM. Returns (exit code, seconds
+    from the signal to run() returning)."""
+    running = asyncio.create_task(entry.run(settings, handle_signals=handle_signals))
+    try:
+        await fake.wait_for(lambda: arrived() or running.done(), timeout=20)
+        assert not running.done(), f"run() ended before the signal: {running.result()}"
+        signalled = time.monotonic()
+        os.kill(os.getpid(), signal.SIGTERM)
+        code = await asyncio.wait_for(running, 15)
+        return code, time.monotonic() - signalled
+    finally:
+        if not running.done():
+            running.cancel()
+            with contextlib.suppress(BaseException):
+                await running
+
+
+@pytest.mark.parametrize(
+    ("route", "stage"),
+    [("get_me", "login"), ("put_global_commands", "setup_hook")],
+)
+async def test_sigterm_while_starting_is_a_clean_stop(
+    settings_factory: Callable[..., Settings],
+    live: Callable[[FakeDiscord], None],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    route: str,
+    stage: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
+    before = asyncio.all_tasks()
+    async with FakeDiscord() as fake:
+        live(fake)
+        fake.set_latency(route, 4)  # Discord is slow to answer the login / the command sync
+        code, took = await _run_until(
+            settings_factory(token_encryption_keys=Fernet.generate_key().decode()),
+            fake,
+            lambda: fake.requests_to(route),
+        )
+        assert code == 0, capsys.readouterr().err
+        assert took < 2, f"{stage}: took {took:.1f} s to stop"
+        assert capsys.readouterr().err == ""  # no traceback, no error line
+        assert fake.identified_sessions == []  # never connected after the signal
+        if stage == "login":
+            assert fake.syncs == []  # setup_hook did not sync after the stop was asked for
+    (bot,) = RecordingBot.built
+    assert bot.is_closed()
+    assert not bot.audit.running
+    session = bot.http._HTTPClient__session  # type: ignore[attr-defined]
+    assert session is discord.utils.MISSING or session.closed, "discord.py's HTTP session was left open"
+    assert _bot_tasks(before) == []
+    gc.collect()
+    await asyncio.sleep(0)
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+    assert "Stopped" in caplog.text
+
+
+async def test_unreachable_discord_is_one_line_after_the_login_timeout(
+    settings_factory: Callable[..., Settings],
+    live: Callable[[FakeDiscord], None],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(entry, "LOGIN_TIMEOUT", 0.5)
+    async with FakeDiscord() as fake:
+        live(fake)
+        fake.set_latency("get_me", 3)
+        started = time.monotonic()
+        code = await asyncio.wait_for(entry.run(settings_factory(), handle_signals=False), 10)
+        took = time.monotonic() - started
+    assert code == 1
+    assert took < 2
+    assert capsys.readouterr().err.splitlines() == [
+        "dscgg-bot: cannot reach Discord (127.0.0.1): no answer within 0.5 s"
+    ]
+
+
+async def test_refused_connection_to_discord_is_one_line(
+    settings_factory: Callable[..., Settings],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{port}/api/v10")
+    code = await asyncio.wait_for(entry.run(settings_factory(), handle_signals=False), 10)
+    assert code == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("dscgg-bot: cannot reach Discord (127.0.0.1): ")
+    assert "Traceback" not in line
+
+
+async def test_unexpected_start_up_error_is_one_redacted_line_and_logged(
+    settings_factory: Callable[..., Settings],
+    live: Callable[[FakeDiscord], None],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken_setup(self: client_module.DscBot) -> None:
+        raise RuntimeError(f"something broke near {SECRET}")
+
+    monkeypatch.setattr(RecordingBot, "setup_hook", broken_setup)
+    async with FakeDiscord() as fake:
+        live(fake)
+        code = await asyncio.wait_for(
+            entry.run(settings_factory(discord_token=SECRET), handle_signals=False), 10
+        )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "dscgg-bot: stopped by an unexpected error (RuntimeError); the log has the details"
+    ]
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is not None  # the traceback is in the (redacted) log
+
+
+async def test_run_registers_the_bot_token_for_redaction(
+    settings_factory: Callable[..., Settings],
+    live: Callable[[FakeDiscord], None],
+) -> None:
+    token = "bot-token-never-in-any-log-line-4Rk"
+    assert bot_log.redact(f"token={token}") == f"token={token}"
+    try:
+        async with FakeDiscord() as fake:
+            live(fake)
+            code = await asyncio.wait_for(
+                entry.run(settings_factory(discord_token=token), sync_only=True), 10
+            )
+        assert code == 0
+        assert bot_log.redact(f"token={token}") == "token=[redacted]"
+    finally:
+        for _ in range(3):
+            bot_log.unregister_secret(token)
+
+
+async def test_sigterm_with_a_hung_command_and_slow_log_posts_stops_within_the_budget(
+    tmp_path: Path,
+    settings_factory: Callable[..., Settings],
+    live: Callable[[FakeDiscord], None],
+) -> None:
+    from bot.crypto import TokenCipher
+    from bot.db import Database, GuildSettingsStore, TokenStore
+    from tests.e2e import Driver
+    from tests.fakes.dscgg import FakeDscgg
+    from tests.harness import ADMIN
+
+    key = Fernet.generate_key().decode()
+    async with FakeDiscord() as fake, FakeDscgg() as dscgg:
+        live(fake)
+        dscgg.add_key("dscgg-budget-key-Hq5Tw2Lr9x", user_id=7001, whitelisted=False)
+        dscgg.add_link("mine", owner_id=7001, redirect="https://discord.gg/x", clicks=1)
+        dscgg.add_link("other", owner_id=7001, redirect="https://discord.gg/y", clicks=1)
+        settings = settings_factory(token_encryption_keys=key, dscgg_api_url=dscgg.base_url, dscgg_timeout=60)
+        guild_id = fake.guild_ids[0]
+        async with Database.open(settings.database_path) as db:
+            await TokenStore(db, TokenCipher([key])).set(
+                guild_id, "dscgg-budget-key-Hq5Tw2Lr9x", set_by=ADMIN.id
+            )
+            await GuildSettingsStore(db).set_log_channel(guild_id, fake.guild(guild_id).log_channel_id)
+        driver = Driver(fake)
+        records: list[Any] = []
+        fake.set_latency("channel_message", 10)  # every audit post hangs past the budget
+
+        async def scenario() -> bool:
+            await driver.wait_connected()
+            edited = await driver.command("link edit", {"slug": "other", "title": "New"})
+            await driver.final_message(edited, contains="other")  # queues an audit post (hanging)
+            asked = await driver.command("link delete", {"slug": "mine"})
+            await driver.final_message(asked, contains="for good?")  # buttons nobody will press
+            dscgg.latency = 10  # the next dsc.gg call hangs past the grace
+            hung = await driver.command("link info", {"slug": "mine"})
+            await driver.first_callback(hung)
+            await fake.wait_for(lambda: dscgg.requests_to("get_link"), timeout=5)
+            records.extend((asked, hung))
+            return True
+
+        ready = asyncio.create_task(scenario())
+        code, took = await _run_until(settings, fake, lambda: ready.done() and ready.result())
+        asked, hung = records
+        assert code == 0
+        assert took < client_module.SHUTDOWN_BUDGET + 0.5, f"stopped {took:.1f} s after SIGTERM"
+        restarting = "The bot is restarting. Try again in a moment."
+        for record in (asked, hung):
+            message = await driver.final_message(record, contains=restarting, timeout=1)
+            assert not message.buttons()
