@@ -202,6 +202,50 @@ async def test_other_tasks_do_not_see_uncommitted_writes(db: Database) -> None:
     assert await reader is None
 
 
+async def test_task_started_inside_a_transaction_is_not_inside_it_afterwards(db: Database) -> None:
+    """A background task started during a transaction (e.g. a worker) outlives it: it may open its
+    own transactions, and its reads wait for other tasks' transactions like everyone's."""
+    transaction_over = asyncio.Event()
+    other_inside = asyncio.Event()
+    other_release = asyncio.Event()
+
+    async def background() -> str | None:
+        await transaction_over.wait()
+        async with db.transaction() as conn:  # not "not re-entrant"
+            await conn.execute("INSERT INTO app_state (key, value) VALUES ('background', 'x')")
+        await other_inside.wait()
+        row = await db.fetch_one("SELECT value FROM app_state WHERE key = 'uncommitted'")
+        return None if row is None else str(row["value"])
+
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO app_state (key, value) VALUES ('first', 'x')")
+        started = asyncio.create_task(background())
+    transaction_over.set()
+
+    async def other_writer() -> None:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO app_state (key, value) VALUES ('uncommitted', 'x')")
+            other_inside.set()
+            await other_release.wait()
+            raise RuntimeError("rolled back")
+
+    writer = asyncio.create_task(other_writer())
+    try:
+        await asyncio.wait_for(other_inside.wait(), 2)
+        await asyncio.sleep(0.05)
+        assert not started.done()  # its read waits for the other task's transaction …
+        other_release.set()
+        with pytest.raises(RuntimeError):
+            await asyncio.wait_for(writer, 2)
+        assert await asyncio.wait_for(started, 2) is None  # … and never saw the rolled-back row
+        assert await AppStateStore(db).get("background") == "x"
+    finally:
+        other_release.set()  # whatever failed, no transaction is left open for close() to wait on
+        for task in (writer, started):
+            task.cancel()
+        await asyncio.wait_for(asyncio.gather(writer, started, return_exceptions=True), 2)
+
+
 async def test_interleaved_transactions_are_serialized(db: Database) -> None:
     """Each task reads a counter, yields to the others, then writes it back plus one: with interleaving
     this would lose increments or fail with "cannot start a transaction within a transaction"."""

@@ -22,10 +22,23 @@ Params = Iterable[Any] | Mapping[str, Any]
 
 MEMORY = ":memory:"
 
-# The Database whose write transaction the current task (or a task it started meanwhile) is inside.
-# A context variable rather than the current task: asyncio.wait_for and gather run code in new tasks.
-_inside_transaction_of: contextvars.ContextVar[Database | None] = contextvars.ContextVar(
-    "inside_transaction_of", default=None
+
+class _Transaction:
+    """Marks a running write transaction of ``database``; ``active`` is cleared when it ends."""
+
+    __slots__ = ("active", "database")
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.active = True
+
+
+# The write transaction the current task (or a task it started meanwhile) is inside. A context
+# variable rather than the current task: asyncio.wait_for and gather run code in new tasks. Tasks
+# started inside a transaction keep a copy of the context after it ends; ``active`` going False makes
+# that copy stale, so such a task takes the lock like any other instead of skipping it.
+_current_transaction: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
+    "current_transaction", default=None
 )
 
 
@@ -111,10 +124,6 @@ class Database:
         async with self._lock:
             await self._conn.close()
 
-    @property
-    def connection(self) -> aiosqlite.Connection:
-        return self._conn
-
     async def _configure(self) -> None:
         async with self._conn.execute("PRAGMA journal_mode=WAL") as cursor:
             row = await cursor.fetchone()
@@ -154,10 +163,11 @@ class Database:
         Keep it short and never await the network inside it. Not re-entrant: nesting raises.
         """
         self._check_open()
-        if _inside_transaction_of.get() is self:
+        if self._inside_transaction():
             raise RuntimeError("transaction() is not re-entrant; use the connection it yielded")
         async with self._lock:
-            marker = _inside_transaction_of.set(self)
+            marker = _Transaction(self)
+            reset_token = _current_transaction.set(marker)
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
@@ -166,7 +176,14 @@ class Database:
                 await self._rollback()
                 raise
             finally:
-                _inside_transaction_of.reset(marker)
+                marker.active = False
+                _current_transaction.reset(reset_token)
+
+    def _inside_transaction(self) -> bool:
+        """True in the task running this database's write transaction, and in tasks it started that
+        run while it is still open (asyncio.wait_for, gather)."""
+        current = _current_transaction.get()
+        return current is not None and current.active and current.database is self
 
     async def _rollback(self) -> None:
         # aiosqlite runs statements in order on one thread, so this ROLLBACK runs after whatever was
@@ -191,7 +208,7 @@ class Database:
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[None]:
         self._check_open()
-        if _inside_transaction_of.get() is self:
+        if self._inside_transaction():
             # Called from inside this task's own transaction: the lock is already ours.
             yield
             return

@@ -11,6 +11,7 @@ from bot.db.database import Database
 class GuildSettings:
     guild_id: int
     log_channel_id: int | None = None
+    #: Not set by any command yet (see GuildSettingsStore.set_locale).
     locale: str | None = None
     #: Why posting to the log channel last failed (e.g. missing permissions); None when it works.
     log_channel_problem: str | None = None
@@ -54,6 +55,8 @@ class GuildSettingsStore:
             )
 
     async def set_locale(self, guild_id: int, locale: str | None) -> None:
+        """Store the guild's preferred locale (None: Discord's). Room for translations: no command
+        sets it yet and nothing reads it besides ``get()``."""
         async with self._db.transaction() as conn:
             await conn.execute(
                 """
