@@ -331,7 +331,7 @@ async def test_a_second_press_while_the_first_is_answered_is_acknowledged_too(se
     first.response.edit_message = slow_edit  # type: ignore[method-assign]
     pending = asyncio.create_task(view.confirm.callback(first))  # type: ignore[arg-type]
     await asyncio.sleep(0)
-    await getattr(view, second).callback(again)  # type: ignore[arg-type]
+    await getattr(view, second).callback(again)
     release.set()
     await pending
     assert view.value is True
