@@ -203,6 +203,16 @@ async def test_administrator_may_set_a_token(w: WiredBot) -> None:
     assert "Saved." in message.content
 
 
+async def test_short_token_is_saved_without_showing_its_end(w: WiredBot) -> None:
+    short = "k3y-12-chars"
+    w.dscgg.add_key(short, user_id=ADMIN.id)
+    message = only_message(await set_token(w, short))
+    assert "Saved. The token (too short to show its end) is now used" in message.content
+    assert short[-4:] not in message.content
+    fields = status_fields(only_message(await w.run("dscgg status")))
+    assert short[-4:] not in fields["Token"]
+
+
 # ----------------------------------------------------------------------------------------- clear
 
 

@@ -67,6 +67,14 @@ async def test_short_token_shows_no_tail(token_store: TokenStore) -> None:
     assert await token_store.get(GUILD) == "abc123"
 
 
+@pytest.mark.parametrize("token", ["8chr-key", "fifteen-chars-k"])
+async def test_token_under_16_characters_shows_no_tail(token_store: TokenStore, token: str) -> None:
+    """Four characters would be half of an 8-character token, more than a quarter of a 15-character one."""
+    assert (await token_store.set(GUILD, token, set_by=ADMIN)).last4 == ""
+    assert (await token_store.info(GUILD)).last4 == ""  # type: ignore[union-attr]
+    assert (await token_store.set(GUILD, "sixteen-chars-ky", set_by=ADMIN)).last4 == "s-ky"
+
+
 async def test_empty_token_is_refused(token_store: TokenStore) -> None:
     with pytest.raises(ValueError, match="empty"):
         await token_store.set(GUILD, "", set_by=ADMIN)

@@ -12,8 +12,9 @@ from bot.db.database import Database, from_db_time, to_db_time, utc_now
 
 log = logging.getLogger(__name__)
 
-# Shorter tokens show no tail at all: four characters of a short secret is too much of it.
-_MIN_LENGTH_FOR_LAST4 = 8
+# Shorter tokens show no tail at all: four characters of a short secret is too much of it (half of an
+# 8-character one).
+_MIN_LENGTH_FOR_LAST4 = 16
 
 
 class TokenUnreadable(Exception):
@@ -107,11 +108,11 @@ class TokenStore:
                 rows = list(await cursor.fetchall())
             for row in rows:
                 try:
-                    if not self._cipher.needs_rotation(row["ciphertext"]):
-                        continue
-                    new_ciphertext = self._cipher.rotate(row["ciphertext"])
+                    new_ciphertext = self._cipher.rotated(row["ciphertext"])
                 except TokenUndecryptable:
                     log.warning("Stored token of guild %d cannot be decrypted; not rotated", row["guild_id"])
+                    continue
+                if new_ciphertext is None:  # already under the newest key
                     continue
                 await conn.execute(
                     "UPDATE guild_tokens SET ciphertext = ? WHERE guild_id = ?",
