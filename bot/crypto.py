@@ -75,6 +75,30 @@ class TokenCipher:
             return True
         return False
 
+    def rotated(self, ciphertext: str) -> str | None:
+        """``ciphertext`` re-encrypted under the newest key, or None when it already is under it.
+
+        One attempt with the newest key, then one rotation: cheaper than ``needs_rotation()`` followed
+        by ``rotate()``. TokenUndecryptable if no key decrypts it.
+        """
+        try:
+            data = ciphertext.encode("ascii")
+            self._primary.decrypt(data)
+        except InvalidToken:
+            pass
+        except UnicodeEncodeError:
+            raise TokenUndecryptable(
+                "the stored token cannot be decrypted with the configured keys"
+            ) from None
+        else:
+            return None
+        try:
+            return self._all.rotate(data).decode("ascii")
+        except InvalidToken:
+            raise TokenUndecryptable(
+                "the stored token cannot be decrypted with the configured keys"
+            ) from None
+
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt under the newest key, keeping the payload (and so the guild binding) unchanged."""
         try:

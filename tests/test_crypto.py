@@ -87,6 +87,20 @@ def test_rotation_old_key_second_still_decrypts_and_rotate_moves_to_newest() -> 
         new_only.decrypt(GUILD, old_ciphertext)
 
 
+def test_rotated_is_none_under_the_newest_key_and_moves_older_ones() -> None:
+    old, new = new_key(), new_key()
+    rotating = TokenCipher([new, old])
+    assert rotating.rotated(rotating.encrypt(GUILD, TOKEN)) is None
+    rotated = rotating.rotated(TokenCipher([old]).encrypt(GUILD, TOKEN))
+    assert rotated is not None
+    assert TokenCipher([new]).decrypt(GUILD, rotated) == TOKEN
+    stranger = TokenCipher([new_key(), new_key()])
+    with pytest.raises(TokenUndecryptable):
+        stranger.rotated(rotated)
+    with pytest.raises(TokenUndecryptable):
+        stranger.rotated("gAAAAAé-not-ascii")
+
+
 def test_new_ciphertexts_use_the_first_key() -> None:
     first, second = new_key(), new_key()
     ciphertext = TokenCipher([first, second]).encrypt(GUILD, TOKEN)
