@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -51,25 +50,45 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 """
 
 
-def run_writer_and_kill(path: Path, key: str, rng: random.Random) -> None:
+#: Longest wait for the writer to start, or to die once killed; a hung writer fails the test instead
+#: of hanging CI.
+WAIT = 30.0
+
+
+async def run_writer_and_kill(path: Path, key: str, rng: random.Random) -> None:
     environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    with subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), key, str(GUILD)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        WRITER,
+        str(path),
+        key,
+        str(GUILD),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env=environment,
-        text=True,
-    ) as writer:
+    )
+    try:
         assert writer.stdout is not None
-        ready = writer.stdout.readline()
-        assert ready.strip() == "ready", writer.stderr.read() if writer.stderr else ""
-        time.sleep(rng.uniform(0.02, 0.25))
-        assert writer.poll() is None, "the writer stopped by itself"
+        try:
+            ready = await asyncio.wait_for(writer.stdout.readline(), WAIT)
+        except TimeoutError:
+            pytest.fail(f"the writer did not report ready within {WAIT} seconds")
+        if ready.strip() != b"ready":
+            writer.kill()
+            _, errors = await asyncio.wait_for(writer.communicate(), WAIT)
+            pytest.fail(f"the writer did not start: {errors.decode(errors='replace')}")
+        await asyncio.sleep(rng.uniform(0.02, 0.25))
+        assert writer.returncode is None, "the writer stopped by itself"
         os.kill(writer.pid, signal.SIGKILL)
-        writer.wait(timeout=10)
+        await asyncio.wait_for(writer.wait(), WAIT)
         assert writer.returncode == -signal.SIGKILL
+    finally:
+        if writer.returncode is None:
+            writer.kill()
+            await asyncio.wait_for(writer.wait(), WAIT)
     # The kill left a write-ahead log behind: reopening really goes through crash recovery.
-    assert os.path.getsize(f"{path}-wal") > 0
+    assert path.with_name(f"{path.name}-wal").stat().st_size > 0
 
 
 async def check_consistent(path: Path, key: str) -> int:
@@ -108,14 +127,20 @@ async def check_consistent(path: Path, key: str) -> int:
 async def test_sigkill_mid_write_leaves_consistent_database(tmp_path: Path) -> None:
     path = tmp_path / "data" / "bot.sqlite3"
     key = Fernet.generate_key().decode("ascii")
-    rng = random.Random()
+    # The kill delays come from this seed: DB_CRASH_SEED=<seed> replays a failing run's timing.
+    seed = int(os.environ.get("DB_CRASH_SEED") or random.randrange(2**32))
+    print(f"DB_CRASH_SEED={seed}")
+    rng = random.Random(seed)
     previous = 0
     # Kill, reopen and check, then let the next writer continue from the recovered file.
-    for _ in range(3):
-        run_writer_and_kill(path, key, rng)
-        rounds = await check_consistent(path, key)
-        assert rounds > previous
-        previous = rounds
+    try:
+        for attempt in range(1, 4):
+            await run_writer_and_kill(path, key, rng)
+            rounds = await check_consistent(path, key)
+            assert rounds > previous, f"attempt {attempt}: no round completed"
+            previous = rounds
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} (replay with DB_CRASH_SEED={seed})") from exc
     # A fresh plain-sqlite look agrees with what the bot sees.
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
