@@ -130,7 +130,8 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool) -> int
         return 2
     try:
         async with (
-            aiohttp.ClientSession() as session,
+            # The dsc.gg session serves every server's token: no cookie may carry over between them.
+            aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session,
             Database.open(settings.database_path) as db,
         ):
             if stopper.signal is not None:
