@@ -100,6 +100,28 @@ def test_stats_only_when_present() -> None:
     assert (link.stats.clicks, link.stats.unique_clicks) == (3, 0)
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("false", False), ("0", False), ("no", False), (0, False), ("true", True), ("1", True), (1, True)],
+)
+def test_flags_sent_as_text_or_numbers_mean_what_they_say(value: object, expected: bool) -> None:
+    link = Link.model_validate({"id": "x", "unlisted": value, "disabled": value})
+    assert (link.unlisted, link.disabled) == (expected, expected)
+    assert User.model_validate({"id": "1", "blacklisted": value}).blacklisted is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", 2, [1], {}])
+def test_flags_that_mean_nothing_are_rejected(value: object) -> None:
+    with pytest.raises(ValidationError):
+        Link.model_validate({"id": "x", "disabled": value})
+
+
+@pytest.mark.parametrize("clicks", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_counts_are_rejected(clicks: float) -> None:
+    with pytest.raises(ValidationError):
+        Link.model_validate({"id": "x", "stats": {"clicks": clicks}})
+
+
 def test_null_flags_and_owner() -> None:
     link = Link.model_validate({"id": "x", "owner": None, "unlisted": None, "disabled": None})
     assert (link.owner_id, link.unlisted, link.disabled) == (None, False, False)

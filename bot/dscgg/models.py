@@ -8,10 +8,12 @@ seconds, and snowflakes arrive as strings longer than a float can hold exactly.
 from __future__ import annotations
 
 import enum
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -109,10 +111,8 @@ def _to_id_text(value: Any) -> str:
     return str(value)
 
 
-def _to_bool(value: Any) -> bool:
-    if type(value) is bool:
-        return value
-    return bool(value) if value is not None else False
+def _null_is_false(value: bool | None) -> bool:
+    return value is True
 
 
 def _to_int(value: Any) -> int:
@@ -120,15 +120,22 @@ def _to_int(value: Any) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError("expected a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON's Infinity, NaN or 1e400: int() would raise OverflowError, which pydantic passes on.
+        raise ValueError("expected a finite number")
     return int(value)
 
 
 # The outer "| None" lets pydantic-core answer a null itself, without calling the function, which
-# would return None for it anyway. A flag that is already a bool is taken as it is, likewise.
+# would return None for it anyway. A flag that is already a bool is taken as it is, likewise; anything
+# else follows pydantic's lax rules ("false", "0", 0 and "no" are False; "maybe" is refused), and
+# null means False.
 Timestamp = Annotated[datetime | None, BeforeValidator(_to_datetime)] | None
 Snowflake = Annotated[int | None, PlainValidator(_to_snowflake)]
 OptionalText = Annotated[str | None, PlainValidator(_to_optional_text)] | None
-Flag = Annotated[StrictBool | Annotated[bool, PlainValidator(_to_bool)], Field(union_mode="left_to_right")]
+Flag = Annotated[
+    StrictBool | Annotated[bool | None, AfterValidator(_null_is_false)], Field(union_mode="left_to_right")
+]
 Count = Annotated[int, PlainValidator(_to_int)]
 
 
