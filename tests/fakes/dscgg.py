@@ -60,6 +60,8 @@ FaultKind = Literal[
     "success_false",  # 200 with success:false and code payload_received
     "code",  # error envelope with the given code and status
     "envelope",  # any JSON body (`body`) with any status
+    "raw",  # `body` (str or bytes) sent as it is, as application/json (status, default 200)
+    "empty",  # no body at all (status, default 204)
     "rate_limit",  # 429 rate_limit; Retry-After seconds (`retry_after`) or HTTP-date (`retry_after_date`)
     "rate_limit_200",  # 200 with code rate_limit
     "drop",  # close the connection without answering
@@ -502,6 +504,11 @@ class FakeDscgg:
             if status == 429:
                 self.rate_limited_responses += 1
             return web.json_response(fault.body, status=status)
+        if kind == "raw":
+            raw = fault.body.encode() if isinstance(fault.body, str) else bytes(fault.body)
+            return web.Response(status=fault.status or 200, body=raw, content_type="application/json")
+        if kind == "empty":
+            return web.Response(status=fault.status or 204)
         if kind in ("rate_limit", "rate_limit_200"):
             headers: dict[str, str] = {}
             if fault.retry_after is not None:
