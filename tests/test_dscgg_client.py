@@ -376,8 +376,8 @@ async def test_invalid_input_fails_fast_without_a_request(
         ("a/b", "/v2/link/a%2Fb"),
         ("a?b", "/v2/link/a%3Fb"),
         ("a#b", "/v2/link/a%23b"),
-        ("..", "/v2/link/%2E%2E"),
-        (".", "/v2/link/%2E"),
+        ("...", "/v2/link/..."),
+        (".a", "/v2/link/.a"),
         ("../user/1", "/v2/link/..%2Fuser%2F1"),
         ("../user/1/links", "/v2/link/..%2Fuser%2F1%2Flinks"),
         ("%2F", "/v2/link/%252F"),
@@ -398,6 +398,23 @@ async def test_slug_stays_one_encoded_path_segment(
     assert link.slug == slug
     assert fake_dscgg.requests[0].raw_path == raw_path
     assert fake_dscgg.requests[0].endpoint == "get_link"
+
+
+@pytest.mark.parametrize("slug", [".", ".."])
+async def test_dot_slugs_are_refused_without_a_request(
+    fake_dscgg: FakeDscgg, dscgg_client: DscggClient, dscgg_token: str, slug: str
+) -> None:
+    # Encoded or not, a normalising proxy could resolve them to /v2/link or /v2.
+    for call in (
+        dscgg_client.get_link(slug, token=dscgg_token),
+        dscgg_client.delete_link(slug, token=dscgg_token),
+        dscgg_client.update_link(slug, token=dscgg_token, title="t"),
+        dscgg_client.get_user(slug, token=dscgg_token),
+        dscgg_client.get_app(slug, token=dscgg_token),
+    ):
+        with pytest.raises(ValueError, match="cannot be"):
+            await call
+    assert fake_dscgg.requests == []
 
 
 async def test_slug_cannot_reach_another_endpoint_on_mutations(

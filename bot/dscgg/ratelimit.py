@@ -16,6 +16,7 @@ import enum
 import hashlib
 import heapq
 import itertools
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -78,23 +79,30 @@ class Reservation:
 
     owner: str
     endpoint: Endpoint
+    #: When it is (or was) to be sent, as far as we know.
     at: float
     delay: float
+    #: The caller will not wait past this: ``wait`` gives the slot back rather than overrun it.
+    deadline: float = math.inf
     #: When the answer came back; until then the request may still be reaching dsc.gg.
     finished: float | None = None
+    released: bool = False
     #: The bucket it was booked in, so settling it needs no lookup.
     bucket: _Bucket | None = field(default=None, repr=False)
+    #: Set while ``wait`` sleeps: resolving it wakes the waiter early.
+    wakeup: asyncio.Future[None] | None = field(default=None, repr=False)
 
-    def counted_at(self, now: float, *, in_flight_is_now: bool) -> float:
-        """When dsc.gg counts this send, as late as we can know it."""
+    def counted_at(self, now: float) -> float:
+        """When dsc.gg counts this send, as late as we can know it: when its answer came back, or,
+        while it is in flight or not yet sent, no earlier than now."""
         if self.finished is not None:
             return self.finished
-        return max(self.at, now) if in_flight_is_now else self.at
+        return self.at if self.at > now else now
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """The wait would be longer than allowed; nothing was reserved."""
+    """The wait would be longer than allowed; nothing is held in the bucket."""
 
     retry_after: float
     limit: int
@@ -107,10 +115,11 @@ class _Bucket:
     window: float
     # In reservation order.
     slots: deque[Reservation] = field(default_factory=deque)
+    # Those of ``slots`` sleeping in ``wait``, in the same order; only the first is woken when the
+    # bucket changes, since no later one can be let through before it.
+    waiters: deque[Reservation] = field(default_factory=deque)
     # dsc.gg said 429: nothing goes out before this.
     blocked_until: float = 0.0
-    # Set (and replaced) whenever a slot finishes or is given back, to wake waiters early.
-    changed: asyncio.Event | None = None
 
     def prune(self, now: float) -> None:
         """Drop the sends at the front that finished a whole window ago (amortised O(1))."""
@@ -122,32 +131,40 @@ class _Bucket:
                 break
             slots.popleft()
 
-    def earliest(self, now: float, before: int, *, in_flight_is_now: bool) -> float:
-        """Earliest send time allowed after the first ``before`` slots."""
+    def earliest(self, now: float, before: int) -> float:
+        """Earliest send time allowed after the first ``before`` slots.
+
+        Ready times never decrease along the queue: a later slot has every earlier one before it.
+        """
         earliest = max(now, self.blocked_until)
         if before >= self.limit:
-            times = (
-                slot.counted_at(now, in_flight_is_now=in_flight_is_now)
-                for slot in itertools.islice(self.slots, before)
-            )
+            times = (slot.counted_at(now) for slot in itertools.islice(self.slots, before))
             # The window must have moved past the `limit`-th latest send before this one.
             kth_latest = heapq.nlargest(self.limit, times)[-1]
             earliest = max(earliest, kth_latest + self.window + safety_margin(self.window))
         return earliest
 
-    def wake_waiters(self) -> None:
-        if self.changed is not None:
-            self.changed.set()
-            self.changed = None
+    def wake_first_waiter(self) -> None:
+        if self.waiters:
+            wakeup = self.waiters[0].wakeup
+            if wakeup is not None and not wakeup.done():
+                wakeup.set_result(None)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class RateLimiter:
     """Sliding-window buckets keyed by (token hash, endpoint), for one event loop.
 
-    ``reserve`` decides at once, from the sends already booked, whether the wait fits the caller's
-    patience (so a refusal costs nothing). ``wait`` then holds the caller until the send is safe
-    by the stricter measure: a send counts from when its answer came back, or from *now* while it
-    is still in flight, because dsc.gg may count it at any moment until then.
+    One measure throughout: a send counts from when its answer came back, or from *now* while it is
+    in flight (dsc.gg may count it at any moment until then). ``reserve`` decides at once, by that
+    measure, whether the wait fits the caller's patience (so a refusal costs nothing); ``wait``
+    holds the caller until the send is safe, and gives up (releasing the slot) as soon as it learns
+    the send cannot happen before the caller's deadline, for example because earlier requests are
+    answered late.
     """
 
     def __init__(
@@ -164,20 +181,7 @@ class RateLimiter:
         self.limits: Mapping[Endpoint, tuple[int, float]] = table
         self._clock = clock
         self._buckets: dict[tuple[str, Endpoint], _Bucket] = {}
-        # hash(token) -> bucket_owner(token), so sha256 runs once per token rather than per call.
-        # Keyed by Python's per-process salted hash, never by the token itself; two tokens whose
-        # hashes collided would share buckets, which can only make the limits stricter.
-        self._owners: dict[int, str] = {}
         self._reservations_since_sweep = 0
-
-    def _owner(self, token: str | None) -> str:
-        if not token:
-            return ANONYMOUS
-        key = hash(token)
-        owner = self._owners.get(key)
-        if owner is None:
-            owner = self._owners[key] = bucket_owner(token)
-        return owner
 
     def _bucket(self, owner: str, endpoint: Endpoint) -> _Bucket:
         bucket = self._buckets.get((owner, endpoint))
@@ -189,17 +193,17 @@ class RateLimiter:
     def reserve(self, token: str | None, endpoint: Endpoint, *, max_wait: float) -> Reservation | Refusal:
         """Book the earliest send time allowed; refuse if that is more than ``max_wait`` away."""
         now = self._clock()
-        owner = self._owner(token)
-        bucket = self._buckets.get((owner, endpoint)) or self._bucket(owner, endpoint)
+        owner = bucket_owner(token)
+        bucket = self._bucket(owner, endpoint)
         bucket.prune(now)
         if len(bucket.slots) < bucket.limit and now >= bucket.blocked_until:
             at = now  # fewer than `limit` sends in the window and no 429 pending: free at once
         else:
-            at = bucket.earliest(now, len(bucket.slots), in_flight_is_now=False)
+            at = bucket.earliest(now, len(bucket.slots))
         delay = at - now
         if delay > max_wait:
             return Refusal(delay, bucket.limit, bucket.window)
-        reservation = Reservation(owner, endpoint, at, delay, bucket=bucket)
+        reservation = Reservation(owner, endpoint, at, delay, deadline=now + max_wait, bucket=bucket)
         bucket.slots.append(reservation)
         self._reservations_since_sweep += 1
         if self._reservations_since_sweep >= _SWEEP_EVERY:
@@ -214,50 +218,92 @@ class RateLimiter:
 
     def ready(self, reservation: Reservation) -> bool:
         """Whether ``reservation`` may be sent right now without waiting (the common case)."""
-        bucket = reservation.bucket or self._bucket_of(reservation)
+        bucket = self._bucket_of(reservation)
         if len(bucket.slots) > bucket.limit:
             return False
         at, blocked_until = reservation.at, bucket.blocked_until
         return self._clock() >= (at if at >= blocked_until else blocked_until)
 
-    async def wait(self, reservation: Reservation) -> None:
-        """Sleep until ``reservation`` may be sent. On cancellation the slot is given back."""
+    async def wait(self, reservation: Reservation) -> Refusal | None:
+        """Sleep until ``reservation`` may be sent; None then. If it cannot be sent by its
+        deadline, the slot is given back and the refusal says when to try again. On cancellation
+        the slot is given back too.
+
+        Waiters queue in reservation order. Ready times never decrease along the queue, so only
+        the first waiter keeps a timer for its ready time; the others sleep until they come first
+        (or until their deadline) and count only then, which keeps a long queue linear.
+        """
         bucket = self._bucket_of(reservation)
+        waiters = bucket.waiters
+        waiters.append(reservation)
+        loop = asyncio.get_running_loop()
+        # reserve() has just counted this by the same measure: the first sleep needs no recount.
+        ready_at = reservation.at
+        fresh = True
         try:
             while True:
                 now = self._clock()
-                if len(bucket.slots) <= bucket.limit and now >= bucket.blocked_until:
-                    return  # fewer than `limit` sends before this one: nothing to wait for
-                before = bucket.slots.index(reservation)
-                ready_at = bucket.earliest(now, before, in_flight_is_now=True)
-                if ready_at <= now:
-                    return
-                if bucket.changed is None:
-                    bucket.changed = asyncio.Event()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(ready_at - now):
-                        await bucket.changed.wait()
-        except asyncio.CancelledError:
+                if not fresh or ready_at <= now:
+                    bucket.prune(now)
+                    if len(bucket.slots) <= bucket.limit and now >= bucket.blocked_until:
+                        break  # no more than `limit` sends including this one: nothing to wait for
+                    ready_at = bucket.earliest(now, bucket.slots.index(reservation))
+                    if ready_at <= now:
+                        break
+                    if ready_at > reservation.deadline:
+                        self.release(reservation)
+                        return Refusal(ready_at - now, bucket.limit, bucket.window)
+                    reservation.at = ready_at
+                fresh = False
+                wake_at = ready_at if waiters[0] is reservation else reservation.deadline
+                wakeup = reservation.wakeup = loop.create_future()
+                timer = loop.call_later(wake_at - now, _wake, wakeup) if wake_at < math.inf else None
+                try:
+                    await wakeup
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                    reservation.wakeup = None
+        except BaseException:
             self.release(reservation)
             raise
+        finally:
+            self._leave(bucket, reservation)
+        reservation.at = now
+        return None
+
+    def _leave(self, bucket: _Bucket, reservation: Reservation) -> None:
+        waiters = bucket.waiters
+        if waiters and waiters[0] is reservation:
+            waiters.popleft()
+            # The next one may be able to go at once, too (several sends fit, or a 429 block ended).
+            bucket.wake_first_waiter()
+        else:
+            with contextlib.suppress(ValueError):
+                waiters.remove(reservation)
 
     def release(self, reservation: Reservation) -> None:
-        """Give back a slot that was never used."""
-        bucket = reservation.bucket or self._buckets.get((reservation.owner, reservation.endpoint))
-        if bucket is not None and reservation in bucket.slots:
+        """Give back a slot that was never used (nothing was sent). Idempotent."""
+        if reservation.released or reservation.finished is not None:
+            return
+        reservation.released = True
+        bucket = self._bucket_of(reservation)
+        with contextlib.suppress(ValueError):
             bucket.slots.remove(reservation)
-            bucket.wake_waiters()
+        bucket.wake_first_waiter()
 
     def settle(self, reservation: Reservation) -> None:
-        """The answer came back (or the attempt ended): count the send from now."""
+        """The answer came back (or the attempt ended after the request may have left): the send
+        counts from now."""
+        if reservation.released or reservation.finished is not None:
+            return
+        # Wakes nobody: an answer only fixes when the send counts, never earlier than the "now" it
+        # was counted at while in flight, so no waiter's ready time can move forward.
         reservation.finished = max(self._clock(), reservation.at)
-        bucket = reservation.bucket or self._buckets.get((reservation.owner, reservation.endpoint))
-        if bucket is not None and bucket.changed is not None:
-            bucket.wake_waiters()
 
     def block(self, token: str | None, endpoint: Endpoint, retry_after: float) -> None:
         """dsc.gg answered 429: treat the bucket as exhausted for ``retry_after`` seconds."""
-        bucket = self._bucket(self._owner(token), endpoint)
+        bucket = self._bucket(bucket_owner(token), endpoint)
         bucket.blocked_until = max(bucket.blocked_until, self._clock() + max(0.0, retry_after))
 
     def _sweep(self, now: float) -> None:
@@ -267,5 +313,3 @@ class RateLimiter:
             bucket.prune(now)
             if not bucket.slots and bucket.blocked_until <= now:
                 del self._buckets[key]
-        live = {owner for owner, _ in self._buckets}
-        self._owners = {key: owner for key, owner in self._owners.items() if owner in live}
