@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
 
 from bot.dscgg.models import LinkType
@@ -23,12 +24,14 @@ __all__ = [
     "REDIRECT_MAX",
     "SLUG_MAX",
     "TITLE_MAX",
+    "MetaOptions",
     "check_edit_options",
     "describe_redirect_kind",
     "normalize_slug",
     "parse_color",
     "validate_description",
     "validate_image",
+    "validate_meta_options",
     "validate_password",
     "validate_query",
     "validate_redirect",
@@ -382,3 +385,32 @@ def validate_query(raw: str) -> str:
     if bad is not None:
         raise InvalidInput("query", f"it contains {_visible(bad)}.")
     return text
+
+
+@dataclass(frozen=True, slots=True)
+class MetaOptions:
+    """The optional fields ``/link create`` and ``/link edit`` share, validated; None = not given."""
+
+    title: str | None = None
+    description: str | None = None
+    image: str | None = None
+    color: str | None = None
+    password: str | None = None
+
+
+def validate_meta_options(
+    *,
+    title: str | None,
+    description: str | None,
+    image: str | None,
+    color: str | None,
+    password: str | None,
+) -> MetaOptions:
+    """Validate each optional field that was given; raises InvalidInput for the first bad one."""
+    return MetaOptions(
+        title=validate_title(title) if title is not None else None,
+        description=validate_description(description) if description is not None else None,
+        image=validate_image(image) if image is not None else None,
+        color=parse_color(color) if color is not None else None,
+        password=validate_password(password) if password is not None else None,
+    )

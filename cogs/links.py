@@ -28,12 +28,8 @@ from bot.validation import (
     TITLE_MAX,
     check_edit_options,
     normalize_slug,
-    parse_color,
-    validate_description,
-    validate_image,
-    validate_password,
+    validate_meta_options,
     validate_redirect,
-    validate_title,
 )
 from bot.views import ConfirmView, Page, Paginator
 
@@ -139,11 +135,9 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         guild_id = checks.ensure_guild(interaction)
         name = normalize_slug(slug)
         target, kind = validate_redirect(redirect, _type(type))
-        title_v = validate_title(title) if title is not None else None
-        description_v = validate_description(description) if description is not None else None
-        image_v = validate_image(image) if image is not None else None
-        color_v = parse_color(color) if color is not None else None
-        password_v = validate_password(password) if password is not None else None
+        meta = validate_meta_options(
+            title=title, description=description, image=image, color=color, password=password
+        )
 
         await defer(interaction)
         result = await self.links.create(
@@ -152,15 +146,15 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
             name,
             target,
             kind,
-            title=title_v,
-            description=description_v,
-            image=image_v,
-            color=color_v,
+            title=meta.title,
+            description=meta.description,
+            image=meta.image,
+            color=meta.color,
             unlisted=unlisted,
-            password=password_v,
+            password=meta.password,
         )
         content = f"Created **{short_label(result.link)}**."
-        if password_v is not None:
+        if meta.password is not None:
             content += " Visitors will be asked for the password."
         if result.colour_problem:
             content += f"\n⚠️ The link exists, but its colour was not applied: {result.colour_problem}"
@@ -194,11 +188,9 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         check_edit_options(name, given, password, bool(remove_password))
         link_type = _type(type)
         target = validate_redirect(redirect, link_type)[0] if redirect is not None else None
-        title_v = validate_title(title) if title is not None else None
-        description_v = validate_description(description) if description is not None else None
-        image_v = validate_image(image) if image is not None else None
-        color_v = parse_color(color) if color is not None else None
-        password_v = validate_password(password) if password is not None else None
+        meta = validate_meta_options(
+            title=title, description=description, image=image, color=color, password=password
+        )
 
         await defer(interaction)
         result = await self.links.edit(
@@ -207,12 +199,12 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
             name,
             redirect=target,
             type=link_type,
-            title=title_v,
-            description=description_v,
-            image=image_v,
-            color=color_v,
+            title=meta.title,
+            description=meta.description,
+            image=meta.image,
+            color=meta.color,
             unlisted=unlisted,
-            password=password_v,
+            password=meta.password,
             remove_password=bool(remove_password),
         )
         changed = ", ".join(f"`{change.field}`" for change in result.changes) or "nothing"
