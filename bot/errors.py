@@ -269,7 +269,10 @@ def _api_error(error: api.APIError, interaction: discord.Interaction[Any] | None
             )
         case api.BadRequest():
             if error.message.strip():
-                return f"dsc.gg refused the request: {_plain(error.message)} Check the options and try again."
+                reason = _plain(error.message).rstrip()
+                if not reason.endswith((".", "!", "?", "…")):
+                    reason += "."
+                return f"dsc.gg refused the request: {reason} Check the options and try again."
             return "dsc.gg refused the request as invalid. Check the options and try again."
         case api.VersionDeprecated():
             return (

@@ -110,6 +110,13 @@ def test_a_pasted_link_is_named_by_its_slug() -> None:
     assert "https://" not in mismatch
 
 
+def test_bad_request_message_reads_as_its_own_sentence() -> None:
+    text = errors.describe(api.BadRequest("redirect must conform to type", status=400))
+    assert "redirect must conform to type. Check the options" in text
+    text = errors.describe(api.BadRequest("Slug too long.", status=400))
+    assert "Slug too long. Check the options" in text
+
+
 def test_bad_request_message_is_escaped_and_bounded() -> None:
     text = errors.describe(api.BadRequest("**bold** @everyone <@123> " + "x" * 1000, status=400))
     assert "**bold**" not in text
