@@ -29,6 +29,7 @@ from bot.audit import AuditLog
 from bot.crypto import TokenCipher
 from bot.db import AppStateStore, AuditEventStore, Database, GuildSettingsStore, LinkRecordStore, TokenStore
 from bot.dscgg.client import DscggClient
+from bot.pager import PageButton, Pager
 from bot.services.links import LinkService
 from bot.services.tokens import TokenService
 from bot.tree import DscCommandTree
@@ -127,6 +128,8 @@ class DscBot(commands.Bot):
         self.audit = self._build_audit_log()
         self.tokens = TokenService(self.token_store, self.dscgg, self.audit)
         self.links = self._build_link_service()
+        #: Page sources and paging state; cogs register their sources when they load.
+        self.pager = Pager()
         self._health_task: asyncio.Task[None] | None = None
         #: Loop time by which the shutdown must be done; None until it begins.
         self._deadline: float | None = None
@@ -161,6 +164,7 @@ class DscBot(commands.Bot):
             # The operator prepended a new key: move every stored token onto it, so the old key can
             # be removed from TOKEN_ENCRYPTION_KEYS after this start.
             await self.token_store.rotate_all()
+        self.add_dynamic_items(PageButton)  # page buttons of any message, sent before a restart too
         for name in self.extension_names:
             await self.load_extension(name)
         try:

@@ -32,6 +32,7 @@ __all__ = [
     "MissingManageGuild",
     "NoToken",
     "NotInGuild",
+    "PagesUnavailable",
     "ShuttingDown",
     "TokenRejected",
     "TokenUnreadable",
@@ -123,6 +124,18 @@ class LogChannelUnusable(BotError):
         self.channel_id = channel_id
         self.missing = list(missing)
         super().__init__(f"log channel {channel_id} unusable, missing {', '.join(self.missing)}")
+
+
+class PagesUnavailable(BotError):
+    """A page button that cannot be served: its ``custom_id`` is malformed or names no known source,
+    or the arguments it pointed to were only kept in memory and the bot has restarted since.
+
+    ``command`` (e.g. ``"/search"``) is how to get fresh pages, when known.
+    """
+
+    def __init__(self, command: str | None = None) -> None:
+        self.command = command
+        super().__init__(f"page buttons of {command or 'an unknown command'} cannot be served")
 
 
 class ShuttingDown(BotError):
@@ -341,6 +354,9 @@ def _bot_error(error: BotError) -> str:
                 f"I can't post in <#{error.channel_id}>: I'm missing {perms} there. "
                 "Grant them in the channel's settings or pick another channel."
             )
+        case PagesUnavailable():
+            again = f"Run `{error.command}` again" if error.command else "Run the command again"
+            return f"These page buttons don't work any more. {again} to get fresh pages."
         case ShuttingDown():
             return "The bot is restarting. Try again in a moment."
     return "That didn't work. Try again in a moment."
