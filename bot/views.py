@@ -1,7 +1,11 @@
-"""Buttons: a paginator for lists of links and a confirmation for deletions.
+"""In-memory views: the confirmation for deletions (page buttons live in ``bot.pager``).
 
-Both views belong to the person who ran the command: anyone else pressing a button gets an
+A view belongs to the person who ran the command: anyone else pressing a button gets an
 ephemeral sentence saying so (never a silent "interaction failed"). Every press is answered.
+
+These views are held in memory and expire on purpose (a confirmation should not be answerable
+forever); after a restart their buttons are gone. Page buttons, which must keep working, are
+``bot.pager.PageButton`` instead: their state lives in the ``custom_id``.
 
 A view edits its message through the newest interaction token it holds: the command's at first, then
 that of each accepted button press (a press's token lives 15 minutes and edits the same message).
@@ -13,8 +17,6 @@ Errors inside a button callback go to the tree's renderer, like command errors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -23,8 +25,6 @@ __all__ = [
     "NOT_YOURS",
     "ConfirmView",
     "OwnedView",
-    "Page",
-    "Paginator",
 ]
 
 log = logging.getLogger(__name__)
@@ -33,21 +33,6 @@ log = logging.getLogger(__name__)
 NOT_YOURS = "Only the person who ran the command can use these buttons."
 #: Interaction tokens live 15 minutes; keep a margin so the timeout edit still works.
 MAX_TIMEOUT = 14 * 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """A rendered page that also says where it is: the list may have grown or shrunk meanwhile."""
-
-    embed: discord.Embed
-    #: 0-based index of the page actually rendered (clamped by the renderer).
-    index: int
-    #: How many pages there are now.
-    pages: int
-
-
-#: ``render(index)`` → the embed of page ``index``, or a ``Page`` when the page count may change.
-PageRenderer = Callable[[int], Awaitable[discord.Embed | Page]]
 
 
 async def _render_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
@@ -117,99 +102,6 @@ class OwnedView(discord.ui.View):
             log.debug("Message of interaction %s is gone; not edited", interaction.id)
         except discord.HTTPException as exc:
             log.info("Could not edit the message of interaction %s: HTTP %s", interaction.id, exc.status)
-
-
-class Paginator(OwnedView):
-    """First/previous/next/last buttons over ``pages`` pages rendered on demand by ``render(index)``.
-
-    Use: ``await Paginator(...).start(interaction)`` after deferring; it edits the original response.
-    A single page gets no buttons. A press is acknowledged at once (the message stays as it is
-    while the page is rendered), then the message is edited. When ``render`` returns a ``Page``,
-    the page count and position follow it. On timeout the buttons are disabled and the page stays.
-    """
-
-    def __init__(
-        self,
-        *,
-        owner_id: int,
-        pages: int,
-        render: PageRenderer,
-        timeout: float | None = 180.0,
-    ) -> None:
-        super().__init__(owner_id=owner_id, timeout=timeout)
-        self.pages = max(1, pages)
-        self.page = 0
-        self._render = render
-        self._update_buttons()
-
-    async def start(self, interaction: discord.Interaction[Any]) -> None:
-        self.attach(interaction)
-        embed = await self._render_page(0)
-        self._update_buttons()
-        if self.pages == 1:
-            self.stop()
-            await interaction.edit_original_response(
-                embed=embed, view=None, allowed_mentions=discord.AllowedMentions.none()
-            )
-            return
-        await interaction.edit_original_response(
-            embed=embed, view=self, allowed_mentions=discord.AllowedMentions.none()
-        )
-
-    def _update_buttons(self) -> None:
-        at_start = self.page <= 0
-        at_end = self.page >= self.pages - 1
-        self.first.disabled = at_start
-        self.previous.disabled = at_start
-        self.next.disabled = at_end
-        self.last.disabled = at_end
-        self.position.label = f"{self.page + 1}/{self.pages}"
-
-    async def _render_page(self, page: int) -> discord.Embed:
-        """Render ``page`` (clamped) and move there; ``page``/``pages`` change only once it rendered."""
-        wanted = min(max(page, 0), self.pages - 1)
-        rendered = await self._render(wanted)
-        if isinstance(rendered, Page):
-            self.pages = max(1, rendered.pages)
-            self.page = min(max(rendered.index, 0), self.pages - 1)
-            return rendered.embed
-        self.page = wanted
-        return rendered
-
-    async def _show(self, interaction: discord.Interaction[Any], page: int) -> None:
-        # Acknowledge first (rendering may read the database), then edit through this press's token.
-        await interaction.response.defer()
-        self.adopt(interaction)
-        embed = await self._render_page(page)
-        self._update_buttons()
-        await interaction.edit_original_response(
-            embed=embed, view=self, allowed_mentions=discord.AllowedMentions.none()
-        )
-
-    @discord.ui.button(label="«", style=discord.ButtonStyle.secondary)
-    async def first(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
-        await self._show(interaction, 0)
-
-    @discord.ui.button(label="‹ Prev", style=discord.ButtonStyle.primary)
-    async def previous(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
-        await self._show(interaction, self.page - 1)
-
-    @discord.ui.button(label="1/1", style=discord.ButtonStyle.secondary, disabled=True)
-    async def position(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
-        await interaction.response.defer()  # never enabled; here for completeness
-        self.adopt(interaction)
-
-    @discord.ui.button(label="Next ›", style=discord.ButtonStyle.primary)
-    async def next(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
-        await self._show(interaction, self.page + 1)
-
-    @discord.ui.button(label="»", style=discord.ButtonStyle.secondary)
-    async def last(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
-        await self._show(interaction, self.pages - 1)
-
-    async def on_timeout(self) -> None:
-        self.disable_all()
-        await self._edit_original(view=self)
 
 
 class ConfirmView(OwnedView):

@@ -1,8 +1,11 @@
 """/top and /search — browse dsc.gg links, for every member of a server.
 
 Replies are ephemeral unless ``public:true``. Results are paginated with buttons only the invoker can
-press. A per-member cooldown keeps anyone from spending the server's dsc.gg rate limit alone; it is
-spent only once the options passed local validation, so a refused query costs nothing.
+press; they keep working after a restart (``bot.pager``: the sources ``top`` and ``search``). The
+results are kept in memory for ``results_ttl`` seconds so paging does not ask dsc.gg again; a press
+after that, or after a restart, runs the same request again. A per-member cooldown keeps anyone from
+spending the server's dsc.gg rate limit alone; it is spent only once the options passed local
+validation, so a refused query costs nothing.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from discord.ext import commands
 from bot import checks
 from bot.dscgg.models import Link, LinkType
 from bot.embeds import PAGE_SIZE, escape, link_page_embed, page_count, truncate
+from bot.errors import InvalidInput, PagesUnavailable
+from bot.pager import Page, Recent
 from bot.tree import defer
 from bot.validation import QUERY_MAX, validate_query
-from bot.views import Paginator
 from cogs.links import TYPE_CHOICES
 
 if TYPE_CHECKING:
@@ -83,41 +87,99 @@ def _type(choice: Choice[str] | None) -> LinkType | None:
     return LinkType(choice.value) if choice is not None else None
 
 
+def _type_arg(text: str, command: str) -> LinkType | None:
+    """The ``type`` a page button carries ("" for any); PagesUnavailable when it is none of them."""
+    if not text:
+        return None
+    try:
+        return LinkType(text)
+    except ValueError:
+        raise PagesUnavailable(command) from None
+
+
+def _link_page(title: str, links: Sequence[Link], page: int, *, empty: str) -> Page:
+    total = len(links)
+    pages = page_count(total)
+    index = min(max(page, 0), pages - 1)
+    start = index * PAGE_SIZE
+    embed = link_page_embed(
+        title,
+        links[start : start + PAGE_SIZE],
+        page=index + 1,
+        pages=pages,
+        total=total,
+        first_rank=start + 1,
+        empty=empty,
+    )
+    return Page(embed, index, pages)
+
+
+def _top_title(link_type: LinkType | None) -> str:
+    return "Top dsc.gg " + (_TYPE_WORDS[link_type.value] if link_type else "links")
+
+
+def _search_shown(query: str) -> str:
+    return truncate(escape(" ".join(query.split())), 100)
+
+
 class DiscoveryCog(commands.Cog):
-    #: Seconds the page buttons stay usable.
-    page_timeout: float = 180.0
+    #: Seconds the results of a /top or /search stay in memory for its page buttons; a press after
+    #: that (or after a restart) asks dsc.gg again.
+    results_ttl: float = 600.0
 
     def __init__(self, bot: DscBot) -> None:
         self.bot = bot
         self.top_cooldown = MemberCooldown(COOLDOWN_RATE, COOLDOWN_PER)
         self.search_cooldown = MemberCooldown(COOLDOWN_RATE, COOLDOWN_PER)
+        #: ("top", None, args) or ("search", guild id, args) → the links the pages are cut from.
+        self.results: Recent[tuple[str, int | None, str], list[Link]] = Recent(ttl=self.results_ttl)
 
     @property
     def links(self) -> LinkService:
         return self.bot.links
 
-    async def _paginate(
-        self, interaction: Interaction, title: str, links: Sequence[Link], *, empty: str
-    ) -> None:
-        total = len(links)
-        pages = page_count(total)
+    async def cog_load(self) -> None:
+        self.bot.pager.register("top", self._top_page, command="/top")
+        self.bot.pager.register("search", self._search_page, command="/search")
 
-        async def render(index: int) -> discord.Embed:
-            start = index * PAGE_SIZE
-            return link_page_embed(
-                title,
-                links[start : start + PAGE_SIZE],
-                page=index + 1,
-                pages=pages,
-                total=total,
-                first_rank=start + 1,
-                empty=empty,
-            )
+    async def cog_unload(self) -> None:
+        self.bot.pager.unregister("top")
+        self.bot.pager.unregister("search")
 
-        paginator = Paginator(
-            owner_id=interaction.user.id, pages=pages, render=render, timeout=self.page_timeout
+    # ---------------------------------------------------------------- page sources
+
+    async def _top_page(self, bot: DscBot, interaction: Interaction, page: int, args: str) -> Page:
+        """args: the link type ("" for all)."""
+        link_type = _type_arg(args, "/top")
+        key = ("top", None, args)
+        links = self.results.get(key)
+        if links is None:  # a press after the results were forgotten (or the bot restarted)
+            links = await self.links.top(link_type)
+            self.results.put(key, links)
+        empty = "dsc.gg has no top links to show right now."
+        return _link_page(_top_title(link_type), links, page, empty=empty)
+
+    async def _search_page(self, bot: DscBot, interaction: Interaction, page: int, args: str) -> Page:
+        """args: ``<type>:<limit>:<query>`` (type and limit may be empty)."""
+        guild_id = checks.ensure_guild(interaction)
+        type_text, limit_text, query = [*args.split(":", 2), "", ""][:3]
+        link_type = _type_arg(type_text, "/search")
+        try:
+            limit = int(limit_text) if limit_text else None
+            text = validate_query(query)
+        except (ValueError, InvalidInput):
+            raise PagesUnavailable("/search") from None
+        if limit is not None and not 1 <= limit <= 100:
+            raise PagesUnavailable("/search")
+        key = ("search", guild_id, args)
+        links = self.results.get(key)
+        if links is None:
+            links = await self.links.search(guild_id, text, link_type, limit)
+            self.results.put(key, links)
+        shown = _search_shown(text)
+        return _link_page(
+            f"dsc.gg links matching “{shown}”", links, page, empty=f"No dsc.gg links match “{shown}”."
         )
-        await paginator.start(interaction)
 
     @app_commands.command(name="top", description="Show dsc.gg's top links")
     @app_commands.guild_only()
@@ -133,9 +195,9 @@ class DiscoveryCog(commands.Cog):
         self.top_cooldown.spend(interaction)
         await defer(interaction, ephemeral=not public)
         link_type = _type(type)
-        links = await self.links.top(link_type)
-        title = "Top dsc.gg " + (_TYPE_WORDS[link_type.value] if link_type else "links")
-        await self._paginate(interaction, title, links, empty="dsc.gg has no top links to show right now.")
+        args = link_type.value if link_type else ""
+        self.results.put(("top", None, args), await self.links.top(link_type))
+        await self.bot.pager.start(interaction, "top", args)
 
     @app_commands.command(name="search", description="Search dsc.gg links")
     @app_commands.guild_only()
@@ -158,14 +220,12 @@ class DiscoveryCog(commands.Cog):
         text = validate_query(query)
         self.search_cooldown.spend(interaction)
         await defer(interaction, ephemeral=not public)
-        links = await self.links.search(guild_id, text, _type(type), limit)
-        shown = truncate(escape(" ".join(text.split())), 100)
-        await self._paginate(
-            interaction,
-            f"dsc.gg links matching “{shown}”",
-            links,
-            empty=f"No dsc.gg links match “{shown}”.",
+        link_type = _type(type)
+        args = f"{link_type.value if link_type else ''}:{limit or ''}:{text}"
+        self.results.put(
+            ("search", guild_id, args), await self.links.search(guild_id, text, link_type, limit)
         )
+        await self.bot.pager.start(interaction, "search", args)
 
 
 async def setup(bot: DscBot) -> None:

@@ -19,6 +19,7 @@ from discord.ext import commands
 from bot import checks
 from bot.dscgg.models import LinkType
 from bot.embeds import link_info_embed, record_page_embed, short_label, slug_label
+from bot.pager import Page
 from bot.tree import defer
 from bot.validation import (
     DESCRIPTION_MAX,
@@ -31,7 +32,7 @@ from bot.validation import (
     validate_meta_options,
     validate_redirect,
 )
-from bot.views import ConfirmView, Page, Paginator
+from bot.views import ConfirmView
 
 if TYPE_CHECKING:
     from bot.client import DscBot
@@ -80,12 +81,16 @@ def _type(choice: Choice[str] | None) -> LinkType | None:
 class LinksCog(commands.GroupCog, group_name="link", group_description="Manage this server's dsc.gg links"):
     #: Seconds the delete confirmation waits for an answer.
     confirm_timeout: float = 60.0
-    #: Seconds the /link list buttons stay usable.
-    page_timeout: float = 180.0
 
     def __init__(self, bot: DscBot) -> None:
         self.bot = bot
         super().__init__()
+
+    async def cog_load(self) -> None:
+        self.bot.pager.register("list", self._list_page, command="/link list")
+
+    async def cog_unload(self) -> None:
+        self.bot.pager.unregister("list")
 
     @property
     def links(self) -> LinkService:
@@ -273,25 +278,24 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
 
     @app_commands.command(name="list", description="List the links this server created or changed here")
     async def list_(self, interaction: Interaction) -> None:
-        guild_id = checks.ensure_guild(interaction)
+        checks.ensure_guild(interaction)
         await defer(interaction)
-        first = await self.links.list_records(guild_id, 0)
+        await self.bot.pager.start(interaction, "list")
+
+    async def _list_page(self, bot: DscBot, interaction: Interaction, page: int, args: str) -> Page:
+        """The ``list`` page source: links may be created or deleted while someone browses, so the
+        page count, the footer and the buttons all follow each read."""
+        guild_id = checks.ensure_guild(interaction)
+        records = await self.links.list_records(guild_id, page)
         guild_name = interaction.guild.name if interaction.guild is not None else None
-        unshown = [first]  # the first page is shown from this read; every press reads afresh
-
-        async def render(index: int) -> Page:
-            # Links may be created or deleted while someone browses: the page count, the footer and
-            # the buttons all follow this read.
-            page = unshown.pop() if unshown else await self.links.list_records(guild_id, index)
-            embed = record_page_embed(
-                page.records, page=page.page + 1, pages=page.pages, total=page.total, guild_name=guild_name
-            )
-            return Page(embed, page.page, page.pages)
-
-        paginator = Paginator(
-            owner_id=interaction.user.id, pages=first.pages, render=render, timeout=self.page_timeout
+        embed = record_page_embed(
+            records.records,
+            page=records.page + 1,
+            pages=records.pages,
+            total=records.total,
+            guild_name=guild_name,
         )
-        await paginator.start(interaction)
+        return Page(embed, records.page, records.pages)
 
 
 async def setup(bot: DscBot) -> None:

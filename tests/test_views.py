@@ -1,7 +1,8 @@
-"""Paginator and ConfirmView on their own: who may press, what the buttons show, what timeouts do.
+"""ConfirmView on its own: who may press, what the buttons show, what timeouts do.
 
-The command tests drive the same views through the harness (real payloads, the fake Discord); these
-tests pin the views' own rules with small stand-ins for the interaction objects.
+The command tests drive the same view through the harness (real payloads, the fake Discord); these
+tests pin the view's own rules with small stand-ins for the interaction objects. Page buttons are
+not a view any more: tests/test_pager.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import discord
 import pytest
 
-from bot.views import MAX_TIMEOUT, NOT_YOURS, ConfirmView, Page, Paginator
+from bot.views import MAX_TIMEOUT, NOT_YOURS, ConfirmView
 
 OWNER = 111
 OTHER = 222
@@ -79,33 +80,17 @@ def http_error(
     return cls(resp, {"code": 10008, "message": "Unknown Message"})
 
 
-async def pages_of(n: int) -> Paginator:
-    async def render(index: int) -> discord.Embed:
-        return discord.Embed(title=f"page {index + 1}")
-
-    return Paginator(owner_id=OWNER, pages=n, render=render, timeout=30)
-
-
 def quiet(options: dict[str, Any]) -> bool:
     """The message goes out with AllowedMentions.none()."""
     mentions = options.get("allowed_mentions")
     return mentions is not None and mentions.to_dict() == discord.AllowedMentions.none().to_dict()
 
 
-def states(view: Paginator) -> dict[str, bool]:
-    return {
-        "first": view.first.disabled,
-        "previous": view.previous.disabled,
-        "next": view.next.disabled,
-        "last": view.last.disabled,
-    }
-
-
 # ------------------------------------------------------------------------------------------ owner
 
 
 async def test_only_the_invoker_may_press_and_others_are_told_so() -> None:
-    view = await pages_of(3)
+    view = ConfirmView(owner_id=OWNER)
     stranger = FakeInteraction(user_id=OTHER)
     assert await view.interaction_check(stranger) is False  # type: ignore[arg-type]
     [(text, options)] = stranger.response.sent
@@ -126,154 +111,27 @@ async def test_confirm_refuses_others_too() -> None:
     assert view.value is None
 
 
-# ------------------------------------------------------------------------------------- paginator
-
-
-async def test_paginator_starts_on_page_one_with_back_buttons_disabled() -> None:
-    view = await pages_of(3)
-    assert view.page == 0
-    assert states(view) == {"first": True, "previous": True, "next": False, "last": False}
-    assert view.position.label == "1/3"
-    assert view.position.disabled
-
-
-async def test_paginator_moves_and_clamps() -> None:
-    view = await pages_of(3)
-    press = FakeInteraction()
-    await view.next.callback(press)  # type: ignore[arg-type]
-    assert view.page == 1
-    assert press.original_edits[-1]["embed"].title == "page 2"
-    assert states(view) == {"first": False, "previous": False, "next": False, "last": False}
-    await view.last.callback(press)  # type: ignore[arg-type]
-    assert view.page == 2
-    assert view.position.label == "3/3"
-    assert states(view) == {"first": False, "previous": False, "next": True, "last": True}
-    await view.next.callback(press)  # type: ignore[arg-type]  # a stale click past the end
-    assert view.page == 2
-    await view.first.callback(press)  # type: ignore[arg-type]
-    assert view.page == 0
-    assert press.original_edits[-1]["embed"].title == "page 1"
-    assert quiet(press.original_edits[-1])
-
-
-async def test_a_press_is_acknowledged_before_the_page_is_rendered() -> None:
-    press = FakeInteraction()
-
-    async def render(index: int) -> discord.Embed:
-        press.response.log.append(f"render {index}")
-        return discord.Embed(title=f"page {index + 1}")
-
-    view = Paginator(owner_id=OWNER, pages=3, render=render, timeout=30)
-    await view.next.callback(press)  # type: ignore[arg-type]
-    assert press.response.log == ["defer", "render 1", "edit"]
-    assert press.response.edits == []  # the message is edited through the press's own token
-    assert press.original_edits[0]["view"] is view
-
-
-async def test_the_page_count_follows_the_renderer() -> None:
-    pages = {"count": 3}
-
-    async def render(index: int) -> Page:
-        index = min(index, pages["count"] - 1)
-        return Page(discord.Embed(title=f"page {index + 1}/{pages['count']}"), index, pages["count"])
-
-    view = Paginator(owner_id=OWNER, pages=3, render=render, timeout=30)
-    press = FakeInteraction()
-    await view.next.callback(press)  # type: ignore[arg-type]
-    assert view.position.label == "2/3"
-    pages["count"] = 5  # the list grew while someone browsed
-    await view.last.callback(press)  # type: ignore[arg-type]
-    assert press.original_edits[-1]["embed"].title == "page 3/5"
-    assert view.position.label == "3/5"
-    assert not view.next.disabled
-    pages["count"] = 1  # and then shrank to one page
-    await view.next.callback(press)  # type: ignore[arg-type]
-    assert press.original_edits[-1]["embed"].title == "page 1/1"
-    assert (view.page, view.pages) == (0, 1)
-    assert view.position.label == "1/1"
-    assert states(view) == {"first": True, "previous": True, "next": True, "last": True}
-
-
-async def test_a_failed_render_leaves_the_position_alone() -> None:
-    async def render(index: int) -> discord.Embed:
-        raise RuntimeError("disk I/O error")
-
-    view = Paginator(owner_id=OWNER, pages=3, render=render, timeout=30)
-    press = FakeInteraction()
-    with pytest.raises(RuntimeError):
-        await view.next.callback(press)  # type: ignore[arg-type]
-    assert press.response.deferred == 1  # answered; the tree's renderer sends the sentence
-    assert view.page == 0
-    assert view.position.label == "1/3"
-
-
-async def test_single_page_gets_no_buttons() -> None:
-    view = await pages_of(1)
-    command = FakeInteraction()
-    await view.start(command)  # type: ignore[arg-type]
-    assert command.original_edits[0]["view"] is None
-    assert command.original_edits[0]["embed"].title == "page 1"
-    assert view.is_finished()
-
-
-async def test_several_pages_are_sent_with_the_view() -> None:
-    view = await pages_of(2)
-    command = FakeInteraction()
-    await view.start(command)  # type: ignore[arg-type]
-    assert command.original_edits[0]["view"] is view
-    assert not view.is_finished()
-    view.stop()
-
-
-async def test_timeout_disables_every_button_through_the_command_token() -> None:
-    view = await pages_of(3)
-    command = FakeInteraction()
-    view.attach(command)  # type: ignore[arg-type]
-    await view.on_timeout()
-    assert all(item.disabled for item in view.children if isinstance(item, discord.ui.Button))
-    [edit] = command.original_edits
-    assert edit["view"] is view
-    assert quiet(edit)
+# ------------------------------------------------------------------------------------------ timeout
 
 
 @pytest.mark.parametrize("error", [http_error(404, discord.NotFound), http_error(401), http_error(500)])
 async def test_timeout_edit_failures_are_swallowed(error: discord.HTTPException) -> None:
-    view = await pages_of(3)
+    view = ConfirmView(owner_id=OWNER)
     command = FakeInteraction(fail_with=error)
     view.attach(command)  # type: ignore[arg-type]
     await view.on_timeout()  # no exception
-    assert view.next.disabled
+    assert view.confirm.disabled
 
 
 async def test_timeout_after_every_token_expired_does_not_try() -> None:
-    view = await pages_of(3)
+    view = ConfirmView(owner_id=OWNER)
     command = FakeInteraction(expired=True, fail_with=AssertionError("must not be called"))
     view.attach(command)  # type: ignore[arg-type]
     await view.on_timeout()
 
 
-async def test_timeout_after_a_late_press_disables_the_buttons_through_the_presss_token() -> None:
-    """Paging keeps the view alive past the command token's 15 minutes; the last press's token
-    (fresh for 15 minutes, and the view times out sooner) still disables the buttons."""
-    view = await pages_of(3)
-    command = FakeInteraction()
-    await view.start(command)  # type: ignore[arg-type]
-    press = FakeInteraction()  # a press just before the command's token runs out
-    await view.next.callback(press)  # type: ignore[arg-type]
-    command.expired = True
-    command.fail_with = AssertionError("the command's token is dead")
-    await view.on_timeout()
-    [_, edit] = press.original_edits
-    assert edit["view"] is view
-    assert all(item.disabled for item in view.children if isinstance(item, discord.ui.Button))
-    assert quiet(edit)
-
-
 def test_timeouts_are_capped_below_the_token_life() -> None:
-    async def render(index: int) -> discord.Embed:
-        return discord.Embed()
-
-    assert Paginator(owner_id=1, pages=2, render=render, timeout=3600).timeout == MAX_TIMEOUT
+    assert ConfirmView(owner_id=1, timeout=3600).timeout == MAX_TIMEOUT
     assert MAX_TIMEOUT < 15 * 60
     assert ConfirmView(owner_id=1, timeout=5).timeout == 5
 
