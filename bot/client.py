@@ -19,6 +19,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -27,9 +28,18 @@ from discord.ext import commands
 
 from bot.audit import AuditLog
 from bot.crypto import TokenCipher
-from bot.db import AppStateStore, AuditEventStore, Database, GuildSettingsStore, LinkRecordStore, TokenStore
+from bot.db import (
+    AppStateStore,
+    AuditEventStore,
+    Database,
+    GuildDataStore,
+    GuildSettingsStore,
+    LinkRecordStore,
+    TokenStore,
+)
 from bot.dscgg.client import DscggClient
 from bot.pager import PageButton, Pager
+from bot.services.guilds import DEFAULT_PURGE_INTERVAL, GuildLifecycle, Reconciled
 from bot.services.links import LinkService
 from bot.services.tokens import TokenService
 from bot.tree import DscCommandTree
@@ -79,6 +89,8 @@ def command_hash(tree: discord.app_commands.CommandTree[Any], guild: discord.abc
 
 class DscBot(commands.Bot):
     tree: DscCommandTree  # narrowed by tree_cls
+    #: Seconds between two purges of the data of servers the bot left (the first runs once connected).
+    purge_interval: float = DEFAULT_PURGE_INTERVAL
 
     def __init__(
         self,
@@ -119,6 +131,7 @@ class DscBot(commands.Bot):
         self.guild_settings = GuildSettingsStore(db)
         self.app_state = AppStateStore(db)
         self.audit_events = AuditEventStore(db)
+        self.guild_data = GuildDataStore(db)
         self.dscgg = dscgg or DscggClient(
             session,
             base_url=settings.dscgg_api_url,
@@ -130,7 +143,14 @@ class DscBot(commands.Bot):
         self.links = self._build_link_service()
         #: Page sources and paging state; cogs register their sources when they load.
         self.pager = Pager()
+        self.lifecycle = GuildLifecycle(
+            self.guild_data,
+            retention=timedelta(days=settings.guild_data_retention_days),
+            is_member=lambda guild_id: self.get_guild(guild_id) is not None,
+            on_token_deleted=self.tokens.forget_secret,
+        )
         self._health_task: asyncio.Task[None] | None = None
+        self._purge_task: asyncio.Task[None] | None = None
         #: Loop time by which the shutdown must be done; None until it begins.
         self._deadline: float | None = None
         self._close_task: asyncio.Task[None] | None = None
@@ -165,6 +185,7 @@ class DscBot(commands.Bot):
             # be removed from TOKEN_ENCRYPTION_KEYS after this start.
             await self.token_store.rotate_all()
         self.add_dynamic_items(PageButton)  # page buttons of any message, sent before a restart too
+        await self.lifecycle.load()  # before the gateway delivers any guild event
         for name in self.extension_names:
             await self.load_extension(name)
         try:
@@ -178,6 +199,7 @@ class DscBot(commands.Bot):
             )
         if self.settings.health_file is not None:
             self._health_task = asyncio.create_task(self._health_loop(), name="health-file")
+        self._purge_task = asyncio.create_task(self._purge_loop(), name="guild-data-purge")
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the tree if its commands changed since the last sync (or when forced).
@@ -247,11 +269,12 @@ class DscBot(commands.Bot):
 
     async def _close_once(self) -> None:
         await self.tree.drain(self._remaining(_AFTER_DRAIN), settle=_SETTLE)
-        if self._health_task is not None:
-            self._health_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
-            self._health_task = None
+        for task in (self._health_task, self._purge_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._health_task = self._purge_task = None
         self._remove_health_file()
         # posts what is queued while the Discord connection still exists
         await self.audit.close(within=self._remaining(_AFTER_AUDIT))
@@ -262,6 +285,44 @@ class DscBot(commands.Bot):
             log.warning("Discord did not confirm the disconnect in time; closing anyway")
         finally:
             await self.http.close()  # idempotent; needed when the gateway close was cut short
+
+    # ---------------------------------------------------------------- servers joined and left
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Removed from a server (kicked, banned, or the server was deleted): its token goes now."""
+        await self.lifecycle.left(guild.id)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """Invited (back): a server still within its retention period keeps its data."""
+        await self.lifecycle.joined(guild.id)
+
+    async def on_ready(self) -> None:
+        await self.reconcile_guilds()
+
+    def holds_every_shard(self) -> bool:
+        """Whether this process sees every server the bot is in (unsharded, or all shards here)."""
+        count = self.shard_count
+        if count is None or count <= 1:
+            return True
+        shard_ids = getattr(self, "shard_ids", None)  # AutoShardedBot; a plain Bot runs one shard
+        return shard_ids is not None and set(range(count)) <= set(shard_ids)
+
+    async def reconcile_guilds(self) -> Reconciled | None:
+        """Catch up on servers that removed (or re-invited) the bot while it was offline, from the
+        complete guild list READY gave (unavailable servers are in it, so they count as present).
+
+        Only when this process holds every shard: with a partial list, a server on another shard
+        would look like one that removed the bot. Returns None when it did nothing for that reason.
+        """
+        if not self.holds_every_shard():
+            log.info("Not every shard runs in this process: departures are only taken from events")
+            return None
+        return await self.lifecycle.reconcile([guild.id for guild in self.guilds])
+
+    async def _purge_loop(self) -> None:
+        # Once connected: a server the bot was invited back to while offline is a member by then.
+        await self.wait_until_ready()
+        await self.lifecycle.run(self.purge_interval)
 
     # ---------------------------------------------------------------- health file
 

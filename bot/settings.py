@@ -29,6 +29,9 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 #: Name of the generated key file, kept next to the database when TOKEN_ENCRYPTION_KEYS is not set.
 GENERATED_KEY_FILENAME = "token.key"
 
+#: Upper bound of GUILD_DATA_RETENTION_DAYS (a century; far beyond it, date arithmetic overflows).
+MAX_RETENTION_DAYS = 36_500
+
 # Error types for problems whose message is already written for people (see _problem()): shown as
 # "NAME: message" and as "NAME message" respectively.
 _WORDED = "worded"
@@ -71,6 +74,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     #: Touched regularly while connected to Discord, for container health checks.
     health_file: Path | None = None
+    #: Days a server's link records, settings and audit history are kept after the bot is removed
+    #: from it (its dsc.gg token is deleted at once); inviting the bot back within them keeps them.
+    guild_data_retention_days: int = 30
 
     @field_validator("discord_token")
     @classmethod
@@ -144,6 +150,13 @@ class Settings(BaseSettings):
             raise ValueError("negative")
         return value
 
+    @field_validator("guild_data_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if not 0 <= value <= MAX_RETENTION_DAYS:
+            raise ValueError("out of range")
+        return value
+
     @field_validator("dev_guild_id")
     @classmethod
     def _snowflake(cls, value: int | None) -> int | None:
@@ -168,6 +181,7 @@ _PROBLEMS: dict[str, str] = {
     "dev_guild_id": "must be a Discord server id (a positive whole number)",
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR",
     "health_file": "must be a file path",
+    "guild_data_retention_days": f"must be a whole number of days from 0 to {MAX_RETENTION_DAYS}",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
 
@@ -22,6 +22,7 @@ __all__ = [
     "PASSWORD_MAX",
     "QUERY_MAX",
     "REDIRECT_MAX",
+    "REMOVABLE",
     "SLUG_MAX",
     "TITLE_MAX",
     "MetaOptions",
@@ -337,18 +338,22 @@ def validate_password(raw: str) -> str:
     return raw
 
 
-def check_edit_options(
-    slug: str, changes: Iterable[object], password: str | None, remove_password: bool
-) -> None:
-    """``/link edit`` needs something to change, and ``password`` contradicts ``remove_password``.
+#: The fields ``/link edit`` can take off a link, each with a ``remove_<field>`` option (option order).
+REMOVABLE = ("title", "description", "image", "color", "password")
 
-    ``changes`` are the values of every optional field (None = not given).
+
+def check_edit_options(slug: str, given: Mapping[str, object], removed: Collection[str]) -> None:
+    """``/link edit`` needs something to change, and cannot both set and remove one field.
+
+    ``given`` maps every optional field to its value (None = not given); ``removed`` names the fields
+    whose ``remove_<field>`` option is true.
     """
-    if password is not None and remove_password:
-        raise InvalidInput(
-            "remove_password", "it can't be used together with `password`; give one or the other"
-        )
-    if not remove_password and all(value is None for value in changes):
+    for field in REMOVABLE:
+        if field in removed and given.get(field) is not None:
+            raise InvalidInput(
+                f"remove_{field}", f"it can't be used together with `{field}`; give one or the other"
+            )
+    if not removed and all(value is None for value in given.values()):
         raise NothingToChange(slug)
 
 

@@ -1,7 +1,7 @@
 """``/dscgg``: the server's dsc.gg token, audit log channel and status. Admins (Manage Server) only.
 
 - ``/dscgg token set``   opens a modal; the token is validated, stored encrypted, never echoed.
-- ``/dscgg token clear`` forgets it.
+- ``/dscgg token clear`` asks to confirm (buttons only the invoker can press), then forgets it.
 - ``/dscgg logs``        ``channel:`` sets the channel where link and token changes are posted (the
   bot checks it can view, send and embed links there, and names what is missing); without a
   channel it turns the audit log off. Both are announced in the affected channel.
@@ -24,6 +24,7 @@ from bot import checks
 from bot.errors import NotInGuild, relative_time
 from bot.services.tokens import TokenCheck, TokenStatus
 from bot.tree import defer
+from bot.views import ConfirmView
 
 if TYPE_CHECKING:
     from bot.client import DscBot, Interaction
@@ -33,6 +34,7 @@ __all__ = ["AdminCog", "TokenModal", "setup"]
 NO_MENTIONS = discord.AllowedMentions.none()
 SET_TOKEN = "`/dscgg token set`"
 STATUS_COLOUR = discord.Colour(0x5865F2)
+NOTHING_TO_CLEAR = "This server had no dsc.gg token stored, so there was nothing to clear."
 
 
 def _tail(last4: str) -> str:
@@ -82,6 +84,8 @@ class TokenModal(discord.ui.Modal, title="dsc.gg API token"):
 @app_commands.guild_only()
 class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up dsc.gg for this server"):
     token = app_commands.Group(name="token", description="The dsc.gg API token this server uses")
+    #: Seconds the clear confirmation waits for an answer.
+    confirm_timeout: float = 60.0
 
     def __init__(self, bot: DscBot) -> None:
         self.bot = bot
@@ -91,19 +95,51 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
     async def token_set(self, interaction: Interaction) -> None:
         await interaction.response.send_modal(TokenModal(self.bot))
 
-    @token.command(name="clear", description="Forget this server's dsc.gg API token")
+    @token.command(name="clear", description="Forget this server's dsc.gg API token (asks to confirm first)")
     async def token_clear(self, interaction: Interaction) -> None:
         await defer(interaction, ephemeral=True)
         guild_id = checks.ensure_guild(interaction)
-        info = await self.bot.tokens.clear(guild_id, interaction.user.id)
-        if info is None:
-            text = "This server had no dsc.gg token stored, so there was nothing to clear."
+        stored = await self.bot.tokens.info(guild_id)
+        if stored is None:
+            await interaction.edit_original_response(content=NOTHING_TO_CLEAR, allowed_mentions=NO_MENTIONS)
+            return
+
+        still_set = f"The token {_tail(stored.last4)} is still set."
+        view = ConfirmView(
+            owner_id=interaction.user.id,
+            timeout=self.confirm_timeout,
+            confirm_label="Clear",
+            working="Clearing the token…",
+            cancelled=f"Cancelled. {still_set}",
+            expired=f"Cancelled: no answer in time. {still_set}",
+        )
+        view.attach(interaction)
+        await interaction.edit_original_response(
+            content=(
+                f"Forget this server's dsc.gg token {_tail(stored.last4)}? Link commands will stop working "
+                f"until an admin runs {SET_TOKEN} again."
+            ),
+            view=view,
+            allowed_mentions=NO_MENTIONS,
+        )
+        await view.wait()
+        if view.value is not True:
+            return  # the view already said "cancelled" (button or timeout)
+        try:
+            info = await self.bot.tokens.clear(guild_id, interaction.user.id)
+        except Exception:
+            await interaction.edit_original_response(
+                content="The token was not cleared.", view=None, allowed_mentions=NO_MENTIONS
+            )
+            raise
+        if info is None:  # cleared by someone else while this one was asking
+            text = NOTHING_TO_CLEAR
         else:
             text = (
                 f"Forgot this server's dsc.gg token {_tail(info.last4)}. Link commands won't work until an "
                 f"admin runs {SET_TOKEN} again."
             )
-        await interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
+        await interaction.edit_original_response(content=text, view=None, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(
         name="logs", description="Post link and token changes in a channel (empty: turn off)"

@@ -26,6 +26,7 @@ from bot.validation import (
     IMAGE_MAX,
     PASSWORD_MAX,
     REDIRECT_MAX,
+    REMOVABLE,
     TITLE_MAX,
     check_edit_options,
     normalize_slug,
@@ -68,6 +69,10 @@ _DESCRIBE = {
     "color": "Colour of the link's embed preview, like #5865F2",
     "unlisted": "Hide the link from dsc.gg's search and top pages",
     "password": "Password visitors must enter before being redirected",
+    "remove_title": "Take the title off the link's embed preview",
+    "remove_description": "Take the description off the link's embed preview",
+    "remove_image": "Take the image off the link's embed preview",
+    "remove_color": "Take the colour off the link's embed preview",
     "remove_password": "Take the password off the link",
 }
 
@@ -122,7 +127,7 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
     # ---------------------------------------------------------------- /link create
 
     @app_commands.command(name="create", description="Create a dsc.gg link for this server")
-    @app_commands.describe(**{k: v for k, v in _DESCRIBE.items() if k != "remove_password"})
+    @app_commands.describe(**{k: v for k, v in _DESCRIBE.items() if not k.startswith("remove_")})
     @app_commands.choices(type=TYPE_CHOICES)
     async def create(
         self,
@@ -185,12 +190,27 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         color: Range[str, 1, 16] | None = None,
         unlisted: bool | None = None,
         password: Range[str, 1, PASSWORD_MAX] | None = None,
+        remove_title: bool | None = None,
+        remove_description: bool | None = None,
+        remove_image: bool | None = None,
+        remove_color: bool | None = None,
         remove_password: bool | None = None,
     ) -> None:
         guild_id = checks.ensure_guild(interaction)
         name = normalize_slug(slug)
-        given = (redirect, type, title, description, image, color, unlisted, password)
-        check_edit_options(name, given, password, bool(remove_password))
+        given = {
+            "redirect": redirect,
+            "type": type,
+            "title": title,
+            "description": description,
+            "image": image,
+            "color": color,
+            "unlisted": unlisted,
+            "password": password,
+        }
+        flags = (remove_title, remove_description, remove_image, remove_color, remove_password)
+        removed = {field for field, flag in zip(REMOVABLE, flags, strict=True) if flag}
+        check_edit_options(name, given, removed)
         link_type = _type(type)
         target = validate_redirect(redirect, link_type)[0] if redirect is not None else None
         meta = validate_meta_options(
@@ -210,9 +230,19 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
             color=meta.color,
             unlisted=unlisted,
             password=meta.password,
+            remove_title=bool(remove_title),
+            remove_description=bool(remove_description),
+            remove_image=bool(remove_image),
+            remove_color=bool(remove_color),
             remove_password=bool(remove_password),
         )
-        changed = ", ".join(f"`{change.field}`" for change in result.changes) or "nothing"
+        changed = (
+            ", ".join(
+                f"`{change.field}` removed" if change.field in result.removed else f"`{change.field}`"
+                for change in result.changes
+            )
+            or "nothing"
+        )
         await interaction.edit_original_response(
             content=f"Updated **{short_label(result.link)}**: {changed}.",
             embed=link_info_embed(result.link),

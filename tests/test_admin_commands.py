@@ -47,6 +47,28 @@ async def set_token(w: WiredBot, token: str, *, user=ADMIN) -> Result:
     return await w.harness.submit_modal(opened, {"token": token}, user=user)
 
 
+def button(message: Message | None, label: str) -> str:
+    assert message is not None
+    for comp in message.buttons():
+        if comp.get("label") == label:
+            return str(comp["custom_id"])
+    raise AssertionError(f"no {label!r} button in {[c.get('label') for c in message.buttons()]}")
+
+
+async def ask_to_clear(w: WiredBot) -> Result:
+    """Run /dscgg token clear, which then waits for the Clear or Cancel button."""
+    result = await w.run("dscgg token clear")
+    assert result.waiting_for_input, result.text()
+    return result
+
+
+async def clear_token(w: WiredBot) -> Message:
+    """/dscgg token clear, confirmed: the final state of its (only) message."""
+    result = await ask_to_clear(w)
+    await w.harness.click(result, button(result.final_message, "Clear"))
+    return only_message(result)
+
+
 async def audit_kinds(w: WiredBot) -> list[str]:
     """Audit events stored so far (the audit worker stores them in the background)."""
     for _ in range(100):
@@ -155,7 +177,7 @@ async def test_a_rejected_token_does_not_mask_that_word_in_later_logs(w: WiredBo
 async def test_clear_stops_masking_the_token_unless_another_server_uses_it(w: WiredBot) -> None:
     try:
         await set_token(w, ADMIN_TOKEN)
-        await w.run("dscgg token clear")
+        await clear_token(w)
         assert log.redact(f"key {ADMIN_TOKEN}") == f"key {ADMIN_TOKEN}"
 
         # Two servers with the same token: clearing one keeps it masked for the other.
@@ -163,7 +185,7 @@ async def test_clear_stops_masking_the_token_unless_another_server_uses_it(w: Wi
         await w.bot.token_store.set(other_guild, ADMIN_TOKEN, set_by=ADMIN.id)
         assert await w.bot.tokens.token_for(other_guild) == ADMIN_TOKEN
         await set_token(w, ADMIN_TOKEN)
-        await w.run("dscgg token clear")
+        await clear_token(w)
         assert log.redact(f"key {ADMIN_TOKEN}") == f"key {log.MASK}"
         await w.bot.tokens.clear(other_guild, ADMIN.id)
         assert log.redact(f"key {ADMIN_TOKEN}") == f"key {ADMIN_TOKEN}"
@@ -216,17 +238,67 @@ async def test_short_token_is_saved_without_showing_its_end(w: WiredBot) -> None
 # ----------------------------------------------------------------------------------------- clear
 
 
-async def test_clear_forgets_the_token(w: WiredBot) -> None:
+async def test_clear_asks_first_and_forgets_the_token_on_confirm(w: WiredBot) -> None:
     await set_token(w, ADMIN_TOKEN)
-    message = only_message(await w.run("dscgg token clear"))
+    result = await ask_to_clear(w)
+    question = only_message(result)
+    assert question.content.startswith(
+        f"Forget this server's dsc.gg token ending in `{ADMIN_TOKEN[-4:]}`? Link commands will stop working"
+    )
+    assert [b.get("label") for b in question.buttons()] == ["Clear", "Cancel"]
+    assert await w.bot.token_store.info(w.guild_id) is not None  # nothing cleared before the answer
+
+    press = await w.harness.click(result, button(question, "Clear"))
+    assert press.initial is not None
+    assert press.initial.type == 7  # the press updates the question
+    message = only_message(result)
     assert message.content.startswith(f"Forgot this server's dsc.gg token ending in `{ADMIN_TOKEN[-4:]}`")
+    assert message.buttons() == []
     assert await w.bot.token_store.info(w.guild_id) is None
     assert EventKind.TOKEN_CLEARED in await audit_kinds(w)
 
 
-async def test_clear_without_a_token_says_so(w: WiredBot) -> None:
+async def test_clear_cancelled_keeps_the_token(w: WiredBot) -> None:
+    await set_token(w, ADMIN_TOKEN)
+    result = await ask_to_clear(w)
+    await w.harness.click(result, button(result.final_message, "Cancel"))
+    message = only_message(result)
+    assert message.content == f"Cancelled. The token ending in `{ADMIN_TOKEN[-4:]}` is still set."
+    assert message.buttons() == []
+    assert await w.bot.tokens.token_for(w.guild_id) == ADMIN_TOKEN
+    assert EventKind.TOKEN_CLEARED not in await audit_kinds(w)
+
+
+async def test_clear_buttons_refuse_another_admin(w: WiredBot) -> None:
+    await set_token(w, ADMIN_TOKEN)
+    result = await ask_to_clear(w)
+    other = await w.harness.click(result, button(result.final_message, "Clear"), user=ADMINISTRATOR_USER)
+    assert other.initial is not None
+    assert other.initial.type == 4
+    assert other.initial.ephemeral
+    assert other.initial.content == "Only the person who ran the command can use these buttons."
+    assert await w.bot.token_store.info(w.guild_id) is not None
+    assert only_message(result).content.startswith("Forget this server's dsc.gg token")  # still asking
+    await w.harness.click(result, button(result.final_message, "Cancel"))
+    assert await w.bot.token_store.info(w.guild_id) is not None
+
+
+async def test_clear_unanswered_expires_and_keeps_the_token(w: WiredBot) -> None:
+    await set_token(w, ADMIN_TOKEN)
+    result = await ask_to_clear(w)
+    assert await w.harness.expire_views() == []
+    message = only_message(result)
+    assert message.content == (
+        f"Cancelled: no answer in time. The token ending in `{ADMIN_TOKEN[-4:]}` is still set."
+    )
+    assert all(b.get("disabled") for b in message.buttons())
+    assert await w.bot.token_store.info(w.guild_id) is not None
+
+
+async def test_clear_without_a_token_says_so_without_asking(w: WiredBot) -> None:
     message = only_message(await w.run("dscgg token clear"))
     assert message.content == "This server had no dsc.gg token stored, so there was nothing to clear."
+    assert message.buttons() == []
 
 
 async def test_member_cannot_clear(w: WiredBot) -> None:
@@ -410,7 +482,7 @@ async def test_a_deleted_log_channel_does_not_fail_the_command_and_shows_in_stat
     await w.bot.audit.flush()
     w.discord.delete_channel(log_channel)
 
-    message = only_message(await w.run("dscgg token clear"))
+    message = await clear_token(w)
     assert message.content.startswith("Forgot this server's dsc.gg token")
     await w.bot.audit.flush()
     assert [r.status for r in log_posts(w, log_channel)] == [200, 200, 404]

@@ -653,6 +653,15 @@ async def test_close_drains_within_its_bound(
 # --------------------------------------------------------------------------------------------------
 
 
+async def ask_to_clear_token(w: Any) -> tuple[Any, str]:
+    """``/dscgg token clear`` asks first: its result and the custom_id of its Clear button."""
+    asked = await w.run("dscgg token clear")
+    message = asked.final_message
+    assert message is not None
+    [clear] = [b["custom_id"] for b in message.buttons() if b.get("label") == "Clear"]
+    return asked, clear
+
+
 async def test_through_the_command_tree_the_admins_reply_arrives_before_the_log_post(
     tmp_path: Path, settings_factory: Callable[..., Settings]
 ) -> None:
@@ -660,17 +669,18 @@ async def test_through_the_command_tree_the_admins_reply_arrives_before_the_log_
         log_channel = w.discord.guild(w.guild_id).log_channel_id
         await w.bot.guild_settings.set_log_channel(w.guild_id, log_channel)
         await w.bot.token_store.set(w.guild_id, ADMIN_TOKEN, set_by=HARNESS_ADMIN.id)
+        result, clear = await ask_to_clear_token(w)
         # The event is recorded inside the service, before the cog replies; Discord then takes 1.5 s
         # to accept the reply. A post queued when the event is recorded would overtake it.
         w.discord.set_latency("edit_original", 1.5)
 
-        result = await w.run("dscgg token clear")
+        await w.harness.click(result, clear)
         posts = await w.discord.wait_for(lambda: w.discord.requests_to("channel_message"), timeout=5)
 
         reply = result.final_message
         assert reply is not None
         assert "Forgot this server's dsc.gg token" in reply.content
-        (edit,) = [r for r in result.requests if r.route == "edit_original"]
+        edit = [r for r in result.requests if r.route == "edit_original"][-1]  # after the question
         (post,) = posts
         assert int(post.params["channel"]) == log_channel
         assert edit.t_done_perf - edit.t_perf > 1.4  # the reply really was slow
@@ -722,7 +732,8 @@ async def test_a_command_cancelled_at_shutdown_still_gets_its_event_posted(
             return info
 
         monkeypatch.setattr(w.bot.tokens, "clear", clear_then_hang)
-        await w.run("dscgg token clear", until=lambda _: recorded.is_set())
+        asked, clear = await ask_to_clear_token(w)
+        await w.harness.click(asked, clear, until=lambda _: recorded.is_set())
         await asyncio.sleep(0.1)
         assert w.bot.audit.held == 1  # waits for the command, which never finishes by itself
         assert w.discord.requests_to("channel_message") == []

@@ -110,7 +110,7 @@ def test_option_names_are_the_contract(synced: dict[str, dict[str, Any]]) -> Non
     ]  # fmt: skip
     assert names(options_of(synced, "link edit")) == [
         "slug", "redirect", "type", "title", "description", "image", "color", "unlisted", "password",
-        "remove_password",
+        "remove_title", "remove_description", "remove_image", "remove_color", "remove_password",
     ]  # fmt: skip
     assert names(options_of(synced, "link delete")) == ["slug"]
     assert names(options_of(synced, "link info")) == ["slug"]
@@ -126,7 +126,9 @@ def test_option_shapes(synced: dict[str, dict[str, Any]]) -> None:
     assert create["unlisted"]["type"] == 5  # boolean
     edit = {o["name"]: o for o in options_of(synced, "link edit")}
     assert [o["name"] for o in edit.values() if o.get("required")] == ["slug"]
-    assert edit["remove_password"]["type"] == 5
+    for field in ("title", "description", "image", "color", "password"):
+        assert edit[f"remove_{field}"]["type"] == 5  # boolean
+        assert not edit[f"remove_{field}"].get("required")
     for path in ("link edit", "link delete", "link info"):
         [slug] = [o for o in options_of(synced, path) if o["name"] == "slug"]
         assert slug.get("autocomplete") is True, path

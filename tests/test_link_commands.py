@@ -456,6 +456,91 @@ async def test_edit_removes_the_password(w: WiredBot, audit: list[AuditEvent]) -
     assert [(c.field, c.after) for c in audit[0].changes] == [("password", "removed")]
 
 
+@pytest.mark.parametrize(
+    ("field", "before"),
+    [
+        ("title", "Old title"),
+        ("description", "Old description"),
+        ("image", "https://i.example.com/old.png"),
+        ("color", "#112233"),
+    ],
+)
+async def test_edit_removes_one_preview_field_and_leaves_the_others(
+    w: WiredBot, audit: list[AuditEvent], field: str, before: str
+) -> None:
+    meta = {
+        "title": "Old title",
+        "description": "Old description",
+        "image": "https://i.example.com/old.png",
+        "color": "#112233",
+    }
+    w.dscgg.add_link("mine", owner_id=ADMIN.id, meta=meta)
+    result = await w.run("link edit", {"slug": "mine", f"remove_{field}": True})
+    assert calls(w) == [("GET", "get_link"), ("PATCH", "update_link")]
+    assert w.dscgg.requests[1].json == {"meta": {field: None}}  # null: dsc.gg's "not set"
+    stored = w.dscgg.links["mine"]["meta"]
+    assert stored[field] is None
+    assert {k: v for k, v in stored.items() if k in meta and k != field} == {
+        k: v for k, v in meta.items() if k != field
+    }
+    message = result.final_message
+    assert message is not None
+    assert message.content == f"Updated **dsc.gg/mine**: `{field}` removed."
+    [event] = audit
+    assert event.kind is EventKind.LINK_EDITED
+    assert [(c.field, c.before, c.after) for c in event.changes] == [(field, before, None)]
+
+
+async def test_edit_removes_several_fields_and_changes_another_at_once(
+    w: WiredBot, audit: list[AuditEvent]
+) -> None:
+    meta = {"title": "Old title", "image": "https://x.io/a.png"}
+    w.dscgg.add_link("mine", owner_id=ADMIN.id, password="pw", meta=meta)
+    result = await w.run(
+        "link edit",
+        {
+            "slug": "mine",
+            "remove_title": True,
+            "remove_image": True,
+            "remove_password": True,
+            "color": "#abc",
+        },
+    )
+    assert w.dscgg.requests[1].json == {
+        "meta": {"title": None, "image": None, "color": "#aabbcc"},
+        "password": None,
+    }
+    assert "Old title" not in result.text()  # the embed shows the link as it is now
+    message = result.final_message
+    assert message is not None
+    assert message.content == (
+        "Updated **dsc.gg/mine**: `title` removed, `image` removed, `color`, `password` removed."
+    )
+    assert [(c.field, c.after) for c in audit[0].changes] == [
+        ("title", None),
+        ("image", None),
+        ("color", "#aabbcc"),
+        ("password", "removed"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("title", "New"), ("description", "New"), ("image", "https://x.io/a.png"), ("color", "#abc")],
+)
+async def test_edit_refuses_setting_and_removing_one_field(w: WiredBot, field: str, value: str) -> None:
+    result = await w.run("link edit", {"slug": "x", field: value, f"remove_{field}": True})
+    assert_refused_at_once(
+        result, w, f"Check the `remove_{field}` option: it can't be used together with `{field}`"
+    )
+
+
+async def test_edit_with_only_false_remove_options_has_nothing_to_change(w: WiredBot) -> None:
+    options = {f"remove_{f}": False for f in ("title", "description", "image", "color", "password")}
+    result = await w.run("link edit", {"slug": "x", **options})
+    assert_refused_at_once(result, w, "Nothing to change on **dsc.gg/x**")
+
+
 async def test_edit_changes_the_password_without_echoing_it(w: WiredBot, audit: list[AuditEvent]) -> None:
     w.dscgg.add_link("locked", owner_id=ADMIN.id)
     result = await w.run("link edit", {"slug": "locked", "password": "s3cret!"})

@@ -86,6 +86,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.dev_guild_id is None
     assert settings.log_level == "INFO"
     assert settings.health_file is None
+    assert settings.guild_data_retention_days == 30
 
 
 @pytest.mark.parametrize(
@@ -119,6 +120,21 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DEV_GUILD_ID", "-5", "DEV_GUILD_ID: must be a Discord server id (a positive whole number)"),
         ("DEV_GUILD_ID", str(2**64), "DEV_GUILD_ID: must be a Discord server id (a positive whole number)"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR"),
+        (
+            "GUILD_DATA_RETENTION_DAYS",
+            "-1",
+            "GUILD_DATA_RETENTION_DAYS: must be a whole number of days from 0 to 36500",
+        ),
+        (
+            "GUILD_DATA_RETENTION_DAYS",
+            "a month",
+            "GUILD_DATA_RETENTION_DAYS: must be a whole number of days from 0 to 36500",
+        ),
+        (
+            "GUILD_DATA_RETENTION_DAYS",
+            "99999999999",
+            "GUILD_DATA_RETENTION_DAYS: must be a whole number of days from 0 to 36500",
+        ),
         (
             "TOKEN_ENCRYPTION_KEYS",
             "not-a-key",
@@ -199,6 +215,7 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEV_GUILD_ID", "123456789012345678")
     monkeypatch.setenv("LOG_LEVEL", "debug")
     monkeypatch.setenv("HEALTH_FILE", "/tmp/health")
+    monkeypatch.setenv("GUILD_DATA_RETENTION_DAYS", "0")
     settings = load_settings(env_file=None)
     assert [key.get_secret_value() for key in settings.token_encryption_keys] == [first, second]
     assert settings.dscgg_api_url == "http://127.0.0.1:8080/v2"
@@ -207,6 +224,7 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.dev_guild_id == 123456789012345678
     assert settings.log_level == "DEBUG"
     assert settings.health_file == Path("/tmp/health")
+    assert settings.guild_data_retention_days == 0
 
 
 def test_settings_are_frozen() -> None:

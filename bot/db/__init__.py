@@ -3,6 +3,7 @@
 from bot.db.audit import AuditEventStore, StoredAuditEvent
 from bot.db.database import Database, SchemaTooNew
 from bot.db.guilds import GuildSettings, GuildSettingsStore
+from bot.db.lifecycle import PER_GUILD_TABLES, GuildDataStore
 from bot.db.links import LinkRecord, LinkRecordStore
 from bot.db.migrations import MIGRATIONS, SCHEMA_VERSION, Migration
 from bot.db.state import AppStateStore
@@ -10,10 +11,12 @@ from bot.db.tokens import TokenInfo, TokenStore, TokenUnreadable
 
 __all__ = [
     "MIGRATIONS",
+    "PER_GUILD_TABLES",
     "SCHEMA_VERSION",
     "AppStateStore",
     "AuditEventStore",
     "Database",
+    "GuildDataStore",
     "GuildSettings",
     "GuildSettingsStore",
     "LinkRecord",

@@ -79,6 +79,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX audit_events_by_guild ON audit_events (guild_id, id DESC)",
         ),
     ),
+    Migration(
+        3,
+        "servers the bot was removed from",
+        (
+            # One row per server the bot left (or was removed from): its data is purged once
+            # left_at is older than the retention period, unless the bot is invited back first.
+            """
+            CREATE TABLE guild_departures (
+                guild_id INTEGER PRIMARY KEY,
+                left_at  TEXT    NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 #: The schema version this code writes; a database with a higher user_version is refused.

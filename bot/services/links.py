@@ -47,6 +47,8 @@ class CreateResult:
 class EditResult:
     link: Link
     changes: tuple[FieldChange, ...]
+    #: The fields taken off the link (``remove_*``), in option order.
+    removed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,13 @@ class RecordPage:
     page: int  # 0-based
     pages: int
     total: int
+
+
+def _tri(value: str | None, remove: bool) -> str | UnsetType | None:
+    """What update_link gets for a field: None removes it, UNSET leaves it as it is."""
+    if remove:
+        return None
+    return UNSET if value is None else value
 
 
 def _text(value: object) -> str | None:
@@ -210,19 +219,37 @@ class LinkService:
         color: str | None = None,
         unlisted: bool | None = None,
         password: str | None = None,
+        remove_title: bool = False,
+        remove_description: bool = False,
+        remove_image: bool = False,
+        remove_color: bool = False,
         remove_password: bool = False,
     ) -> EditResult:
-        """Send only the fields given (``None`` = not given). ``remove_password`` sends password=null.
+        """Send only the fields given (``None`` = not given). ``remove_<field>`` sends that field as
+        null, which dsc.gg stores as "not set" (for the password: no password any more).
 
         The link is read first, to check a new ``type`` against the current redirect and to audit
         before → after. A new redirect of another kind than the link's type also sends that type.
         """
-        check_edit_options(
-            slug,
-            (redirect, type, title, description, image, color, unlisted, password),
-            password,
-            remove_password,
-        )
+        flags = {
+            "title": remove_title,
+            "description": remove_description,
+            "image": remove_image,
+            "color": remove_color,
+            "password": remove_password,
+        }
+        removed = tuple(field for field, flag in flags.items() if flag)
+        given = {
+            "redirect": redirect,
+            "type": type,
+            "title": title,
+            "description": description,
+            "image": image,
+            "color": color,
+            "unlisted": unlisted,
+            "password": password,
+        }
+        check_edit_options(slug, given, removed)
 
         token = await self._tokens.token_for(guild_id)
         before = await self._client.get_link(slug, token=token)
@@ -237,11 +264,13 @@ class LinkService:
                 validate_redirect(before.redirect, type)  # the current redirect must fit the new type
             send_type = type
 
-        password_arg: str | UnsetType | None = UNSET
-        if remove_password:
-            password_arg = None
-        elif password is not None:
-            password_arg = password
+        meta_args = {
+            "title": _tri(title, remove_title),
+            "description": _tri(description, remove_description),
+            "image": _tri(image, remove_image),
+            "color": _tri(color, remove_color),
+        }
+        password_arg = _tri(password, remove_password)
 
         try:
             await self._client.update_link(
@@ -249,10 +278,10 @@ class LinkService:
                 token=token,
                 redirect=redirect if redirect is not None else UNSET,
                 type=send_type,
-                title=title if title is not None else UNSET,
-                description=description if description is not None else UNSET,
-                image=image if image is not None else UNSET,
-                color=color if color is not None else UNSET,
+                title=meta_args["title"],
+                description=meta_args["description"],
+                image=meta_args["image"],
+                color=meta_args["color"],
                 unlisted=unlisted if unlisted is not None else UNSET,
                 password=password_arg,
             )
@@ -271,13 +300,8 @@ class LinkService:
         if send_type is not UNSET:
             changes.append(FieldChange("type", before.type, send_type.value))
             link_update["type"] = send_type.value
-        for name, value in (
-            ("title", title),
-            ("description", description),
-            ("image", image),
-            ("color", color),
-        ):
-            if value is not None:
+        for name, value in meta_args.items():
+            if value is not UNSET:  # None: removed
                 changes.append(FieldChange(name, getattr(before.meta, name), value))
                 meta_update[name] = value
         if unlisted is not None:
@@ -296,7 +320,7 @@ class LinkService:
         )
         if meta_update:
             link_update["meta"] = before.meta.model_copy(update=meta_update)
-        return EditResult(link=before.model_copy(update=link_update), changes=tuple(changes))
+        return EditResult(link=before.model_copy(update=link_update), changes=tuple(changes), removed=removed)
 
     # ---------------------------------------------------------------- /link delete
 

@@ -160,6 +160,14 @@ class TokenService:
         self._audit.record(AuditEvent(guild_id=guild_id, kind=EventKind.TOKEN_CLEARED, actor_id=user_id))
         return info
 
+    async def info(self, guild_id: int) -> TokenInfo | None:
+        """What is stored (last 4 characters, who set it and when), without decrypting or asking dsc.gg."""
+        return await self._store.info(guild_id)
+
+    def forget_secret(self, guild_id: int) -> None:
+        """The guild's token was deleted elsewhere (the bot left the server): stop masking it."""
+        self._forget(guild_id)
+
     async def status(self, guild_id: int, user_id: int) -> TokenStatus:
         """Whether a token is set, by whom and when, and whether dsc.gg accepts it right now."""
         info = await self._store.info(guild_id)
