@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     #: Touched regularly while connected to Discord, for container health checks.
     health_file: Path | None = None
+    #: Audit events kept per server (``/dscgg audit``); older ones are dropped once posted.
+    audit_keep: int = 1000
 
     @field_validator("discord_token")
     @classmethod
@@ -151,6 +153,13 @@ class Settings(BaseSettings):
             raise ValueError("not a snowflake")
         return value
 
+    @field_validator("audit_keep")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("less than 1")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -168,6 +177,7 @@ _PROBLEMS: dict[str, str] = {
     "dev_guild_id": "must be a Discord server id (a positive whole number)",
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR",
     "health_file": "must be a file path",
+    "audit_keep": "must be a whole number of events, 1 or more",
 }
 
 

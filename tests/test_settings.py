@@ -86,6 +86,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.dev_guild_id is None
     assert settings.log_level == "INFO"
     assert settings.health_file is None
+    assert settings.audit_keep == 1000
 
 
 @pytest.mark.parametrize(
@@ -95,6 +96,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DSCGG_TIMEOUT", "0", "DSCGG_TIMEOUT: must be a number of seconds greater than 0"),
         ("DSCGG_TIMEOUT", "-1.5", "DSCGG_TIMEOUT: must be a number of seconds greater than 0"),
         ("DSCGG_TIMEOUT", "inf", "DSCGG_TIMEOUT: must be a number of seconds greater than 0"),
+        ("AUDIT_KEEP", "0", "AUDIT_KEEP: must be a whole number of events, 1 or more"),
+        ("AUDIT_KEEP", "many", "AUDIT_KEEP: must be a whole number of events, 1 or more"),
         (
             "DSCGG_MAX_RATE_LIMIT_WAIT",
             "-1",
