@@ -7,6 +7,8 @@
   channel it turns the audit log off. Both are announced in the affected channel.
 - ``/dscgg status``      token (last 4 characters), who set it and when, whether dsc.gg accepts it;
   the log channel, any problem posting there, and the latest changes.
+- ``/dscgg audit``       the server's history of link and token changes (and refused ones), newest
+  first, with page buttons.
 
 Every reply is ephemeral and sent with ``AllowedMentions.none()``. Errors are raised, not answered
 here: the tree's renderer (bot/tree.py) turns them into one ephemeral sentence, modal errors included.
@@ -21,9 +23,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import checks
+from bot.audit_embeds import history_embed
 from bot.errors import NotInGuild, relative_time
 from bot.services.tokens import TokenCheck, TokenStatus
 from bot.tree import defer
+from bot.views import Page, Paginator
 
 if TYPE_CHECKING:
     from bot.client import DscBot, Interaction
@@ -82,6 +86,8 @@ class TokenModal(discord.ui.Modal, title="dsc.gg API token"):
 @app_commands.guild_only()
 class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up dsc.gg for this server"):
     token = app_commands.Group(name="token", description="The dsc.gg API token this server uses")
+    #: Seconds the page buttons of /dscgg audit stay usable after the last press.
+    page_timeout: float = 180.0
 
     def __init__(self, bot: DscBot) -> None:
         self.bot = bot
@@ -135,6 +141,24 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
         if log_line is not None:
             embed.add_field(name="Audit log", value=log_line, inline=False)
         await interaction.edit_original_response(embed=embed, allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(name="audit", description="Show this server's history of link and token changes")
+    async def audit(self, interaction: Interaction) -> None:
+        await defer(interaction, ephemeral=True)
+        guild_id = checks.ensure_guild(interaction)
+        first = await self.bot.audit.history(guild_id, 0)
+        unshown = [first]  # the first page is shown from this read; every press reads afresh
+
+        async def render(index: int) -> Page:
+            # Changes recorded while someone browses move the pages: count, footer and buttons follow.
+            page = unshown.pop() if unshown else await self.bot.audit.history(guild_id, index)
+            embed = history_embed(page.events, page=page.page + 1, pages=page.pages, total=page.total)
+            return Page(embed, page.page, page.pages)
+
+        paginator = Paginator(
+            owner_id=interaction.user.id, pages=first.pages, render=render, timeout=self.page_timeout
+        )
+        await paginator.start(interaction)
 
     async def log_channel_line(self, guild_id: int) -> str | None:
         """The "Audit log" field of ``/dscgg status`` (None: no such field). ``/dscgg logs`` sets it up."""

@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot import checks, log
-from bot.audit import EventKind
+from bot.audit import AuditEvent, EventKind
 from bot.crypto import TokenCipher
 from bot.db import TokenStore
 from bot.errors import MissingManageGuild, NotInGuild
@@ -407,3 +407,62 @@ async def test_a_deleted_log_channel_does_not_fail_the_command_and_shows_in_stat
     assert f"Log channel: <#{log_channel}>" in audit
     assert "Posting failed: the log channel no longer exists" in audit
     assert "removed this server's dsc.gg token" in audit  # the change itself was kept
+
+
+# ------------------------------------------------------------------------------------------ /dscgg audit
+
+
+def button(message: Message, label: str) -> str:
+    for component in message.buttons():
+        if component.get("label") == label:
+            return str(component["custom_id"])
+    raise AssertionError(f"no {label!r} button")
+
+
+async def test_audit_shows_the_servers_whole_history_newest_first_in_pages(w: WiredBot) -> None:
+    for i in range(12):
+        deleted = AuditEvent(w.guild_id, EventKind.LINK_DELETED, actor_id=ADMIN.id, slug=f"link-{i:02d}")
+        await w.bot.audit.record(deleted)
+    await w.bot.audit.record(AuditEvent(w.guild_id + 16, EventKind.TOKEN_CLEARED, actor_id=None))
+    await set_token(w, "two words-in-one-key")  # a refused change is part of the history too
+
+    result = await w.run("dscgg audit")
+    assert result.initial is not None
+    assert result.initial.ephemeral
+    message = result.final_message
+    assert message is not None
+    assert message.ephemeral
+    assert message.allowed_mentions == {"parse": []}
+    (embed,) = message.embeds
+    assert embed["footer"]["text"] == "Page 1/2 · 13 events · newest first"
+    entries = embed["description"].split("\n\n")
+    assert len(entries) == 10
+    assert "isn't a dsc.gg API key" in entries[0]
+    assert [entry.split("dsc.gg/")[1].split("**")[0] for entry in entries[1:]] == [
+        f"link-{i:02d}" for i in range(11, 2, -1)
+    ]
+    assert "removed this server's dsc.gg token" not in embed["description"]  # another server's
+
+    await w.harness.click(result, button(message, "Next ›"))
+    (embed,) = message.embeds
+    assert embed["footer"]["text"] == "Page 2/2 · 13 events · newest first"
+    assert [entry.split("dsc.gg/")[1].split("**")[0] for entry in embed["description"].split("\n\n")] == [
+        "link-02",
+        "link-01",
+        "link-00",
+    ]
+
+
+async def test_audit_of_a_server_without_history(w: WiredBot) -> None:
+    message = only_message(await w.run("dscgg audit"))
+    (embed,) = message.embeds
+    assert embed["description"].startswith("No changes recorded yet")
+    assert embed["footer"]["text"] == "Page 1/1 · 0 events · newest first"
+    assert message.buttons() == []
+
+
+async def test_member_cannot_read_the_audit_log(w: WiredBot) -> None:
+    await w.bot.audit.record(AuditEvent(guild_id=w.guild_id, kind=EventKind.TOKEN_CLEARED, actor_id=ADMIN.id))
+    message = only_message(await w.run("dscgg audit", user=MEMBER))
+    assert message.content == NOT_ADMIN
+    assert message.embeds == []
