@@ -1,29 +1,52 @@
-"""Audit log of link and token changes: what changed, who did it, in the server's log channel.
+"""Audit log of link and token changes: what changed, who did it — kept, and posted to the log channel.
 
-Services call ``AuditLog.record`` after a change or a refused change. Recording never raises and never
-delays the reply to the admin. An event recorded while an interaction is being handled is handed to
-the queue only once that interaction's task has finished (``bot.tree.after_interaction``): by then its
-reply, or the tree's error reply, has been sent, so the log post cannot overtake it however long the
-command takes. Events recorded outside an interaction are queued at once. The queue is bounded;
-one background worker drains it and, for each event,
+Recording and posting are separate.
 
-1. stores it (``AuditEventStore``, the last N per server) so ``/dscgg status`` can show it even
-   without a log channel,
-2. posts one embed to the server's log channel, if one is set, with ``AllowedMentions.none()``.
+Recording: ``await audit.record(event)`` stores the event before it returns; a service that changes
+something in the database records the event in the same transaction as the change
+(``async with audit.transaction() as tx``: pass ``tx.conn`` to the stores, then ``await
+tx.record(event)``), so the change and its event are committed together, before the command replies.
+If the server has a log channel, the same transaction queues the event's post in a durable outbox
+(``audit_outbox``). A database failure is raised like any other: nothing is silently dropped.
 
-When posting fails because the channel is gone (404) or the bot may no longer post there (403), the
-failure is logged once and stored with ``GuildSettingsStore.set_log_channel_problem`` so
-``/dscgg status`` shows it; posting to that server pauses for ``retry_interval`` and the next
-successful post clears the problem. Choosing a channel again with :meth:`AuditLog.set_channel`
-clears it at once.
+Posting: one task per server with posts due ("lane"), started when an event is recorded and at
+``start()`` for the posts a previous run left, and ended when the server's outbox is empty. A lane
+posts its server's events oldest first, one at a time, so the order is kept within a server and a slow
+or rate-limited log channel holds up only its own server. A post goes to the server's log channel at
+the time it is made (plus, for a log-channel change, the previous channel). A failed post stays in the
+outbox and is retried:
+
+- rate limited (429): after Discord's ``Retry-After`` (discord.py itself already waits out short ones);
+- a network error or a Discord 5xx: exponential backoff with jitter (``backoff_base`` doubling up to
+  ``backoff_max``, 10 minutes);
+- the channel is gone (404, ``10003``) or the bot may not post there (403, ``50001``/``50013``): logged
+  once and recorded with ``GuildSettingsStore.set_log_channel_problem`` so ``/dscgg status`` shows it;
+  the server's posts are paused (kept, retried every ``retry_interval``, 5 minutes) until a post works
+  again or an admin picks a channel with ``/dscgg logs`` (``set_channel``), which resumes them at once
+  into the channel chosen. The next successful post clears the problem;
+- any other refusal (4xx): the post is given up on (logged); the event stays in the history.
+
+A post is also given up on when its event is older than ``max_post_age`` (7 days) or when the log is
+turned off before it went out. Giving up on a post never removes the event: the history (``/dscgg
+audit``, the newest ``AUDIT_KEEP`` per server) keeps it, and events whose post is pending are never
+trimmed. ``close()`` lets the lanes post what is due for at most ``close_timeout`` seconds (or the
+shutdown budget); whatever is left stays in the outbox for the next start. A post cut off by the close
+may have reached Discord already and is then posted again after the restart (at least once, never
+lost).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import math
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 import discord
@@ -37,16 +60,20 @@ from bot.audit_embeds import (
     sanitize,
     summary_line,
 )
+from bot.db.database import utc_now
 from bot.embeds import truncate
 from bot.errors import InvalidInput, LogChannelUnusable
-from bot.tree import after_interaction
 
 if TYPE_CHECKING:
-    from bot.db import AuditEventStore, GuildSettingsStore, StoredAuditEvent
+    import aiosqlite
+
+    from bot.db import AuditEventStore, GuildSettingsStore, PendingPost, StoredAuditEvent
 
 __all__ = [
     "AuditEvent",
     "AuditLog",
+    "AuditPage",
+    "AuditTransaction",
     "EventKind",
     "FieldChange",
     "LogStatus",
@@ -67,6 +94,11 @@ _MISSING_ACCESS: Final = 50001
 _MISSING_PERMISSIONS: Final = 50013
 
 PAYLOAD_VERSION: Final = 1
+
+#: Events per page of ``/dscgg audit``.
+HISTORY_PAGE_SIZE: Final = 10
+#: Seconds a lane waits after an unexpected error (e.g. the database failed) before trying again.
+_ERROR_PAUSE: Final = 30.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,31 +186,67 @@ class LogStatus:
 
 
 # --------------------------------------------------------------------------------------------------
+# History for /dscgg audit
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """One page of a server's history, newest first."""
+
+    events: tuple[AuditEvent, ...]
+    page: int  # 0-based, clamped into range
+    pages: int
+    total: int
+
+
+# --------------------------------------------------------------------------------------------------
 # The log
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Job:
-    event: AuditEvent
-    #: Also post there (the previous channel, when the log channel is changed or turned off).
-    also_to: int | None = None
+class AuditTransaction:
+    """A write transaction that can also record audit events (see ``AuditLog.transaction``)."""
+
+    def __init__(self, audit: AuditLog, conn: aiosqlite.Connection) -> None:
+        #: The transaction's connection: pass it to the stores whose change is being recorded.
+        self.conn = conn
+        self._audit = audit
+        self.guilds: set[int] = set()
+
+    async def record(self, event: AuditEvent, *, also_to: int | None = None) -> None:
+        """Store ``event`` (and its pending post) in this transaction. ``also_to``: another channel to
+        post it to as well (the previous log channel)."""
+        event = sanitize(event)
+        await self._audit.events.add(
+            event.guild_id,
+            event.kind.value,
+            event.actor_id,
+            event.slug,
+            event_payload(event),
+            at=event.at,
+            also_to=also_to,
+            conn=self.conn,
+        )
+        self.guilds.add(event.guild_id)
+
+    def wake(self, guild_id: int) -> None:
+        """Look at the server's pending posts once this transaction is committed."""
+        self.guilds.add(guild_id)
 
 
 @dataclass(slots=True)
-class _Failure:
-    channel_id: int
-    problem: str
-    retry_at: float
+class _Lane:
+    task: asyncio.Task[None]
+    wake: asyncio.Event
 
 
 class AuditLog:
-    """Audit events → database + one embed per event in the server's log channel.
+    """Audit events → database (at once) → one embed per event in the server's log channel (per-server
+    outbox). See the module docstring.
 
-    ``record`` is synchronous and never raises; inside an interaction the event waits for that
-    interaction to finish before it is queued (see the module docstring). Call ``start()`` once the
-    event loop runs (the bot's ``setup_hook``) and ``await close()`` at shutdown; ``close`` drains
-    what is queued for at most ``close_timeout`` seconds.
+    Call ``start()`` once the event loop runs (the bot's ``setup_hook``): it resumes the posts a
+    previous run left. ``await close()`` at shutdown.
     """
 
     def __init__(
@@ -187,187 +255,279 @@ class AuditLog:
         events: AuditEventStore,
         guild_settings: GuildSettingsStore,
         *,
-        queue_size: int = 1000,
         retry_interval: float = 300.0,
+        backoff_base: float = 2.0,
+        backoff_max: float = 600.0,
+        max_post_age: timedelta = timedelta(days=7),
         close_timeout: float = 5.0,
         recent: int = 5,
+        page_size: int = HISTORY_PAGE_SIZE,
+        clock: Callable[[], datetime] = utc_now,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
         self._bot = bot
-        self._events = events
+        self.events = events
         self._settings = guild_settings
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=queue_size)
         self.retry_interval = retry_interval
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_post_age = max_post_age
         self.close_timeout = close_timeout
         self.recent = recent
-        self._worker: asyncio.Task[None] | None = None
-        self._closing = False
+        self.page_size = page_size
+        self._clock = clock
+        self._jitter = jitter
+        self._lanes: dict[int, _Lane] = {}
+        #: Servers whose lane has work it can do now (``flush`` waits for this to empty).
+        self._busy: set[int] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._resuming: asyncio.Task[None] | None = None
+        self._started = False
         self._closed = False
-        self._failures: dict[int, _Failure] = {}
-        #: Events dropped because the queue was full or the log was closed (since start).
-        self.dropped = 0
-        self._dropped_unreported = 0
+        #: Posts made since start.
         self.posted = 0
-        #: Events recorded by interactions that are still running (queued when each one finishes).
-        self.held = 0
 
-    # ------------------------------------------------------------------ intake
+    # ------------------------------------------------------------------ recording
 
-    @property
-    def pending(self) -> int:
-        """Events waiting in the queue."""
-        return self._queue.qsize()
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AuditTransaction]:
+        """A database write transaction in which changes and their audit events are stored together::
 
-    @property
-    def running(self) -> bool:
-        return self._worker is not None and not self._worker.done()
+            async with audit.transaction() as tx:
+                await records.forget(guild_id, slug, conn=tx.conn)
+                await tx.record(AuditEvent(...))
 
-    def record(self, event: AuditEvent) -> None:
-        """Queue ``event`` for the database and the log channel. Never raises, never waits.
-
-        Inside an interaction the event is queued when the interaction's task finishes (after its
-        reply); elsewhere at once.
+        Nothing is stored if the body raises. Once committed, the servers' posts are started.
         """
-        try:
-            self._submit(_Job(sanitize(event)))
-        except Exception:  # recording must never break the command that triggered it
-            log.exception("Could not queue an audit event of kind %s", getattr(event, "kind", "?"))
+        async with self.events.transaction() as conn:
+            tx = AuditTransaction(self, conn)
+            yield tx
+        for guild_id in tx.guilds:
+            self._wake(guild_id)
 
-    def _submit(self, job: _Job) -> None:
-        """Queue ``job`` once the current interaction (if any) is done. Never raises."""
-        self.held += 1
-        released = False
+    async def record(self, event: AuditEvent, *, also_to: int | None = None) -> None:
+        """Store ``event`` and queue its post, in a transaction of its own; returns once it is committed.
 
-        def release() -> None:
-            nonlocal released
-            if released:
-                return
-            released = True
-            self.held -= 1
-            try:
-                self._enqueue(job)
-            except Exception:  # runs from the event loop: nothing above would catch it
-                log.exception("Could not queue an audit event of kind %s", job.event.kind.value)
-
-        try:
-            after_interaction(release)
-        except Exception:
-            log.exception("Could not defer an audit event of kind %s; queueing it now", job.event.kind.value)
-            release()
-
-    def _enqueue(self, job: _Job) -> None:
-        if self._closing:
-            self._drop(job, "the audit log is closed")
-            return
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
-            self._drop(job, "the audit queue is full")
-
-    def _drop(self, job: _Job, why: str) -> None:
-        self.dropped += 1
-        self._dropped_unreported += 1
-        if self._dropped_unreported == 1:
-            log.warning(
-                "Dropping audit events because %s (%d queued); first dropped: %s in guild %s",
-                why,
-                self._queue.qsize(),
-                job.event.kind.value,
-                job.event.guild_id,
-            )
+        Raises the database's error if the event cannot be stored.
+        """
+        async with self.transaction() as tx:
+            await tx.record(event, also_to=also_to)
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def flush(self) -> None:
-        """Wait until every queued event has been stored and posted (or given up on)."""
-        if self.running:
-            await self._queue.join()
+    @property
+    def running(self) -> bool:
+        return self._started and not self._closed
+
+    @property
+    def lanes(self) -> int:
+        """Servers with a posting task right now."""
+        return len(self._lanes)
 
     def start(self) -> None:
-        """Start the worker (idempotent). Needs a running event loop. Does nothing once closed."""
-        if self.running:
+        """Resume the posts a previous run left (idempotent). Needs a running event loop. Does nothing
+        once closed."""
+        if self._started or self._closed:
             return
-        if self._closed:
-            log.debug("Not starting the audit log: it was closed")
+        self._started = True
+        self._resuming = asyncio.get_running_loop().create_task(
+            self._resume(), name="audit-resume", context=contextvars.Context()
+        )
+
+    async def _resume(self) -> None:
+        try:
+            guilds = await self.events.pending_guilds()
+        except Exception:
+            log.exception("Could not read the pending audit posts; they go out after the next start")
             return
-        self._closing = False
-        self._worker = asyncio.get_running_loop().create_task(self._run(), name="audit-log-worker")
+        if guilds:
+            log.info("Resuming pending audit posts of %d server(s)", len(guilds))
+        for guild_id in guilds:
+            self._wake(guild_id)
+
+    async def flush(self) -> None:
+        """Wait until every post that is due has been tried (a post waiting for a retry is not waited
+        for)."""
+        if self._resuming is not None:
+            await asyncio.shield(self._resuming)
+        while self._busy:
+            await self._idle.wait()
 
     async def close(self, *, within: float | None = None) -> None:
-        """Stop taking events, post what is queued for at most ``close_timeout`` seconds (or ``within``
-        if that is shorter), stop the worker. The log cannot be started again."""
-        self._closing = True
-        self._closed = True
-        if self.held:
-            log.warning("Audit log closing while %d events wait for their commands to finish", self.held)
-        if self.running:
-            limit = self.close_timeout if within is None else min(self.close_timeout, within)
-            try:
-                async with asyncio.timeout(limit):
-                    await self._queue.join()
-            except TimeoutError:
-                pass
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
-        left = 0
-        while not self._queue.empty():
-            self._queue.get_nowait()
-            self._queue.task_done()
-            left += 1
-        if left:
-            self.dropped += left
-            log.warning("Audit log closed with %d events not posted", left)
+        """Post what is due for at most ``close_timeout`` seconds (or ``within``, if shorter), then stop.
 
-    # ------------------------------------------------------------------ worker
-
-    @staticmethod
-    def _now() -> float:
-        return asyncio.get_running_loop().time()
-
-    async def _run(self) -> None:
-        while True:
-            job = await self._queue.get()
-            try:
-                await self._handle(job)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Audit event %s for guild %s failed", job.event.kind.value, job.event.guild_id)
-            finally:
-                self._queue.task_done()
-            if self._queue.empty() and self._dropped_unreported:
-                log.warning("The audit queue drained; %d events were dropped", self._dropped_unreported)
-                self._dropped_unreported = 0
-
-    async def _handle(self, job: _Job) -> None:
-        event = job.event
-        try:
-            await self._events.add(
-                event.guild_id,
-                event.kind.value,
-                event.actor_id,
-                event.slug,
-                event_payload(event),
-                at=event.at,
-            )
-        except Exception:
-            log.exception("Could not store an audit event for guild %s", event.guild_id)
-
-        settings = await self._settings.get(event.guild_id)
-        channel_id = settings.log_channel_id
-        if channel_id is not None and self._paused(event.guild_id, channel_id):
-            channel_id = None  # the problem is recorded and shown in /dscgg status
-        if channel_id is None and job.also_to is None:
+        Nothing is lost: what was not posted stays in the outbox for the next start. Events recorded
+        after this are stored but not posted in this run. The log cannot be started again.
+        """
+        if self._closed:
             return
+        self._closed = True
+        limit = self.close_timeout if within is None else min(self.close_timeout, within)
+        tasks: list[asyncio.Task[None]] = [lane.task for lane in self._lanes.values()]
+        if self._resuming is not None and not self._resuming.done():
+            tasks.append(self._resuming)
+        for lane in self._lanes.values():
+            lane.wake.set()  # a lane waiting for a retry notices the close and ends
+        if tasks:
+            _, unfinished = await asyncio.wait(tasks, timeout=max(limit, 0.0))
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                await asyncio.wait(unfinished, timeout=1.0)
+        self._lanes.clear()
+        self._busy.clear()
+        self._idle.set()
+        try:
+            left = await self.events.pending_count()
+        except Exception:  # the database may be in trouble too; the rows are there all the same
+            return
+        if left:
+            log.info("%d audit post(s) still due; they go out after the next start", left)
+
+    # ------------------------------------------------------------------ lanes
+
+    def _busy_now(self, guild_id: int) -> None:
+        self._busy.add(guild_id)
+        self._idle.clear()
+
+    def _idle_now(self, guild_id: int) -> None:
+        self._busy.discard(guild_id)
+        if not self._busy:
+            self._idle.set()
+
+    def _wake(self, guild_id: int) -> None:
+        """Make the server's lane look at its outbox; start one if it has none. Never raises."""
+        if not self.running:
+            return  # not started yet (start() resumes it) or closed (the next start does)
+        try:
+            self._busy_now(guild_id)
+            lane = self._lanes.get(guild_id)
+            if lane is not None:
+                lane.wake.set()
+                return
+            wake = asyncio.Event()
+            # A fresh context: a lane must not inherit its creator's (e.g. a database transaction's).
+            task = asyncio.get_running_loop().create_task(
+                self._run_lane(guild_id, wake),
+                name=f"audit-posts-{guild_id}",
+                context=contextvars.Context(),
+            )
+            self._lanes[guild_id] = _Lane(task, wake)
+        except Exception:  # the event is stored: at worst it is posted after the next start
+            log.exception("Could not start posting the audit events of guild %s", guild_id)
+            self._idle_now(guild_id)
+
+    async def _run_lane(self, guild_id: int, wake: asyncio.Event) -> None:
+        """Post the server's pending events, oldest first, until none is left."""
+        try:
+            while True:
+                wake.clear()
+                self._busy_now(guild_id)
+                try:
+                    post = await self.events.next_post(guild_id)
+                    if post is None:
+                        if wake.is_set():  # recorded while we looked
+                            continue
+                        return
+                    delay = (post.next_attempt_at - self._clock()).total_seconds()
+                    if delay > 0:
+                        if self._closed:
+                            return
+                        self._idle_now(guild_id)
+                        await _wait(wake, delay)
+                        continue
+                    await self._deliver(guild_id, post)
+                except Exception:
+                    log.exception("Posting the audit events of guild %s failed; trying again soon", guild_id)
+                    if self._closed:
+                        return
+                    self._idle_now(guild_id)
+                    await _wait(wake, _ERROR_PAUSE)
+        finally:
+            lane = self._lanes.get(guild_id)
+            if lane is not None and lane.task is asyncio.current_task():
+                del self._lanes[guild_id]
+            self._idle_now(guild_id)
+
+    async def _deliver(self, guild_id: int, post: PendingPost) -> None:
+        """Try ``post`` once: posted, retried later, or given up on (the event always stays)."""
+        event_id = post.event.id
+        event = event_from_row(post.event)
+        if event is None:
+            log.warning("Not posting audit event %s of guild %s: unknown kind", event_id, guild_id)
+            await self.events.post_done(event_id)
+            return
+        if self._clock() - event.at > self.max_post_age:
+            log.info(
+                "Audit event %s of guild %s is too old to post now; kept in the history", event_id, guild_id
+            )
+            await self.events.post_done(event_id)
+            return
+        settings = await self._settings.get(guild_id)
+        channel_id = settings.log_channel_id
         embed = build_embed(event)
-        if job.also_to is not None and job.also_to != channel_id:
-            await self._post_quietly(event.guild_id, job.also_to, embed)
-        if channel_id is not None:
-            await self._post(event.guild_id, channel_id, embed, settings.log_channel_problem)
+        if post.also_to is not None:
+            if post.also_to != channel_id:
+                await self._post_quietly(guild_id, post.also_to, embed)
+            await self.events.also_told(event_id)
+        if channel_id is None:  # the log was turned off meanwhile: the history has the event
+            await self.events.post_done(event_id)
+            return
+        try:
+            await self._send(guild_id, channel_id, embed)
+        except discord.RateLimited as error:
+            await self._retry(post, _honour(error.retry_after, self._jitter()), "rate limited")
+            return
+        except discord.HTTPException as error:
+            problem = _problem_of(error)
+            if problem is not None:
+                await self._unusable(guild_id, channel_id, problem, settings.log_channel_problem)
+                await self._retry(post, self.retry_interval * (0.9 + 0.2 * self._jitter()), problem)
+                return
+            wait = _retry_after(error)
+            if wait is not None:
+                await self._retry(post, _honour(wait, self._jitter()), "rate limited")
+                return
+            if error.status >= 500:
+                await self._retry(post, self._backoff(post.attempts), f"HTTP {error.status}")
+                return
+            log.warning(
+                "Discord refused audit event %s for channel %s of guild %s (HTTP %s, code %s); given up",
+                event_id,
+                channel_id,
+                guild_id,
+                error.status,
+                error.code,
+            )
+            await self.events.post_done(event_id)
+            return
+        except (OSError, TimeoutError) as error:
+            await self._retry(post, self._backoff(post.attempts), type(error).__name__)
+            return
+        await self.events.post_done(event_id)
+        self.posted += 1
+        if settings.log_channel_problem is not None:
+            log.info("Audit posts to channel %s of guild %s work again", channel_id, guild_id)
+            await self._settings.set_log_channel_problem(guild_id, None)
+
+    def _backoff(self, attempts: int) -> float:
+        """Seconds before the next try after ``attempts + 1`` failures: doubling, capped, jittered."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** min(attempts, 30))
+        return ceiling * (0.5 + 0.5 * self._jitter())
+
+    async def _retry(self, post: PendingPost, delay: float, error: str) -> None:
+        retry_at = self._clock() + timedelta(seconds=max(delay, 0.0))
+        log.info(
+            "Audit event %s of guild %s not posted (%s); trying again in %.0f s",
+            post.event.id,
+            post.event.guild_id,
+            error,
+            delay,
+        )
+        await self.events.post_failed(post.event.id, retry_at=retry_at, error=error)
 
     async def _send(self, guild_id: int, channel_id: int, embed: discord.Embed) -> None:
         channel = self._bot.get_partial_messageable(channel_id, guild_id=guild_id)
@@ -377,56 +537,20 @@ class AuditLog:
         """A courtesy post (to the previous log channel); failures there are not the server's problem."""
         try:
             await self._send(guild_id, channel_id, embed)
-        except (discord.HTTPException, OSError, TimeoutError) as error:
+        except (discord.HTTPException, discord.RateLimited, OSError, TimeoutError) as error:
             log.info("Could not post to previous log channel %s of guild %s: %s", channel_id, guild_id, error)
 
-    def _paused(self, guild_id: int, channel_id: int) -> bool:
-        """True while posts to this server wait out a recorded failure of this very channel."""
-        failure = self._failures.get(guild_id)
-        if failure is None:
-            return False
-        if failure.channel_id != channel_id:  # the channel changed behind our back: start afresh
-            del self._failures[guild_id]
-            return False
-        return self._now() < failure.retry_at
-
-    async def _post(self, guild_id: int, channel_id: int, embed: discord.Embed, stored: str | None) -> None:
-        failure = self._failures.get(guild_id)
-        try:
-            await self._send(guild_id, channel_id, embed)
-        except discord.HTTPException as error:
-            problem = _problem_of(error)
-            if problem is None:
-                log.warning(
-                    "Posting an audit event to channel %s of guild %s failed: %s", channel_id, guild_id, error
-                )
-                return
-            await self._failed(guild_id, channel_id, problem, stored)
+    async def _unusable(self, guild_id: int, channel_id: int, problem: str, stored: str | None) -> None:
+        """Record (once) that the log channel cannot take posts, for ``/dscgg status``."""
+        if stored == problem:
             return
-        except (OSError, TimeoutError) as error:
-            log.warning(
-                "Posting an audit event to channel %s of guild %s failed: %r", channel_id, guild_id, error
-            )
-            return
-        self.posted += 1
-        if failure is not None or stored is not None:
-            self._failures.pop(guild_id, None)
-            log.info("Audit posts to channel %s of guild %s work again", channel_id, guild_id)
-            await self._settings.set_log_channel_problem(guild_id, None)
-
-    async def _failed(self, guild_id: int, channel_id: int, problem: str, stored: str | None) -> None:
-        previous = self._failures.get(guild_id)
-        self._failures[guild_id] = _Failure(channel_id, problem, self._now() + self.retry_interval)
-        if previous is not None and previous.problem == problem:
-            return
-        if stored != problem:
-            log.warning(
-                "Cannot post audit events to channel %s of guild %s: %s; recorded for /dscgg status",
-                channel_id,
-                guild_id,
-                problem,
-            )
-            await self._settings.set_log_channel_problem(guild_id, problem)
+        log.warning(
+            "Cannot post audit events to channel %s of guild %s: %s; recorded for /dscgg status",
+            channel_id,
+            guild_id,
+            problem,
+        )
+        await self._settings.set_log_channel_problem(guild_id, problem)
 
     # ------------------------------------------------------------------ admin operations
 
@@ -464,8 +588,10 @@ class AuditLog:
         """Make ``channel`` the server's log channel (None turns logging off) and return the new status.
 
         Raises ``LogChannelUnusable`` naming the permissions the bot lacks there, or ``InvalidInput``
-        for a channel that cannot hold messages. Clears any recorded posting problem. The change
-        itself is logged: in the new channel, and in the previous one when it is turned off or moved.
+        for a channel that cannot hold messages. Clears any recorded posting problem and resumes the
+        posts it held back (into ``channel``; with None they are given up on, the history keeps the
+        events). The change itself is logged: in the new channel, and in the previous one when it is
+        turned off or moved.
         """
         if channel is not None:
             if not isinstance(channel, discord.abc.Messageable):
@@ -474,31 +600,42 @@ class AuditLog:
             if missing:
                 raise LogChannelUnusable(channel.id, missing)
         new_id = None if channel is None else channel.id
-        before = await self._settings.get(guild.id)
-        old_id = before.log_channel_id
-        await self._settings.set_log_channel(guild.id, new_id)  # also clears a recorded problem
-        self._failures.pop(guild.id, None)
-        if old_id != new_id:
-            event = AuditEvent(
-                guild_id=guild.id,
-                kind=EventKind.LOG_CHANNEL_CHANGED,
-                actor_id=actor_id,
-                changes=(FieldChange("channel", _text(old_id), _text(new_id)),),
-            )
-            # Posted after the reply to /dscgg logs, like every other event.
-            self._submit(_Job(event, also_to=old_id))
+        async with self.transaction() as tx:
+            old_id = (await self._settings.get(guild.id)).log_channel_id
+            # Also clears a recorded problem; posts held back by it are due at once, into this channel.
+            await self._settings.set_log_channel(guild.id, new_id, conn=tx.conn)
+            await self.events.retry_now(guild.id, conn=tx.conn)
+            tx.wake(guild.id)
+            if old_id != new_id:
+                event = AuditEvent(
+                    guild_id=guild.id,
+                    kind=EventKind.LOG_CHANNEL_CHANGED,
+                    actor_id=actor_id,
+                    changes=(FieldChange("channel", _text(old_id), _text(new_id)),),
+                )
+                # Announced in the new channel, and in the previous one when it is turned off or moved.
+                await tx.record(event, also_to=old_id)
         return await self.status(guild.id)
 
     async def status(self, guild_id: int) -> LogStatus:
         """The log channel (or None), its recorded problem and the latest few stored events."""
         settings = await self._settings.get(guild_id)
-        rows = await self._events.latest(guild_id, self.recent)
+        rows = await self.events.latest(guild_id, self.recent)
         recent = tuple(event for row in rows if (event := event_from_row(row)) is not None)
         return LogStatus(settings.log_channel_id, settings.log_channel_problem, recent)
 
     async def status_text(self, guild_id: int, *, limit: int = 1024) -> str:
         """``status(guild_id).describe()``: ready for one embed field of ``/dscgg status``."""
         return (await self.status(guild_id)).describe(limit=limit)
+
+    async def history(self, guild_id: int, page: int) -> AuditPage:
+        """Page ``page`` (0-based, clamped into range) of the server's stored events, newest first."""
+        total = await self.events.count(guild_id)
+        pages = max(1, math.ceil(total / self.page_size))
+        page = min(max(page, 0), pages - 1)
+        rows = await self.events.page(guild_id, page * self.page_size, self.page_size)
+        events = tuple(event for row in rows if (event := event_from_row(row)) is not None)
+        return AuditPage(events=events, page=page, pages=pages, total=total)
 
 
 def _explicit_permissions(
@@ -542,3 +679,27 @@ def _problem_of(error: discord.HTTPException) -> str | None:
     if error.code == _UNKNOWN_CHANNEL:
         return CHANNEL_MISSING
     return None
+
+
+async def _wait(wake: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``wake`` is set."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+
+
+def _honour(retry_after: float, jitter: float) -> float:
+    """Discord's wait, and a little more (never less), so that retries of many posts spread out."""
+    return max(retry_after, 0.0) * (1.0 + 0.1 * jitter) + 0.05
+
+
+def _retry_after(error: discord.HTTPException) -> float | None:
+    """Seconds Discord asked to wait (a 429 discord.py gave up on), or None if it did not ask."""
+    if error.status != 429:
+        return None
+    headers: Any = getattr(error.response, "headers", None) or {}
+    try:
+        value = float(headers.get("Retry-After", "nan"))
+    except (TypeError, ValueError):
+        value = math.nan
+    return value if math.isfinite(value) and value >= 0 else 1.0

@@ -1,14 +1,18 @@
-"""Pure rendering of audit events: one embed per event, and short lines for ``/dscgg status``.
+"""Pure rendering of audit events: one embed per event, short lines for ``/dscgg status`` and the pages
+of ``/dscgg audit``.
 
-Nothing here touches the network or the database. Everything a user or dsc.gg typed is escaped
-(markdown and mentions), secret fields are shown only as "set"/"changed"/"removed", and every embed
-stays inside Discord's limits (title 256, description 4096, field name 256, field value 1024,
-25 fields, 6000 characters in all), cutting with an ellipsis where it must.
+Nothing here touches the network or the database. Everything a user or dsc.gg typed is escaped once
+(markdown and mentions), here; a refusal's ``reason`` is the sentence the admin read
+(``bot.errors.audit_reason``), already markdown with its untrusted parts escaped, and is shown as it
+is. Secret fields are shown only as "set"/"changed"/"removed", and every embed stays inside Discord's
+limits (title 256, description 4096, field name 256, field value 1024, 25 fields, 6000 characters in
+all), cutting with an ellipsis where it must.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -16,6 +20,7 @@ from typing import Final
 import discord
 
 from bot.embeds import (
+    BRAND_COLOUR,
     DESCRIPTION_MAX,
     EMBED_TOTAL_MAX,
     FIELD_NAME_MAX,
@@ -34,6 +39,7 @@ __all__ = [
     "FieldChange",
     "build_embed",
     "embed_size",
+    "history_embed",
     "problem_text",
     "safe",
     "sanitize",
@@ -48,6 +54,8 @@ class EventKind(enum.StrEnum):
     TOKEN_SET = "token_set"
     TOKEN_CLEARED = "token_cleared"
     TOKEN_REJECTED = "token_rejected"
+    #: What was pasted into ``/dscgg token set`` cannot be a dsc.gg key: refused before asking dsc.gg.
+    TOKEN_MALFORMED = "token_malformed"
     MUTATION_REFUSED = "mutation_refused"
     #: The log channel itself was set, changed or turned off (``changes``: one "channel" change).
     LOG_CHANNEL_CHANGED = "log_channel_changed"
@@ -71,6 +79,8 @@ class AuditEvent:
     slug: str | None = None
     changes: tuple[FieldChange, ...] = ()
     #: For refusals: what was tried ("create", "edit", "delete", "token set") and the friendly reason.
+    #: ``reason`` is the sentence the admin read (``bot.errors.audit_reason``): markdown whose untrusted
+    #: parts are already escaped, so it is shown without escaping it again.
     action: str | None = None
     reason: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -155,6 +165,7 @@ _TITLES: Final = {
     EventKind.TOKEN_SET: "dsc.gg token set",
     EventKind.TOKEN_CLEARED: "dsc.gg token removed",
     EventKind.TOKEN_REJECTED: "dsc.gg token rejected",
+    EventKind.TOKEN_MALFORMED: "dsc.gg token not saved",
     EventKind.MUTATION_REFUSED: "Change refused",
     EventKind.LOG_CHANNEL_CHANGED: "Log channel changed",
 }
@@ -166,6 +177,7 @@ _COLOURS: Final = {
     EventKind.TOKEN_SET: discord.Colour.gold(),
     EventKind.TOKEN_CLEARED: discord.Colour.orange(),
     EventKind.TOKEN_REJECTED: discord.Colour.dark_red(),
+    EventKind.TOKEN_MALFORMED: discord.Colour.dark_red(),
     EventKind.MUTATION_REFUSED: discord.Colour.dark_red(),
     EventKind.LOG_CHANNEL_CHANGED: discord.Colour.light_grey(),
 }
@@ -218,6 +230,11 @@ def _sentence(event: AuditEvent) -> str:
             return f"{who} removed this server's dsc.gg token."
         case EventKind.TOKEN_REJECTED:
             return f"{who} tried to set a dsc.gg token, but dsc.gg rejected it."
+        case EventKind.TOKEN_MALFORMED:
+            return (
+                f"{who} tried to set a dsc.gg token, but what was pasted isn't a dsc.gg API key, "
+                "so it was neither sent to dsc.gg nor saved."
+            )
         case EventKind.MUTATION_REFUSED:
             action = safe(event.action or "change", 60)
             target = f" {link}" if event.slug else ""
@@ -311,7 +328,8 @@ def build_embed(event: AuditEvent) -> discord.Embed:
     if hidden:
         embed.add_field(name="More", value=f"…and {hidden} more changes", inline=False)
     if event.reason:
-        embed.add_field(name="Reason", value=safe(event.reason, FIELD_VALUE_MAX), inline=False)
+        # Already markdown with its untrusted parts escaped (see AuditEvent.reason): not escaped again.
+        embed.add_field(name="Reason", value=truncate(event.reason, FIELD_VALUE_MAX), inline=False)
     if event.actor_id is not None:
         embed.set_footer(text=f"User ID {event.actor_id}")
     return _fit(embed)
@@ -320,3 +338,38 @@ def build_embed(event: AuditEvent) -> discord.Embed:
 def summary_line(event: AuditEvent, *, limit: int = 200) -> str:
     """One line for ``/dscgg status``: relative time and what happened."""
     return truncate(f"{timestamp(event.at, 'R')} {_sentence(event)}", limit)
+
+
+#: Characters one entry of a ``/dscgg audit`` page may take (ten of them fit in a description).
+_ENTRY_MAX = 400
+
+
+def _history_entry(event: AuditEvent) -> str:
+    """An event on a ``/dscgg audit`` page: when and what, then what changed or why it was refused."""
+    event = sanitize(event)
+    lines = [f"{timestamp(event.at)} — {_sentence(event)}"]
+    if event.changes and event.kind is not EventKind.LOG_CHANNEL_CHANGED:
+        names = ", ".join(dict.fromkeys(safe(label(change.field)) for change in event.changes))
+        lines.append(f"{'Set' if event.kind is EventKind.LINK_CREATED else 'Changed'}: {names}")
+    if event.reason:
+        lines.append(f"Reason: {' '.join(event.reason.split())}")
+    return truncate("\n".join(lines), _ENTRY_MAX)
+
+
+def history_embed(events: Sequence[AuditEvent], *, page: int, pages: int, total: int) -> discord.Embed:
+    """One page (1-based ``page`` of ``pages``) of ``/dscgg audit``: the server's events, newest first."""
+    if events:
+        description = "\n\n".join(_history_entry(event) for event in events)
+    else:
+        description = (
+            "No changes recorded yet: link and token changes made through the bot, and refused ones, "
+            "show up here."
+        )
+    embed = discord.Embed(
+        title="Audit log of this server",
+        description=truncate(description, DESCRIPTION_MAX),
+        colour=BRAND_COLOUR,
+    )
+    noun = "event" if total == 1 else "events"
+    embed.set_footer(text=f"Page {page}/{pages} · {total} {noun} · newest first")
+    return embed

@@ -132,6 +132,7 @@ class DscBot(commands.Bot):
         self.app_state = AppStateStore(db)
         self.audit_events = AuditEventStore(db)
         self.guild_data = GuildDataStore(db)
+        self.audit_events = AuditEventStore(db, keep=settings.audit_keep)
         self.dscgg = dscgg or DscggClient(
             session,
             base_url=settings.dscgg_api_url,
@@ -247,8 +248,9 @@ class DscBot(commands.Bot):
         """Close once, within the shutdown deadline (``CLOSE_GRACE`` s of grace if no shutdown began).
 
         Running commands are drained first (the database is still open while they finish), cancelled
-        ones are answered, queued audit posts go out while the Discord connection still exists, then
-        the gateway and the HTTP session close. Safe to call any number of times, concurrently too.
+        ones are answered, due audit posts go out while the Discord connection still exists (those
+        that do not make it stay stored for the next start), then the gateway and the HTTP session
+        close. Safe to call any number of times, concurrently too.
         """
         if self._close_task is None:
             self.begin_shutdown(CLOSE_GRACE)
@@ -276,7 +278,7 @@ class DscBot(commands.Bot):
                     await task
         self._health_task = self._purge_task = None
         self._remove_health_file()
-        # posts what is queued while the Discord connection still exists
+        # posts what is due while the Discord connection still exists; the rest waits in the outbox
         await self.audit.close(within=self._remaining(_AFTER_AUDIT))
         try:
             async with asyncio.timeout(max(self._remaining(), 0.25)):

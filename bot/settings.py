@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     #: Days a server's link records, settings and audit history are kept after the bot is removed
     #: from it (its dsc.gg token is deleted at once); inviting the bot back within them keeps them.
     guild_data_retention_days: int = 30
+    #: Audit events kept per server (``/dscgg audit``); older ones are dropped once posted.
+    audit_keep: int = 1000
 
     @field_validator("discord_token")
     @classmethod
@@ -164,6 +166,13 @@ class Settings(BaseSettings):
             raise ValueError("not a snowflake")
         return value
 
+    @field_validator("audit_keep")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("less than 1")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -182,6 +191,7 @@ _PROBLEMS: dict[str, str] = {
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR",
     "health_file": "must be a file path",
     "guild_data_retention_days": f"must be a whole number of days from 0 to {MAX_RETENTION_DAYS}",
+    "audit_keep": "must be a whole number of events, 1 or more",
 }
 
 

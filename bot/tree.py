@@ -18,19 +18,12 @@ During shutdown ``interaction_check`` turns new interactions away with a friendl
 those already running are awaited by ``drain()``. Those that do not finish in time are cancelled and
 then answered once with the same sentence, so none is left on "thinking…" or with live-looking
 buttons (an unfinished ephemeral answer is replaced by the sentence).
-
-``after_interaction(callback)`` runs ``callback`` once the interaction being handled by the current
-task has finished, or at once outside an interaction. discord.py runs a command, its checks and the
-tree's ``on_error`` in one task (modals and views likewise), so by then the reply, success or error,
-has been sent. The audit log uses it so that its channel post can never overtake the admin's reply.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -41,7 +34,7 @@ from bot import errors
 if TYPE_CHECKING:
     from bot.client import DscBot
 
-__all__ = ["DscCommandTree", "after_interaction", "defer", "in_interaction"]
+__all__ = ["DscCommandTree", "defer"]
 
 log = logging.getLogger(__name__)
 
@@ -50,32 +43,6 @@ EPHEMERAL_KEY = "dscgg.deferred_ephemeral"
 
 #: Discord error codes that mean the interaction can no longer be answered.
 _GONE_CODES = frozenset({10062, 10015, 50027})  # unknown interaction, unknown webhook, invalid token
-
-#: The task handling the current interaction, set by ``DscCommandTree.admit``. A context variable, so
-#: tasks a command starts inherit it, and tasks outside any interaction see None.
-_interaction_task: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
-    "dscgg_interaction_task", default=None
-)
-
-
-def after_interaction(callback: Callable[[], object]) -> None:
-    """Run ``callback`` once the interaction handled by the current task is done; now if there is none.
-
-    "Done" means the interaction's task has finished (its reply or error reply sent), was cancelled
-    (shutdown drain) or failed; the callback runs in each case, from the event loop, so it must not
-    raise. Called outside an interaction, or from a task that outlived its interaction, it runs at once.
-    """
-    task = _interaction_task.get()
-    if task is None or task.done():
-        callback()
-        return
-    task.add_done_callback(lambda _task: callback())
-
-
-def in_interaction() -> bool:
-    """True while the current task handles (or was started by) an interaction that is not done yet."""
-    task = _interaction_task.get()
-    return task is not None and not task.done()
 
 
 async def defer(interaction: discord.Interaction[Any], *, ephemeral: bool = True) -> None:
@@ -116,11 +83,9 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
         if self._closing:
             raise errors.ShuttingDown
         task = asyncio.current_task()
-        if task is not None:
-            _interaction_task.set(task)  # this task's own context: see after_interaction()
-            if task not in self._in_flight:
-                self._in_flight[task] = interaction
-                task.add_done_callback(self._forget)
+        if task is not None and task not in self._in_flight:
+            self._in_flight[task] = interaction
+            task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._in_flight.pop(task, None)

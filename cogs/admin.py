@@ -7,6 +7,8 @@
   channel it turns the audit log off. Both are announced in the affected channel.
 - ``/dscgg status``      token (last 4 characters), who set it and when, whether dsc.gg accepts it;
   the log channel, any problem posting there, and the latest changes.
+- ``/dscgg audit``       the server's history of link and token changes (and refused ones), newest
+  first, with page buttons.
 
 Every reply is ephemeral and sent with ``AllowedMentions.none()``. Errors are raised, not answered
 here: the tree's renderer (bot/tree.py) turns them into one ephemeral sentence, modal errors included.
@@ -21,7 +23,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import checks
+from bot.audit_embeds import history_embed
 from bot.errors import NotInGuild, relative_time
+from bot.pager import Page
 from bot.services.tokens import TokenCheck, TokenStatus
 from bot.tree import defer
 from bot.views import ConfirmView
@@ -90,6 +94,12 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
     def __init__(self, bot: DscBot) -> None:
         self.bot = bot
         super().__init__()
+
+    async def cog_load(self) -> None:
+        self.bot.pager.register("audit", self._audit_page, command="/dscgg audit")
+
+    async def cog_unload(self) -> None:
+        self.bot.pager.unregister("audit")
 
     @token.command(name="set", description="Set the dsc.gg API token for this server (opens a form)")
     async def token_set(self, interaction: Interaction) -> None:
@@ -171,6 +181,20 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
         if log_line is not None:
             embed.add_field(name="Audit log", value=log_line, inline=False)
         await interaction.edit_original_response(embed=embed, allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(name="audit", description="Show this server's history of link and token changes")
+    async def audit(self, interaction: Interaction) -> None:
+        await defer(interaction, ephemeral=True)
+        checks.ensure_guild(interaction)
+        await self.bot.pager.start(interaction, "audit")
+
+    async def _audit_page(self, bot: DscBot, interaction: Interaction, page: int, args: str) -> Page:
+        """The ``audit`` page source: changes recorded while someone browses move the pages, so the
+        count, the footer and the buttons follow each read."""
+        guild_id = checks.ensure_guild(interaction)
+        history = await self.bot.audit.history(guild_id, page)
+        embed = history_embed(history.events, page=history.page + 1, pages=history.pages, total=history.total)
+        return Page(embed, history.page, history.pages)
 
     async def log_channel_line(self, guild_id: int) -> str | None:
         """The "Audit log" field of ``/dscgg status`` (None: no such field). ``/dscgg logs`` sets it up."""

@@ -318,3 +318,52 @@ async def test_audit_keep_holds_under_concurrency(db: Database) -> None:
 def test_audit_keep_must_be_positive(db: Database) -> None:
     with pytest.raises(ValueError, match="keep"):
         AuditEventStore(db, keep=0)
+
+
+async def test_audit_pages_newest_first_and_counts(audit_store: AuditEventStore) -> None:
+    for number in range(7):
+        await audit_store.add(GUILD, "link_edited", ADMIN, f"e{number}", {})
+    await audit_store.add(OTHER_GUILD, "link_edited", ADMIN, "elsewhere", {})
+    assert await audit_store.count(GUILD) == 7
+    assert [e.slug for e in await audit_store.page(GUILD, 0, 3)] == ["e6", "e5", "e4"]
+    assert [e.slug for e in await audit_store.page(GUILD, 6, 3)] == ["e0"]
+    assert await audit_store.page(GUILD, 7, 3) == []
+
+
+async def test_a_post_is_queued_only_for_a_guild_with_a_log_channel(
+    audit_store: AuditEventStore, guild_settings: GuildSettingsStore
+) -> None:
+    await audit_store.add(GUILD, "link_created", ADMIN, "quiet", {})
+    assert await audit_store.pending_count() == 0
+    await guild_settings.set_log_channel(GUILD, 42)
+    first = await audit_store.add(GUILD, "link_created", ADMIN, "a", {})
+    await audit_store.add(GUILD, "link_created", ADMIN, "b", {})
+    await audit_store.add(OTHER_GUILD, "log_channel_changed", ADMIN, None, {}, also_to=7)  # log now off
+    assert await audit_store.pending_guilds() == sorted([GUILD, OTHER_GUILD])
+    assert await audit_store.pending_count(GUILD) == 2
+
+    post = await audit_store.next_post(GUILD)
+    assert post is not None
+    assert (post.event.id, post.event.slug, post.attempts, post.also_to) == (first, "a", 0, None)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    await audit_store.post_failed(first, retry_at=later, error="HTTP 503")
+    post = await audit_store.next_post(GUILD)
+    assert post is not None
+    assert (post.event.slug, post.attempts, post.last_error) == ("a", 1, "HTTP 503")
+    assert post.next_attempt_at == later
+    await audit_store.retry_now(GUILD)
+    post = await audit_store.next_post(GUILD)
+    assert post is not None
+    assert post.next_attempt_at < later
+    await audit_store.post_done(first)
+    post = await audit_store.next_post(GUILD)
+    assert post is not None
+    assert post.event.slug == "b"  # oldest first
+
+    other = await audit_store.next_post(OTHER_GUILD)
+    assert other is not None
+    assert other.also_to == 7
+    await audit_store.also_told(other.event.id)
+    other = await audit_store.next_post(OTHER_GUILD)
+    assert other is not None
+    assert other.also_to is None

@@ -10,7 +10,7 @@ import aiohttp
 import discord
 import pytest
 
-from bot.audit import AuditEvent, EventKind
+from bot.audit import AuditEvent, AuditTransaction, EventKind
 from cogs.links import LinksCog
 from tests.fixtures.bot import ADMIN_TOKEN, WiredBot
 from tests.harness import ADMIN, ADMINISTRATOR_USER, MEMBER, OTHER_MEMBER, HarnessError, Message, Result
@@ -31,14 +31,15 @@ async def w(wired_bot: WiredBot) -> WiredBot:
 
 @pytest.fixture
 def audit(w: WiredBot, monkeypatch: pytest.MonkeyPatch) -> list[AuditEvent]:
+    """The audit events the services store (every event goes through ``AuditTransaction.record``)."""
     events: list[AuditEvent] = []
-    original = w.bot.audit.record
+    original = AuditTransaction.record
 
-    def spy(event: AuditEvent) -> None:
+    async def spy(self: AuditTransaction, event: AuditEvent, **kwargs: Any) -> None:
+        await original(self, event, **kwargs)
         events.append(event)
-        original(event)
 
-    monkeypatch.setattr(w.bot.audit, "record", spy)
+    monkeypatch.setattr(AuditTransaction, "record", spy)
     return events
 
 

@@ -7,13 +7,14 @@ import logging
 from collections.abc import Iterator
 
 import aiohttp
+import discord
 import pytest
 from cryptography.fernet import Fernet
 
 from bot import errors, log
 from bot.audit import AuditLog
 from bot.crypto import TokenCipher
-from bot.db import Database, TokenStore
+from bot.db import AuditEventStore, Database, GuildSettingsStore, TokenStore
 from bot.dscgg import DscggClient
 from bot.dscgg.errors import Unavailable
 from bot.services.tokens import TokenService
@@ -187,7 +188,10 @@ async def test_error_paths_with_a_real_token_leave_no_trace(logs: io.StringIO, t
             session, base_url=fake.base_url, timeout=1.0, backoff_base=0.01, backoff_max=0.02
         )
         store = TokenStore(db, TokenCipher([Fernet.generate_key().decode()]))
-        service = TokenService(store, client, _NullAudit())
+        audit = AuditLog(
+            discord.Client(intents=discord.Intents.none()), AuditEventStore(db), GuildSettingsStore(db)
+        )
+        service = TokenService(store, client, audit)
         log.register_secret(BOT_TOKEN)
 
         with pytest.raises(errors.TokenRejected):
@@ -216,11 +220,3 @@ async def test_error_paths_with_a_real_token_leave_no_trace(logs: io.StringIO, t
     assert "Traceback" in output
     assert DSCGG_TOKEN not in output  # … but no secret was
     assert BOT_TOKEN not in output
-
-
-class _NullAudit(AuditLog):
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    def record(self, event: object) -> None:
-        self.events.append(event)

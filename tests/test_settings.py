@@ -87,6 +87,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_level == "INFO"
     assert settings.health_file is None
     assert settings.guild_data_retention_days == 30
+    assert settings.audit_keep == 1000
 
 
 @pytest.mark.parametrize(
@@ -96,6 +97,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DSCGG_TIMEOUT", "0", "DSCGG_TIMEOUT: must be a number of seconds greater than 0"),
         ("DSCGG_TIMEOUT", "-1.5", "DSCGG_TIMEOUT: must be a number of seconds greater than 0"),
         ("DSCGG_TIMEOUT", "inf", "DSCGG_TIMEOUT: must be a number of seconds greater than 0"),
+        ("AUDIT_KEEP", "0", "AUDIT_KEEP: must be a whole number of events, 1 or more"),
+        ("AUDIT_KEEP", "many", "AUDIT_KEEP: must be a whole number of events, 1 or more"),
         (
             "DSCGG_MAX_RATE_LIMIT_WAIT",
             "-1",

@@ -1,5 +1,4 @@
-"""DscCommandTree: every failure ends in exactly one ephemeral answer; shutdown gate; in-flight drain;
-``after_interaction`` callbacks run only once the interaction's reply has gone out.
+"""DscCommandTree: every failure ends in exactly one ephemeral answer; shutdown gate; in-flight drain.
 
 The commands below are loaded as an extension ("tests.test_tree") next to the real cogs, and run
 through the harness: real payloads, real CommandTree, replies recorded by the fake Discord.
@@ -10,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +21,7 @@ from discord.ext import commands
 from bot.client import DscBot
 from bot.dscgg import errors as api
 from bot.settings import Settings
-from bot.tree import after_interaction, defer, in_interaction
+from bot.tree import defer
 from tests.fixtures.bot import WiredBot, wired
 from tests.harness import MEMBER, Message, Result
 
@@ -37,11 +35,6 @@ class Sync:
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.started = asyncio.Event()
-        #: (what, perf_counter) for each after_interaction callback that ran.
-        self.calls: list[tuple[str, float]] = []
-
-    def call_back(self, what: str) -> None:
-        after_interaction(lambda: self.calls.append((what, time.perf_counter())))
 
 
 def sync_of(bot: object) -> Sync:
@@ -82,26 +75,9 @@ class Boom(commands.Cog):
     @app_commands.command(name="slow", description="waits for the test")
     async def slow(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
-        sync_of(interaction.client).call_back("slow")
         sync_of(interaction.client).started.set()
         await sync_of(interaction.client).gate.wait()
         await interaction.edit_original_response(content="Finished.")
-
-    @app_commands.command(name="after", description="asks to be called back once it has answered")
-    async def after(self, interaction: discord.Interaction, fail: bool = False) -> None:
-        sync = sync_of(interaction.client)
-        assert in_interaction()
-        sync.call_back("command")
-
-        async def helper() -> None:  # a task the command starts belongs to the same interaction
-            assert in_interaction()
-            sync.call_back("helper")
-
-        await asyncio.create_task(helper())
-        await defer(interaction)
-        if fail:
-            raise api.LinkTaken(status=400)
-        await interaction.edit_original_response(content="Done.")
 
 
 async def setup(bot: commands.Bot) -> None:
@@ -224,7 +200,6 @@ async def test_drain_lets_running_commands_finish(w: WiredBot) -> None:
     running = asyncio.create_task(w.run("slow"))
     await asyncio.wait_for(sync_of(w.bot).started.wait(), 5)
     assert w.bot.tree.in_flight == 1
-    assert sync_of(w.bot).calls == []  # held while the command runs
     w.bot.tree.begin_shutdown()
     asyncio.get_running_loop().call_later(0.1, sync_of(w.bot).gate.set)
     assert await w.bot.tree.drain(5) == 0
@@ -239,8 +214,6 @@ async def test_drain_gives_up_after_the_grace_period(w: WiredBot) -> None:
     await asyncio.wait_for(sync_of(w.bot).started.wait(), 5)
     w.bot.tree.begin_shutdown()
     assert await w.bot.tree.drain(0.1) == 1
-    # A cancelled command's callbacks have run by the time drain returns (the audit log closes next).
-    assert [what for what, _ in sync_of(w.bot).calls] == ["slow"]
     await running
     assert w.bot.tree.in_flight == 0
 
@@ -250,27 +223,3 @@ async def test_shutdown_closes_the_bot(w: WiredBot) -> None:
     await bot.shutdown(grace=1)
     assert bot.is_closed()
     assert bot.tree.closing
-
-
-# ---------------------------------------------------------------------------- after_interaction
-
-
-async def test_after_interaction_runs_at_once_outside_an_interaction(w: WiredBot) -> None:
-    calls = sync_of(w.bot).calls
-    assert not in_interaction()
-    sync_of(w.bot).call_back("outside")
-    assert [what for what, _ in calls] == ["outside"]
-
-
-@pytest.mark.parametrize("fail", [False, True])
-async def test_after_interaction_runs_once_the_reply_or_error_reply_is_out(w: WiredBot, fail: bool) -> None:
-    w.discord.set_latency("edit_original", 0.5)  # a slow reply, however it ends
-    result = await w.run("after", {"fail": fail})
-    message = only_message(result)
-    assert message.content == (
-        "That link is already taken. Pick another slug and try again." if fail else "Done."
-    )
-    (edit,) = [r for r in result.requests if r.route == "edit_original"]
-    calls = sync_of(w.bot).calls
-    assert [what for what, _ in calls] == ["command", "helper"]
-    assert all(at > edit.t_done_perf for _, at in calls)

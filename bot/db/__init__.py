@@ -1,6 +1,7 @@
-"""Storage: one SQLite database (aiosqlite) holding guild tokens, link records, settings and audit events."""
+"""Storage: one SQLite database (aiosqlite) holding guild tokens, link records, settings, audit events and
+their pending log-channel posts."""
 
-from bot.db.audit import AuditEventStore, StoredAuditEvent
+from bot.db.audit import AuditEventStore, PendingPost, StoredAuditEvent
 from bot.db.database import Database, SchemaTooNew
 from bot.db.guilds import GuildSettings, GuildSettingsStore
 from bot.db.lifecycle import PER_GUILD_TABLES, GuildDataStore
@@ -22,6 +23,7 @@ __all__ = [
     "LinkRecord",
     "LinkRecordStore",
     "Migration",
+    "PendingPost",
     "SchemaTooNew",
     "StoredAuditEvent",
     "TokenInfo",

@@ -179,6 +179,19 @@ class Database:
                 marker.active = False
                 _current_transaction.reset(reset_token)
 
+    @asynccontextmanager
+    async def joining(self, conn: aiosqlite.Connection | None) -> AsyncIterator[aiosqlite.Connection]:
+        """``conn`` (the caller's running transaction) when given, else a new :meth:`transaction`.
+
+        Lets a store's write join a transaction its caller opened, so that two changes (e.g. a link
+        record and the audit event about it) are committed together or not at all.
+        """
+        if conn is not None:
+            yield conn
+            return
+        async with self.transaction() as own:
+            yield own
+
     def _inside_transaction(self) -> bool:
         """True in the task running this database's write transaction, and in tasks it started that
         run while it is still open (asyncio.wait_for, gather)."""

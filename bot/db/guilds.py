@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiosqlite
+
 from bot.db.database import Database
 
 
@@ -31,11 +33,13 @@ class GuildSettingsStore:
             return GuildSettings(guild_id)
         return GuildSettings(guild_id, row["log_channel_id"], row["locale"], row["log_channel_problem"])
 
-    async def set_log_channel(self, guild_id: int, channel_id: int | None) -> None:
+    async def set_log_channel(
+        self, guild_id: int, channel_id: int | None, *, conn: aiosqlite.Connection | None = None
+    ) -> None:
         """Choose (or with None, stop using) the log channel. A known problem belonged to the old channel,
-        so it is cleared."""
-        async with self._db.transaction() as conn:
-            await conn.execute(
+        so it is cleared. In ``conn``'s transaction when given."""
+        async with self._db.joining(conn) as db:
+            await db.execute(
                 """
                 INSERT INTO guild_settings (guild_id, log_channel_id, log_channel_problem) VALUES (?, ?, NULL)
                 ON CONFLICT (guild_id) DO UPDATE SET

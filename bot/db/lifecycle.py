@@ -18,6 +18,7 @@ PER_GUILD_TABLES: tuple[str, ...] = (
     "guild_tokens",
     "link_records",
     "guild_settings",
+    "audit_outbox",
     "audit_events",
     "guild_departures",
 )

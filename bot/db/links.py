@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import aiosqlite
+
 from bot.db.database import Database, from_db_time, to_db_time, utc_now
 
 
@@ -29,11 +31,16 @@ class LinkRecordStore:
         self._db = db
         self._clock = clock
 
-    async def record(self, guild_id: int, slug: str, user_id: int) -> None:
-        """Remember that ``user_id`` created or changed ``slug``; the first creator and time are kept."""
+    async def record(
+        self, guild_id: int, slug: str, user_id: int, *, conn: aiosqlite.Connection | None = None
+    ) -> None:
+        """Remember that ``user_id`` created or changed ``slug``; the first creator and time are kept.
+
+        Runs in ``conn``'s transaction when given (e.g. with the audit event), else in its own.
+        """
         now = to_db_time(self._clock())
-        async with self._db.transaction() as conn:
-            await conn.execute(
+        async with self._db.joining(conn) as db:
+            await db.execute(
                 """
                 INSERT INTO link_records (guild_id, slug, created_by, last_touched_by, created_at, touched_at)
                 VALUES (?, ?, ?, ?, ?, ?)
@@ -43,11 +50,11 @@ class LinkRecordStore:
                 (guild_id, slug, user_id, user_id, now, now),
             )
 
-    async def forget(self, guild_id: int, slug: str) -> bool:
-        """Drop the record (the link was deleted). True if there was one."""
+    async def forget(self, guild_id: int, slug: str, *, conn: aiosqlite.Connection | None = None) -> bool:
+        """Drop the record (the link was deleted). True if there was one. ``conn``: as for ``record``."""
         async with (
-            self._db.transaction() as conn,
-            conn.execute(
+            self._db.joining(conn) as db,
+            db.execute(
                 "DELETE FROM link_records WHERE guild_id = ? AND slug = ? RETURNING slug", (guild_id, slug)
             ) as cursor,
         ):

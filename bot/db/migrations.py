@@ -93,6 +93,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "audit outbox: log-channel posts still to be made",
+        (
+            # One row per audit event whose post is still due, written in the event's transaction. The
+            # target is the guild's log channel at posting time; also_to is a previous log channel that
+            # is told about a channel change. Rows are deleted once posted (or given up on).
+            """
+            CREATE TABLE audit_outbox (
+                event_id        INTEGER PRIMARY KEY REFERENCES audit_events (id) ON DELETE CASCADE,
+                guild_id        INTEGER NOT NULL,
+                also_to         INTEGER,
+                attempts        INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at TEXT    NOT NULL,
+                last_error      TEXT
+            )
+            """,
+            # Each guild's posts go out oldest first.
+            "CREATE INDEX audit_outbox_by_guild ON audit_outbox (guild_id, event_id)",
+        ),
+    ),
 )
 
 #: The schema version this code writes; a database with a higher user_version is refused.

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import aiosqlite
+
 from bot.crypto import TokenCipher, TokenUndecryptable
 from bot.db.database import Database, from_db_time, to_db_time, utc_now
 
@@ -44,8 +46,10 @@ class TokenStore:
         self._cipher = cipher
         self._clock = clock
 
-    async def set(self, guild_id: int, token: str, *, set_by: int) -> TokenInfo:
-        """Store (or replace) the guild's token, encrypted."""
+    async def set(
+        self, guild_id: int, token: str, *, set_by: int, conn: aiosqlite.Connection | None = None
+    ) -> TokenInfo:
+        """Store (or replace) the guild's token, encrypted; in ``conn``'s transaction when given."""
         if not token:
             raise ValueError("an empty token cannot be stored")
         info = TokenInfo(
@@ -55,8 +59,8 @@ class TokenStore:
             set_at=self._clock(),
         )
         ciphertext = self._cipher.encrypt(guild_id, token)
-        async with self._db.transaction() as conn:
-            await conn.execute(
+        async with self._db.joining(conn) as db:
+            await db.execute(
                 """
                 INSERT INTO guild_tokens (guild_id, ciphertext, last4, set_by, set_at)
                 VALUES (?, ?, ?, ?, ?)
@@ -91,10 +95,10 @@ class TokenStore:
             set_at=from_db_time(row["set_at"]),
         )
 
-    async def clear(self, guild_id: int) -> bool:
-        """Forget the guild's token. True if there was one."""
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute("DELETE FROM guild_tokens WHERE guild_id = ?", (guild_id,))
+    async def clear(self, guild_id: int, *, conn: aiosqlite.Connection | None = None) -> bool:
+        """Forget the guild's token. True if there was one. In ``conn``'s transaction when given."""
+        async with self._db.joining(conn) as db:
+            cursor = await db.execute("DELETE FROM guild_tokens WHERE guild_id = ?", (guild_id,))
             return cursor.rowcount > 0
 
     async def rotate_all(self) -> int:

@@ -101,17 +101,23 @@ class LinkService:
         """The guild's token (NoToken / TokenUnreadable); lets a command fail before asking anything."""
         return await self._tokens.token_for(guild_id)
 
-    def _refused(self, guild_id: int, user_id: int, slug: str, action: str, error: BaseException) -> None:
-        self._audit.record(
-            AuditEvent(
-                guild_id=guild_id,
-                kind=EventKind.MUTATION_REFUSED,
-                actor_id=user_id,
-                slug=slug,
-                action=action,
-                reason=audit_reason(error),
-            )
+    async def _refused(
+        self, guild_id: int, user_id: int, slug: str, action: str, error: BaseException
+    ) -> None:
+        """Audit a refusal (stored before it is raised). A failure to store it is logged, not raised:
+        the admin must still read why the change was refused."""
+        event = AuditEvent(
+            guild_id=guild_id,
+            kind=EventKind.MUTATION_REFUSED,
+            actor_id=user_id,
+            slug=slug,
+            action=action,
+            reason=audit_reason(error),
         )
+        try:
+            await self._audit.record(event)
+        except Exception:
+            log.exception("Could not store the audit event of a refused %s in guild %s", action, guild_id)
 
     # ---------------------------------------------------------------- /link create
 
@@ -144,44 +150,49 @@ class LinkService:
                 password=password,
             )
         except api.APIError as exc:
-            self._refused(guild_id, user_id, slug, "create", exc)
+            await self._refused(guild_id, user_id, slug, "create", exc)
             raise
-        await self._records.record(guild_id, slug, user_id)
         log.info("Link %s created for guild %s by user %s", slug, guild_id, user_id)
 
         colour_problem: str | None = None
-        if color is not None:
-            try:
-                await self._client.update_link(slug, token=token, color=color)
-            except api.DscggError as exc:
-                colour_problem = _colour_problem(exc, slug, color)
-                log.info("Colour of new link %s not applied: %s", slug, type_name(exc))
-                color = None
-
-        changes = [
-            FieldChange("redirect", None, redirect),
-            FieldChange("type", None, _text(type)),
-        ]
-        for name, value in (
-            ("title", title),
-            ("description", description),
-            ("image", image),
-            ("color", color),
-            ("unlisted", unlisted),
-        ):
-            if value is not None:
-                changes.append(FieldChange(name, None, _text(value)))
-        if password is not None:
-            changes.append(FieldChange("password", None, "changed"))
-        self._audit.record(
-            AuditEvent(
-                guild_id=guild_id,
-                kind=EventKind.LINK_CREATED,
-                actor_id=user_id,
-                slug=slug,
-                changes=tuple(changes),
-            )
-        )
+        requested_colour, color = color, None  # ``color``: the colour known to be applied
+        try:
+            if requested_colour is not None:
+                try:
+                    await self._client.update_link(slug, token=token, color=requested_colour)
+                    color = requested_colour
+                except api.DscggError as exc:
+                    colour_problem = _colour_problem(exc, slug, requested_colour)
+                    log.info("Colour of new link %s not applied: %s", slug, type_name(exc))
+        finally:
+            # The link exists on dsc.gg whatever became of its colour (even if a shutdown cancelled
+            # the follow-up): the server's record of it and the audit event are committed together.
+            changes = [
+                FieldChange("redirect", None, redirect),
+                FieldChange("type", None, _text(type)),
+            ]
+            for name, value in (
+                ("title", title),
+                ("description", description),
+                ("image", image),
+                ("color", color),
+                ("unlisted", unlisted),
+            ):
+                if value is not None:
+                    changes.append(FieldChange(name, None, _text(value)))
+            if password is not None:
+                changes.append(FieldChange("password", None, "changed"))
+            async with self._audit.transaction() as tx:
+                await self._records.record(guild_id, slug, user_id, conn=tx.conn)
+                await tx.record(
+                    AuditEvent(
+                        guild_id=guild_id,
+                        kind=EventKind.LINK_CREATED,
+                        actor_id=user_id,
+                        slug=slug,
+                        changes=tuple(changes),
+                    )
+                )
 
         link = await self._fetch_after_change(slug, token)
         if link is None:  # dsc.gg made it but will not show it right now: describe it from what we sent
@@ -286,9 +297,8 @@ class LinkService:
                 password=password_arg,
             )
         except api.APIError as exc:
-            self._refused(guild_id, user_id, slug, "edit", exc)
+            await self._refused(guild_id, user_id, slug, "edit", exc)
             raise
-        await self._records.record(guild_id, slug, user_id)
         log.info("Link %s edited for guild %s by user %s", slug, guild_id, user_id)
 
         changes: list[FieldChange] = []
@@ -309,15 +319,17 @@ class LinkService:
             link_update["unlisted"] = unlisted
         if password_arg is not UNSET:
             changes.append(FieldChange("password", None, "removed" if password_arg is None else "changed"))
-        self._audit.record(
-            AuditEvent(
-                guild_id=guild_id,
-                kind=EventKind.LINK_EDITED,
-                actor_id=user_id,
-                slug=slug,
-                changes=tuple(changes),
+        async with self._audit.transaction() as tx:  # the record and its event, committed together
+            await self._records.record(guild_id, slug, user_id, conn=tx.conn)
+            await tx.record(
+                AuditEvent(
+                    guild_id=guild_id,
+                    kind=EventKind.LINK_EDITED,
+                    actor_id=user_id,
+                    slug=slug,
+                    changes=tuple(changes),
+                )
             )
-        )
         if meta_update:
             link_update["meta"] = before.meta.model_copy(update=meta_update)
         return EditResult(link=before.model_copy(update=link_update), changes=tuple(changes), removed=removed)
@@ -336,13 +348,14 @@ class LinkService:
                 log.info("Forgot record of %s in guild %s: dsc.gg no longer has it", slug, guild_id)
             return DeleteResult(deleted=False, forgotten=forgotten)
         except api.APIError as exc:
-            self._refused(guild_id, user_id, slug, "delete", exc)
+            await self._refused(guild_id, user_id, slug, "delete", exc)
             raise
-        forgotten = await self._records.forget(guild_id, slug)
+        async with self._audit.transaction() as tx:  # forgotten and audited together
+            forgotten = await self._records.forget(guild_id, slug, conn=tx.conn)
+            await tx.record(
+                AuditEvent(guild_id=guild_id, kind=EventKind.LINK_DELETED, actor_id=user_id, slug=slug)
+            )
         log.info("Link %s deleted for guild %s by user %s", slug, guild_id, user_id)
-        self._audit.record(
-            AuditEvent(guild_id=guild_id, kind=EventKind.LINK_DELETED, actor_id=user_id, slug=slug)
-        )
         return DeleteResult(deleted=True, forgotten=forgotten)
 
     # ---------------------------------------------------------------- reading

@@ -118,9 +118,9 @@ class TokenService:
         """
         token = token.strip()
         if not well_formed(token):
-            malformed = errors.InvalidInput("token", MALFORMED_TOKEN)
-            self._refused(guild_id, user_id, EventKind.TOKEN_REJECTED, malformed)
-            raise malformed
+            # Refused here, before dsc.gg saw it: audited as such, never as "rejected by dsc.gg".
+            await self._refused(guild_id, user_id, EventKind.TOKEN_MALFORMED, None)
+            raise errors.InvalidInput("token", MALFORMED_TOKEN)
         # Masked while it is being checked; it stays masked only if it is stored (or an unexpected
         # error, whose traceback is logged after this returns, might quote it).
         self._on_secret(token)
@@ -130,34 +130,37 @@ class TokenService:
                 await self._validate(token, user_id)
             except api.InvalidKey as exc:
                 release = True
-                self._refused(guild_id, user_id, EventKind.TOKEN_REJECTED, errors.TokenRejected())
+                await self._refused(guild_id, user_id, EventKind.TOKEN_REJECTED, errors.TokenRejected())
                 raise errors.TokenRejected from exc
             except api.APIError as exc:
                 release = True
-                self._refused(guild_id, user_id, EventKind.TOKEN_REJECTED, exc)
+                await self._refused(guild_id, user_id, EventKind.TOKEN_REJECTED, exc)
                 raise
             except api.DscggError as exc:
                 release = True
-                self._refused(guild_id, user_id, EventKind.MUTATION_REFUSED, exc)
+                await self._refused(guild_id, user_id, EventKind.MUTATION_REFUSED, exc)
                 raise
-            info = await self._store.set(guild_id, token, set_by=user_id)
+            # The token and the event saying so are committed together.
+            async with self._audit.transaction() as tx:
+                info = await self._store.set(guild_id, token, set_by=user_id, conn=tx.conn)
+                await tx.record(AuditEvent(guild_id=guild_id, kind=EventKind.TOKEN_SET, actor_id=user_id))
             self._remember(guild_id, token)  # the guild's own registration, kept until cleared
             release = True
         finally:
             if release:
                 self._on_forget(token)
         log.info("dsc.gg token set for guild %s by user %s", guild_id, user_id)
-        self._audit.record(AuditEvent(guild_id=guild_id, kind=EventKind.TOKEN_SET, actor_id=user_id))
         return info
 
     async def clear(self, guild_id: int, user_id: int) -> TokenInfo | None:
         """Forget the guild's token. Returns what was stored, or None if there was nothing."""
         info = await self._store.info(guild_id)
-        if not await self._store.clear(guild_id):
-            return None
+        async with self._audit.transaction() as tx:
+            if not await self._store.clear(guild_id, conn=tx.conn):
+                return None
+            await tx.record(AuditEvent(guild_id=guild_id, kind=EventKind.TOKEN_CLEARED, actor_id=user_id))
         self._forget(guild_id)
         log.info("dsc.gg token cleared for guild %s by user %s", guild_id, user_id)
-        self._audit.record(AuditEvent(guild_id=guild_id, kind=EventKind.TOKEN_CLEARED, actor_id=user_id))
         return info
 
     async def info(self, guild_id: int) -> TokenInfo | None:
@@ -215,14 +218,24 @@ class TokenService:
         except api.NotFound:
             return
 
-    def _refused(self, guild_id: int, user_id: int, kind: EventKind, error: BaseException) -> None:
-        log.info("dsc.gg token for guild %s not saved: %s", guild_id, type(error).__name__)
-        self._audit.record(
-            AuditEvent(
-                guild_id=guild_id,
-                kind=kind,
-                actor_id=user_id,
-                action="token set",
-                reason=errors.audit_reason(error),
-            )
+    async def _refused(
+        self, guild_id: int, user_id: int, kind: EventKind, error: BaseException | None
+    ) -> None:
+        """Audit a refused ``/dscgg token set`` (stored before the refusal is raised). A failure to
+        store it is logged, never raised: the admin must still read why the token was refused."""
+        log.info(
+            "dsc.gg token for guild %s not saved: %s",
+            guild_id,
+            kind.value if error is None else type(error).__name__,
         )
+        event = AuditEvent(
+            guild_id=guild_id,
+            kind=kind,
+            actor_id=user_id,
+            action="token set",
+            reason=None if error is None else errors.audit_reason(error),
+        )
+        try:
+            await self._audit.record(event)
+        except Exception:
+            log.exception("Could not store the audit event of a refused token for guild %s", guild_id)

@@ -26,7 +26,9 @@ Faithfulness rules kept on purpose, so bugs surface in tests instead of in produ
 - an initial callback later than ``initial_response_deadline`` (3 s, like Discord) gets 404 ``10062``;
 - message, embed, component, modal and autocomplete limits are checked (400 ``50035``);
 - the first follow-up after a deferral edits the "thinking" message instead of posting a new one;
-- channels can be made deleted (404 ``10003``) or forbidden (403 ``50013``);
+- channels can be made deleted (404 ``10003``) or forbidden (403 ``50013``), held (posts to them are
+  received but not answered until released) or rate limited (429 with ``retry_after`` and
+  ``Retry-After``, like Discord);
 - anything the fake does not know answers 404 ``0`` and is recorded in ``unknown_requests``.
 """
 
@@ -110,10 +112,12 @@ ALLOWED_CALLBACKS: dict[int, set[int]] = {
 }
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     # discord.py only parses bodies whose content-type is exactly "application/json", as Discord sends
     body = json.dumps(data, separators=(",", ":")).encode()
-    return web.Response(body=body, status=status, headers={"Content-Type": "application/json"})
+    return web.Response(
+        body=body, status=status, headers={"Content-Type": "application/json", **(headers or {})}
+    )
 
 
 def now_iso() -> str:
@@ -463,6 +467,13 @@ class _Failure:
     times: int | None  # None: until cleared
 
 
+@dataclass
+class _RateLimit:
+    retry_after: float
+    times: int | None  # None: until cleared
+    via: bool  # discord.py waits out a 429 itself only when the answer came through Discord's proxy
+
+
 def _limit_errors(data: dict[str, Any]) -> list[str]:
     """Discord's message limits (400 50035 when broken): content, embeds, components."""
     problems: list[str] = []
@@ -600,6 +611,8 @@ class FakeDiscord:
         self.channel_posts: list[ChannelPost] = []
         self.deleted_channels: set[int] = set()
         self.forbidden_channels: set[int] = set()
+        self._held_channels: dict[int, asyncio.Event] = {}
+        self._rate_limited_channels: dict[int, _RateLimit] = {}
         self.sessions: list[GatewaySession] = []
         self.gateway_connections: list[dict[str, str]] = []
         self.in_flight = 0
@@ -631,6 +644,8 @@ class FakeDiscord:
         return self
 
     async def close(self) -> None:
+        for gate in self._held_channels.values():
+            gate.set()
         for session in list(self.sessions):
             if not session.ws.closed:
                 await session.ws.close(code=1001, message=b"fake shutting down")
@@ -730,6 +745,30 @@ class FakeDiscord:
 
     def forbid_channel(self, channel_id: int) -> None:
         self.forbidden_channels.add(channel_id)
+
+    def hold_channel(self, channel_id: int) -> None:
+        """Posts to ``channel_id`` are received (and recorded as requests) but answered only once
+        ``release_channel`` is called: a log channel as slow as a test needs. A held post does not count
+        as in flight (``wait_idle`` and the harness do not wait for it)."""
+        self._held_channels.setdefault(channel_id, asyncio.Event())
+
+    def release_channel(self, channel_id: int) -> None:
+        gate = self._held_channels.pop(channel_id, None)
+        if gate is not None:
+            gate.set()
+
+    def rate_limit_channel(
+        self, channel_id: int, retry_after: float, *, times: int | None = None, via: bool = True
+    ) -> None:
+        """Answer posts to ``channel_id`` with 429 (``times`` times; None: until cleared), as Discord does.
+
+        ``via``: the answer carries Discord's proxy header, so discord.py waits ``retry_after`` and tries
+        again by itself (up to 5 tries); without it discord.py raises at once.
+        """
+        self._rate_limited_channels[channel_id] = _RateLimit(retry_after, times, via)
+
+    def clear_rate_limit(self, channel_id: int) -> None:
+        self._rate_limited_channels.pop(channel_id, None)
 
     # -- waiting -----------------------------------------------------------------------------------
 
@@ -1034,6 +1073,10 @@ class FakeDiscord:
         delay = self._latency.get(record.route, self._latency.get("*", 0.0))
         if delay:
             await asyncio.sleep(delay)
+        if record.route == "channel_message":
+            limited = await self._channel_gates(record)
+            if limited is not None:
+                return limited
         status, response = await self._serve(request, record)
         record.status, record.response, record.t_done_perf = status, response, time.perf_counter()
         if record.route == "unknown":
@@ -1042,6 +1085,34 @@ class FakeDiscord:
         if response is None:
             return web.Response(status=status)
         return _json(response, status)
+
+    async def _channel_gates(self, record: RecordedRequest) -> web.Response | None:
+        """Hold a post to a held channel; answer one to a rate-limited channel with 429."""
+        channel_id = int(record.params["channel"])
+        gate = self._held_channels.get(channel_id)
+        if gate is not None:
+            self.in_flight -= 1  # parked on purpose: wait_idle (and the harness) do not wait for it
+            self._notify()
+            try:
+                await gate.wait()
+            finally:
+                self.in_flight += 1
+        limit = self._rate_limited_channels.get(channel_id)
+        if limit is None:
+            return None
+        if limit.times is not None:
+            limit.times -= 1
+            if limit.times <= 0:
+                self._rate_limited_channels.pop(channel_id, None)
+        body = {"message": "You are being rate limited.", "retry_after": limit.retry_after, "global": False}
+        data = record.body if isinstance(record.body, dict) else {}
+        self.channel_posts.append(ChannelPost(channel_id, data, 429, None, record.t_monotonic))
+        record.status, record.response, record.t_done_perf = 429, body, time.perf_counter()
+        self._notify()
+        headers = {"Retry-After": str(limit.retry_after), "X-RateLimit-Scope": "user"}
+        if limit.via:
+            headers["Via"] = "1.1 google"
+        return _json(body, 429, headers)
 
     async def _serve(self, request: web.Request, record: RecordedRequest) -> tuple[int, Any]:
         if record.route == "unknown":
