@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     dscgg_api_url: str = "https://api.dsc.gg/v2"
     dscgg_timeout: float = 10.0
     dscgg_max_rate_limit_wait: float = 5.0
+    #: The longest one command waits on dsc.gg, all its calls together (retries, backoff sleeps and
+    #: rate-limit waits included).
+    command_deadline: float = 12.0
     dev_guild_id: int | None = None
     log_level: LogLevel = "INFO"
     #: Touched regularly while connected to Discord, for container health checks.
@@ -122,7 +125,7 @@ class Settings(BaseSettings):
             raise PydanticCustomError(_WORDED, "must be an http(s) URL, such as https://api.dsc.gg/v2")
         return value.strip().rstrip("/")
 
-    @field_validator("dscgg_timeout", "dscgg_max_rate_limit_wait")
+    @field_validator("dscgg_timeout", "dscgg_max_rate_limit_wait", "command_deadline")
     @classmethod
     def _finite(cls, value: float) -> float:
         # "inf" and "nan" parse as floats but make no sense as a number of seconds.
@@ -130,7 +133,7 @@ class Settings(BaseSettings):
             raise ValueError("not finite")
         return value
 
-    @field_validator("dscgg_timeout")
+    @field_validator("dscgg_timeout", "command_deadline")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
@@ -165,6 +168,7 @@ _PROBLEMS: dict[str, str] = {
     "dscgg_api_url": "must be an http(s) URL, such as https://api.dsc.gg/v2",
     "dscgg_timeout": "must be a number of seconds greater than 0",
     "dscgg_max_rate_limit_wait": "must be a number of seconds, 0 or more",
+    "command_deadline": "must be a number of seconds greater than 0",
     "dev_guild_id": "must be a Discord server id (a positive whole number)",
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR",
     "health_file": "must be a file path",

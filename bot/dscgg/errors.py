@@ -120,6 +120,11 @@ class Unavailable(DscggError):
         super().__init__(reason if status is None else f"{reason} (HTTP {status})")
 
 
+class DeadlineExceeded(Unavailable):
+    """The call's time budget (``bot.dscgg.deadline``) ran out, or had too little left to send the
+    request and wait for its answer; if nothing was sent, nothing happened on dsc.gg."""
+
+
 #: Documented (and observed) error codes and the class each one maps to.
 ERRORS_BY_CODE: dict[str, type[APIError]] = {
     cls.code: cls

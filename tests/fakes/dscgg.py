@@ -66,6 +66,7 @@ FaultKind = Literal[
     "rate_limit_200",  # 200 with code rate_limit
     "drop",  # close the connection without answering
     "delay",  # answer normally after `delay` seconds
+    "hang",  # never answer: hold the request until the client gives up (or the fake closes)
 ]
 
 #: Status of every documented code.
@@ -436,6 +437,8 @@ class FakeDscgg:
                 return web.Response()
             if fault.kind == "delay":
                 await asyncio.sleep(fault.delay)
+            elif fault.kind == "hang":
+                return await _hang(request)
             else:
                 return self._fault_response(fault)
 
@@ -782,6 +785,14 @@ _SUCCESS_MESSAGES: Mapping[str, str] = {
     "link_updated": "Link has been updated successfully",
     "link_deleted": "This link has been deleted successfully",
 }
+
+
+async def _hang(request: web.Request) -> web.StreamResponse:
+    """Answer nothing until the client closes the connection (then there is no one to answer)."""
+    # Polled: aiohttp tells a handler nothing when its client goes away.
+    while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    return web.Response()
 
 
 def _public(record: Mapping[str, Any]) -> dict[str, Any]:
