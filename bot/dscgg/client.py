@@ -514,7 +514,7 @@ class DscggClient:
             # Booked before any await, or refused at once if the wait would be too long.
             reservation = rate_limiter.reserve(token, endpoint, max_wait=max_wait)
             if isinstance(reservation, Refusal):
-                raise self._refused(endpoint, reservation)
+                raise self._refused(endpoint, reservation, token)
             # One attempt. Failures are noted here and raised below, outside the except blocks, so
             # the error carries no chained aiohttp exception (whose request info holds the token).
             # Whatever happens, the slot is settled if the request may have left, else given back.
@@ -525,7 +525,7 @@ class DscggClient:
                 if not rate_limiter.ready(reservation):
                     refusal = await rate_limiter.wait(reservation)
                     if refusal is not None:
-                        raise self._refused(endpoint, refusal)
+                        raise self._refused(endpoint, refusal, token)
                 timeout = self._attempt_timeout(window)
                 debug = log.isEnabledFor(logging.DEBUG)
                 started = time.perf_counter() if debug else 0.0
@@ -623,10 +623,14 @@ class DscggClient:
         return min(self._backoff_max, exponential) * random.uniform(0.5, 1.0)
 
     @staticmethod
-    def _refused(endpoint: Endpoint, refusal: Refusal) -> RateLimited:
+    def _refused(endpoint: Endpoint, refusal: Refusal, token: str | None) -> RateLimited:
         log.debug("dsc.gg %s: local rate limit, retry in %.2f s", endpoint, refusal.retry_after)
         return RateLimited(
-            refusal.retry_after, endpoint=endpoint.value, limit=refusal.limit, window=refusal.window
+            refusal.retry_after,
+            endpoint=endpoint.value,
+            limit=refusal.limit,
+            window=refusal.window,
+            anonymous=not token,
         )
 
     def _unwrap(
@@ -690,7 +694,7 @@ class DscggClient:
             retry_after = self.rate_limiter.limits[endpoint][1]
         self.rate_limiter.block(token, endpoint, retry_after)
         log.debug("dsc.gg %s: 429, retry in %.2f s", endpoint, retry_after)
-        raise RateLimited(retry_after, endpoint=endpoint.value, from_server=True)
+        raise RateLimited(retry_after, endpoint=endpoint.value, from_server=True, anonymous=not token)
 
     # ---------------------------------------------------------------- payloads into models
 
