@@ -849,6 +849,7 @@ async def _serve(args: argparse.Namespace, seed: Any) -> None:
         limits=uniform,
     )
     fake.record_requests = not args.no_record
+    fake.latency = args.latency
     if seed:
         fake.seed(seed)
     stop = asyncio.Event()
@@ -870,6 +871,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-rate-limits", action="store_true")
     parser.add_argument("--uniform-window", type=float, help="use this window (seconds) for every limit")
     parser.add_argument("--no-record", action="store_true", help="do not keep every request in memory")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     args = parser.parse_args(argv)
     seed = json.loads(Path(args.seed_file).read_text(encoding="utf-8")) if args.seed_file else None
     asyncio.run(_serve(args, seed))
