@@ -199,6 +199,18 @@ async def test_a_rate_limit_wait_that_does_not_fit_is_refused_without_sending(
     assert [request.raw_path for request in fake_dscgg.requests] == ["/v2/link/a"]
 
 
+async def test_a_429_is_not_waited_for_past_the_deadline(
+    fake_dscgg: FakeDscgg, dscgg_session: aiohttp.ClientSession, dscgg_token: str
+) -> None:
+    client = _client(dscgg_session, fake_dscgg.base_url)
+    fake_dscgg.add_link("x", owner_id=TEST_USER_ID)
+    fake_dscgg.fail_next("rate_limit", retry_after=2)  # within the client's 5 s, not the deadline's 1 s
+    with deadline.within(1.0), pytest.raises(RateLimited) as caught:
+        await client.get_link("x", token=dscgg_token)
+    assert caught.value.from_server  # dsc.gg's own answer, said at once
+    assert len(fake_dscgg.requests) == 1
+
+
 async def test_without_a_deadline_nothing_changes(
     fake_dscgg: FakeDscgg, dscgg_session: aiohttp.ClientSession, dscgg_token: str
 ) -> None:

@@ -565,6 +565,7 @@ class DscggClient:
                         method not in _RETRY_AFTER_429
                         or retried_429
                         or limited.retry_after > self.max_rate_limit_wait
+                        or time.monotonic() + limited.retry_after + needed > window.until
                     ):
                         raise
                     retried_429 = True
