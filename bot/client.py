@@ -171,6 +171,7 @@ class DscBot(commands.Bot):
             tokens=self.tokens,
             records=self.link_records,
             audit=self.audit,
+            top_ttl=self.settings.top_cache_ttl,
         )
 
     # ---------------------------------------------------------------- lifecycle

@@ -241,6 +241,12 @@ def _rate_limited(error: api.RateLimited) -> str:
     window = int(error.window) if error.window else window
     rule = f" ({limit} per {window} seconds)" if limit and window else ""
     when = relative_time(error.retry_after)
+    if error.anonymous:
+        # Calls without a token (the top links) share one bucket: everyone using this bot, every server.
+        shared = "shared by everyone using this bot"
+        if error.from_server:
+            return f"dsc.gg is rate limiting this bot for {what}{rule}, a limit {shared}. Try again {when}."
+        return f"That would go over dsc.gg's limit for {what}{rule}, {shared}. Try again {when}."
     if error.from_server:
         return f"dsc.gg is rate limiting this server's token for {what}{rule}. Try again {when}."
     return f"That would go over dsc.gg's limit for {what}{rule} for this server's token. Try again {when}."

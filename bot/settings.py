@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     dscgg_api_url: str = "https://api.dsc.gg/v2"
     dscgg_timeout: float = 10.0
     dscgg_max_rate_limit_wait: float = 5.0
+    #: The longest one command waits on dsc.gg, all its calls together (retries, backoff sleeps and
+    #: rate-limit waits included).
+    command_deadline: float = 12.0
+    #: How long /top answers are kept, per type, shared by every server (0: not kept).
+    top_cache_ttl: float = 60.0
     dev_guild_id: int | None = None
     log_level: LogLevel = "INFO"
     #: Touched regularly while connected to Discord, for container health checks.
@@ -130,7 +135,7 @@ class Settings(BaseSettings):
             raise PydanticCustomError(_WORDED, "must be an http(s) URL, such as https://api.dsc.gg/v2")
         return value.strip().rstrip("/")
 
-    @field_validator("dscgg_timeout", "dscgg_max_rate_limit_wait")
+    @field_validator("dscgg_timeout", "dscgg_max_rate_limit_wait", "command_deadline", "top_cache_ttl")
     @classmethod
     def _finite(cls, value: float) -> float:
         # "inf" and "nan" parse as floats but make no sense as a number of seconds.
@@ -138,14 +143,14 @@ class Settings(BaseSettings):
             raise ValueError("not finite")
         return value
 
-    @field_validator("dscgg_timeout")
+    @field_validator("dscgg_timeout", "command_deadline")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("not positive")
         return value
 
-    @field_validator("dscgg_max_rate_limit_wait")
+    @field_validator("dscgg_max_rate_limit_wait", "top_cache_ttl")
     @classmethod
     def _not_negative(cls, value: float) -> float:
         if value < 0:
@@ -187,6 +192,8 @@ _PROBLEMS: dict[str, str] = {
     "dscgg_api_url": "must be an http(s) URL, such as https://api.dsc.gg/v2",
     "dscgg_timeout": "must be a number of seconds greater than 0",
     "dscgg_max_rate_limit_wait": "must be a number of seconds, 0 or more",
+    "command_deadline": "must be a number of seconds greater than 0",
+    "top_cache_ttl": "must be a number of seconds, 0 or more",
     "dev_guild_id": "must be a Discord server id (a positive whole number)",
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR",
     "health_file": "must be a file path",

@@ -30,6 +30,7 @@ import discord
 from discord import app_commands
 
 from bot import errors
+from bot.dscgg import deadline
 
 if TYPE_CHECKING:
     from bot.client import DscBot
@@ -78,7 +79,9 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
         """Let an interaction in, or raise ShuttingDown; tracks the running task until it finishes.
 
         The tree calls this for application commands; modals and views call it from their own
-        ``interaction_check`` so that shutdown waits for them too.
+        ``interaction_check`` so that shutdown waits for them too. The first call in a task also gives
+        it the command deadline: all the dsc.gg calls it (and tasks it starts) makes get
+        ``COMMAND_DEADLINE`` seconds together (``bot.dscgg.deadline``, in this task's own context).
         """
         if self._closing:
             raise errors.ShuttingDown
@@ -86,6 +89,7 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
         if task is not None and task not in self._in_flight:
             self._in_flight[task] = interaction
             task.add_done_callback(self._forget)
+            deadline.start(self.client.settings.command_deadline)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._in_flight.pop(task, None)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 
+from bot.dscgg import Endpoint
 from cogs.discovery import DiscoveryCog
 from tests.fixtures.bot import ADMIN_TOKEN, WiredBot
 from tests.harness import ADMIN, MEMBER, OTHER_MEMBER, HarnessError, Message, Result
@@ -184,7 +188,7 @@ async def test_top_cooldown_is_per_member(w: WiredBot) -> None:
     assert len(w.dscgg.requests) == 1
     other = await w.run("top", user=OTHER_MEMBER)
     assert "Top dsc.gg links" in other.text()
-    assert len(w.dscgg.requests) == 2
+    assert len(w.dscgg.requests) == 1  # the first answer is still fresh: shared, not asked again
 
 
 async def test_top_when_dscgg_is_down(w: WiredBot) -> None:
@@ -304,4 +308,110 @@ async def test_a_refused_search_does_not_spend_the_cooldown(with_token: WiredBot
     assert again.initial is not None
     assert again.initial.type == 4
     assert "You're going a bit fast" in again.text()
+    assert len(w.dscgg.requests) == 1
+
+
+# ------------------------------------------------------------------- /top shared by every server
+
+
+@pytest.fixture
+async def servers(
+    make_wired_bot: Callable[..., AbstractAsyncContextManager[WiredBot]],
+) -> AsyncIterator[WiredBot]:
+    """30 servers, none with a token."""
+    async with make_wired_bot(guilds=30) as wired:
+        yield wired
+
+
+def top_of(result: Result) -> list[str]:
+    message = result.final_message
+    assert message is not None, result.text()
+    assert not message.loading
+    if not message.embeds:
+        return [message.content]
+    return [field["name"] for field in message.embeds[0].get("fields", [])]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_thirty_servers_asking_top_at_once_make_one_request(servers: WiredBot) -> None:
+    w = servers
+    seed(w, 3)
+    w.dscgg.latency = 0.2  # the answer is still on its way while the others ask
+    results = await asyncio.gather(
+        *(w.run("top", user=MEMBER, guild=guild_id) for guild_id in w.harness.guild_ids)
+    )
+    assert len(results) == 30
+    for result in results:
+        assert top_of(result) == ["1. dsc.gg/top00", "2. dsc.gg/top01", "3. dsc.gg/top02"]
+    assert len(w.dscgg.requests) == 1
+    assert w.dscgg.rate_limited_responses == 0
+
+
+async def test_asks_during_a_request_wait_for_it_even_when_nothing_is_kept(
+    make_wired_bot: Callable[..., AbstractAsyncContextManager[WiredBot]],
+) -> None:
+    async with make_wired_bot(guilds=5, settings={"top_cache_ttl": 0}) as w:
+        seed(w, 1)
+        w.dscgg.latency = 0.3
+        results = await asyncio.gather(
+            *(w.run("top", user=MEMBER, guild=guild_id) for guild_id in w.harness.guild_ids)
+        )
+        assert all(top_of(result) == ["1. dsc.gg/top00"] for result in results)
+        assert len(w.dscgg.requests) == 1
+        await w.run("top", user=OTHER_MEMBER)
+        assert len(w.dscgg.requests) == 2  # TOP_CACHE_TTL=0: a later ask goes to dsc.gg again
+
+
+async def test_top_is_asked_again_once_the_kept_answer_is_stale(w: WiredBot) -> None:
+    clock = Clock()
+    w.bot.links.top_cache.clock = clock
+    seed(w, 1)
+    assert top_of(await w.run("top", user=MEMBER)) == ["1. dsc.gg/top00"]
+    w.dscgg.add_link("newcomer", owner_id=OWNER_ID, clicks=10_000)
+    clock.now += 59.0
+    assert top_of(await w.run("top", user=OTHER_MEMBER)) == ["1. dsc.gg/top00"]  # still fresh
+    assert len(w.dscgg.requests) == 1
+    clock.now += 1.0  # 60 s: TOP_CACHE_TTL's default
+    assert top_of(await w.run("top", user=ADMIN)) == ["1. dsc.gg/newcomer", "2. dsc.gg/top00"]
+    assert len(w.dscgg.requests) == 2
+
+
+async def test_top_is_kept_per_type(w: WiredBot) -> None:
+    seed(w, 1)
+    await w.run("top", user=MEMBER)
+    result = await w.run("top", {"type": "bot"}, user=OTHER_MEMBER)
+    assert top_of(result) == []
+    assert "dsc.gg has no top links to show right now." in result.text()
+    assert [request.query for request in w.dscgg.requests] == [{}, {"type": "bot"}]
+
+
+async def test_a_failed_top_is_not_kept(w: WiredBot) -> None:
+    seed(w, 1)
+    w.dscgg.fail_next("server_error", n=3)  # the try and both retries
+    failed = await w.run("top", user=MEMBER)
+    assert top_of(failed) == ["dsc.gg is not answering properly, try again later."]
+    assert top_of(await w.run("top", user=OTHER_MEMBER)) == ["1. dsc.gg/top00"]
+    assert len(w.dscgg.requests) == 4
+
+
+async def test_a_top_rate_limit_does_not_blame_the_servers_token(w: WiredBot) -> None:
+    w.dscgg.fail_next("rate_limit", retry_after=30)  # dsc.gg itself says no
+    text = (await w.run("top", user=MEMBER)).text()
+    assert "this server's token" not in text
+    assert "dsc.gg is rate limiting this bot for loading the top links" in text
+    assert "shared by everyone using this bot" in text
+
+    w.bot.links.top_cache.clear()
+    w.bot.dscgg.rate_limiter.block(None, Endpoint.GET_TOP_LINKS, 30)  # our own count says no
+    text = (await w.run("top", user=OTHER_MEMBER)).text()
+    assert "this server's token" not in text
+    assert "That would go over dsc.gg's limit for loading the top links" in text
+    assert "shared by everyone using this bot" in text
     assert len(w.dscgg.requests) == 1

@@ -150,6 +150,18 @@ def test_server_rate_limit_says_dsc_gg_is_limiting() -> None:
     assert_clean(text)
 
 
+@pytest.mark.parametrize("from_server", [False, True])
+def test_the_tokenless_bucket_is_not_blamed_on_the_servers_token(from_server: bool) -> None:
+    # Calls without a token (the top links) share one bucket for the whole bot, every server.
+    error = api.RateLimited(8, endpoint="get_top_links", from_server=from_server, anonymous=True)
+    text = errors.describe(error)
+    assert "token" not in text
+    assert "loading the top links (20 per 10 seconds)" in text
+    assert "shared by everyone using this bot" in text
+    assert relative_stamp(text) >= time.time() + 7
+    assert_clean(text)
+
+
 def test_rate_limit_retry_time_is_never_in_the_past() -> None:
     text = errors.describe(api.RateLimited(0, endpoint="search_links"))
     assert relative_stamp(text) >= int(time.time()) + 1

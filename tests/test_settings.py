@@ -83,6 +83,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.dscgg_api_url == "https://api.dsc.gg/v2"
     assert settings.dscgg_timeout == 10.0
     assert settings.dscgg_max_rate_limit_wait == 5.0
+    assert settings.command_deadline == 12.0
+    assert settings.top_cache_ttl == 60.0
     assert settings.dev_guild_id is None
     assert settings.log_level == "INFO"
     assert settings.health_file is None
@@ -109,6 +111,10 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
             "soon",
             "DSCGG_MAX_RATE_LIMIT_WAIT: must be a number of seconds, 0 or more",
         ),
+        ("COMMAND_DEADLINE", "0", "COMMAND_DEADLINE: must be a number of seconds greater than 0"),
+        ("COMMAND_DEADLINE", "nan", "COMMAND_DEADLINE: must be a number of seconds greater than 0"),
+        ("TOP_CACHE_TTL", "-1", "TOP_CACHE_TTL: must be a number of seconds, 0 or more"),
+        ("TOP_CACHE_TTL", "inf", "TOP_CACHE_TTL: must be a number of seconds, 0 or more"),
         (
             "DSCGG_API_URL",
             "ftp://api.dsc.gg",

@@ -1,10 +1,12 @@
 """The dsc.gg v2 REST client: no Discord, no database."""
 
+from bot.dscgg import deadline
 from bot.dscgg.client import DEFAULT_BASE_URL, DEFAULT_USER_AGENT, UNSET, DscggClient, UnsetType
 from bot.dscgg.errors import (
     ERRORS_BY_CODE,
     APIError,
     BadRequest,
+    DeadlineExceeded,
     DscggError,
     InvalidKey,
     LinkTaken,
@@ -30,6 +32,7 @@ __all__ = [
     "APIError",
     "App",
     "BadRequest",
+    "DeadlineExceeded",
     "DscggClient",
     "DscggError",
     "Endpoint",
@@ -51,4 +54,5 @@ __all__ = [
     "User",
     "VersionDeprecated",
     "WhitelistOnly",
+    "deadline",
 ]

@@ -18,6 +18,13 @@ Retry policy (each retry is a new request and takes its own rate-limit slot):
   idempotent GET/DELETE once when the connection closes before any answer, as RFC 9112 section
   9.3.1 allows, unless the caller's session switches that off; this client adds nothing to that.)
 
+Deadline (``bot.dscgg.deadline``): when the caller set a time budget, every attempt's timeout,
+backoff sleep and rate-limit wait is capped to the time left, and no request is sent that could not
+be waited for: an attempt needs at least ``_MIN_ATTEMPT`` seconds left, a POST (which is never resent)
+its whole timeout (or the whole budget, if that is shorter). No time left before the first attempt
+raises ``DeadlineExceeded``; no time for a retry raises the last failure; a rate-limit wait that does
+not fit raises ``RateLimited``.
+
 The token is a per-call argument sent as the bare ``Authorization`` header. It is never stored on
 the session, logged, or put into a repr or an exception message.
 """
@@ -30,6 +37,7 @@ import enum
 import functools
 import json
 import logging
+import math
 import platform
 import random
 import time
@@ -45,10 +53,12 @@ from pydantic_core import from_json
 from yarl import URL
 
 from bot import __version__
+from bot.dscgg import deadline
 from bot.dscgg.errors import (
     ERRORS_BY_CODE,
     APIError,
     BadRequest,
+    DeadlineExceeded,
     InvalidKey,
     NotFound,
     RateLimited,
@@ -72,6 +82,11 @@ SEARCH_LIMIT_RANGE: Final = (1, 100)
 _MIN_REDACTED_TOKEN: Final = 8
 # A Retry-After beyond this is treated as nonsense and capped.
 _MAX_RETRY_AFTER: Final = 3600.0
+# Under a deadline, an attempt is not started with less time than this left (or the timeout, if shorter).
+_MIN_ATTEMPT: Final = 0.5
+# What the bookkeeping between a call's start and its check may take: a POST that is a command's first
+# call, under a deadline shorter than its timeout, needs the whole budget and has it, minus this.
+_SLACK: Final = 0.01
 
 
 class _Unset(enum.Enum):
@@ -455,7 +470,32 @@ class DscggClient:
         body: Mapping[str, Any] | None = None,
         token_required: bool = True,
     ) -> Any:
-        """Send one logical call (with the retries its method allows) and return the payload."""
+        """Send one logical call (with the retries its method allows) and return the payload; the
+        whole call, waits included, is charged to the caller's deadline (``bot.dscgg.deadline``)."""
+        with deadline.charge() as window:
+            return await self._send(
+                method,
+                endpoint,
+                path,
+                window,
+                token=token,
+                params=params,
+                body=body,
+                token_required=token_required,
+            )
+
+    async def _send(
+        self,
+        method: _Method,
+        endpoint: Endpoint,
+        path: tuple[str, ...],
+        window: deadline.Window,
+        *,
+        token: str | None,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        token_required: bool = True,
+    ) -> Any:
         _check_token(token, required=token_required)
         url = self._url(path, params)
         headers = {**self._headers, "Authorization": token} if token else self._headers
@@ -464,14 +504,17 @@ class DscggClient:
             data = json.dumps(body, separators=(",", ":")).encode()
             headers = {**headers, "Content-Type": "application/json"}
         rate_limiter = self.rate_limiter
+        # Under a deadline: how long an attempt needs at least (see the module docstring).
+        needed = self._needed(method, window)
 
         failures = 0
         retried_429 = False
         while True:
+            max_wait = self._wait_allowed(window, needed)  # DeadlineExceeded if no attempt fits
             # Booked before any await, or refused at once if the wait would be too long.
-            reservation = rate_limiter.reserve(token, endpoint, max_wait=self.max_rate_limit_wait)
+            reservation = rate_limiter.reserve(token, endpoint, max_wait=max_wait)
             if isinstance(reservation, Refusal):
-                raise self._refused(endpoint, reservation)
+                raise self._refused(endpoint, reservation, token)
             # One attempt. Failures are noted here and raised below, outside the except blocks, so
             # the error carries no chained aiohttp exception (whose request info holds the token).
             # Whatever happens, the slot is settled if the request may have left, else given back.
@@ -482,13 +525,14 @@ class DscggClient:
                 if not rate_limiter.ready(reservation):
                     refusal = await rate_limiter.wait(reservation)
                     if refusal is not None:
-                        raise self._refused(endpoint, refusal)
+                        raise self._refused(endpoint, refusal, token)
+                timeout = self._attempt_timeout(window)
                 debug = log.isEnabledFor(logging.DEBUG)
                 started = time.perf_counter() if debug else 0.0
                 may_have_left = True
                 try:
                     async with self._session.request(
-                        method, url, headers=headers, data=data, timeout=self._timeout, allow_redirects=False
+                        method, url, headers=headers, data=data, timeout=timeout, allow_redirects=False
                     ) as response:
                         raw = await response.read()
                         status = response.status
@@ -521,6 +565,7 @@ class DscggClient:
                         method not in _RETRY_AFTER_429
                         or retried_429
                         or limited.retry_after > self.max_rate_limit_wait
+                        or time.monotonic() + limited.retry_after + needed > window.until
                     ):
                         raise
                     retried_429 = True
@@ -529,9 +574,41 @@ class DscggClient:
             if not self._may_resend(method, stage) or failures >= self._retries:
                 raise failure
             delay = self._backoff(failures)
+            if time.monotonic() + delay + needed > window.until:
+                raise failure  # no time left for another attempt before the deadline
             failures += 1
             log.debug("dsc.gg %s %s: %s; retry %d in %.2f s", method, endpoint, failure, failures, delay)
             await asyncio.sleep(delay)
+
+    # ---------------------------------------------------------------- the deadline
+
+    def _needed(self, method: _Method, window: deadline.Window) -> float:
+        """The least time left an attempt is started with. A POST is never resent, so it must be
+        waited for as long as a call may wait at all: its whole timeout, or the whole budget."""
+        timeout = self._timeout.total or math.inf
+        if method is _Method.POST:
+            return min(timeout, window.total)
+        return min(timeout, _MIN_ATTEMPT)
+
+    def _wait_allowed(self, window: deadline.Window, needed: float) -> float:
+        """The longest rate-limit wait that still leaves ``needed`` seconds before the deadline."""
+        if window.until == math.inf:
+            return self.max_rate_limit_wait
+        spare = window.until - time.monotonic() - needed
+        if spare < -_SLACK:
+            raise DeadlineExceeded("no time left before the deadline to send and wait for the answer")
+        return min(self.max_rate_limit_wait, max(spare, 0.0))
+
+    def _attempt_timeout(self, window: deadline.Window) -> aiohttp.ClientTimeout:
+        """The attempt's timeout: the client's, or the time left before the deadline if shorter."""
+        if window.until == math.inf:
+            return self._timeout
+        left = window.until - time.monotonic()
+        if self._timeout.total is not None and left >= self._timeout.total:
+            return self._timeout
+        if left <= 0:  # the rate-limit wait ended late; nothing was sent
+            raise DeadlineExceeded("the deadline passed while waiting for the rate limit")
+        return aiohttp.ClientTimeout(total=left, sock_connect=self._timeout.sock_connect)
 
     @staticmethod
     def _may_resend(method: _Method, stage: _Stage) -> bool:
@@ -547,10 +624,14 @@ class DscggClient:
         return min(self._backoff_max, exponential) * random.uniform(0.5, 1.0)
 
     @staticmethod
-    def _refused(endpoint: Endpoint, refusal: Refusal) -> RateLimited:
+    def _refused(endpoint: Endpoint, refusal: Refusal, token: str | None) -> RateLimited:
         log.debug("dsc.gg %s: local rate limit, retry in %.2f s", endpoint, refusal.retry_after)
         return RateLimited(
-            refusal.retry_after, endpoint=endpoint.value, limit=refusal.limit, window=refusal.window
+            refusal.retry_after,
+            endpoint=endpoint.value,
+            limit=refusal.limit,
+            window=refusal.window,
+            anonymous=not token,
         )
 
     def _unwrap(
@@ -614,7 +695,7 @@ class DscggClient:
             retry_after = self.rate_limiter.limits[endpoint][1]
         self.rate_limiter.block(token, endpoint, retry_after)
         log.debug("dsc.gg %s: 429, retry in %.2f s", endpoint, retry_after)
-        raise RateLimited(retry_after, endpoint=endpoint.value, from_server=True)
+        raise RateLimited(retry_after, endpoint=endpoint.value, from_server=True, anonymous=not token)
 
     # ---------------------------------------------------------------- payloads into models
 

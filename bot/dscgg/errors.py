@@ -87,6 +87,8 @@ class RateLimited(DscggError):
 
     Raised before sending when our own bucket would make the caller wait longer than allowed
     (``from_server`` is False), or after dsc.gg answered 429 and retrying was not worth it.
+    ``anonymous``: the call carried no token, so the bucket is the one every tokenless call of
+    this process shares (dsc.gg counts such calls together).
     """
 
     def __init__(
@@ -97,12 +99,14 @@ class RateLimited(DscggError):
         limit: int | None = None,
         window: float | None = None,
         from_server: bool = False,
+        anonymous: bool = False,
     ) -> None:
         self.retry_after = max(0.0, retry_after)
         self.endpoint = endpoint
         self.limit = limit
         self.window = window
         self.from_server = from_server
+        self.anonymous = anonymous
         where = "dsc.gg" if from_server else "local bucket"
         super().__init__(f"rate limited on {endpoint} ({where}); retry in {self.retry_after:.1f} s")
 
@@ -118,6 +122,11 @@ class Unavailable(DscggError):
         self.reason = reason
         self.status = status
         super().__init__(reason if status is None else f"{reason} (HTTP {status})")
+
+
+class DeadlineExceeded(Unavailable):
+    """The call's time budget (``bot.dscgg.deadline``) ran out, or had too little left to send the
+    request and wait for its answer; if nothing was sent, nothing happened on dsc.gg."""
 
 
 #: Documented (and observed) error codes and the class each one maps to.

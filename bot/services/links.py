@@ -19,6 +19,7 @@ from bot.dscgg.client import UNSET, UnsetType
 from bot.dscgg.models import Link, LinkType
 from bot.embeds import PAGE_SIZE
 from bot.errors import audit_reason, describe
+from bot.services.cache import SharedCache
 from bot.validation import check_edit_options, validate_redirect
 
 if TYPE_CHECKING:
@@ -89,11 +90,15 @@ class LinkService:
         tokens: TokenSource,
         records: LinkRecordStore,
         audit: AuditLog,
+        *,
+        top_ttl: float = 60.0,
     ) -> None:
         self._client = client
         self._tokens = tokens
         self._records = records
         self._audit = audit
+        #: /top answers per type, the same for every server: kept ``top_ttl`` s, one request at a time.
+        self.top_cache: SharedCache[LinkType | None, tuple[Link, ...]] = SharedCache(top_ttl)
 
     # ---------------------------------------------------------------- helpers
 
@@ -377,8 +382,16 @@ class LinkService:
         return RecordPage(records=records, page=page, pages=pages, total=total)
 
     async def top(self, type: LinkType | None = None) -> list[Link]:
-        """The top links; dsc.gg asks no token for these, so none is sent. Empty is ``[]``."""
-        return await self._client.get_top_links(type=type)
+        """The top links; dsc.gg asks no token for these, so none is sent. Empty is ``[]``.
+
+        Shared by every server (``top_cache``): while an answer is fresh nobody asks dsc.gg again,
+        and servers asking at the same time wait for the same request.
+        """
+
+        async def fetch() -> tuple[Link, ...]:
+            return tuple(await self._client.get_top_links(type=type))
+
+        return list(await self.top_cache.get(type, fetch))
 
     async def search(
         self, guild_id: int, query: str, type: LinkType | None = None, limit: int | None = None

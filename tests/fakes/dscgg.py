@@ -66,6 +66,7 @@ FaultKind = Literal[
     "rate_limit_200",  # 200 with code rate_limit
     "drop",  # close the connection without answering
     "delay",  # answer normally after `delay` seconds
+    "hang",  # never answer: hold the request until the client gives up (or the fake closes)
 ]
 
 #: Status of every documented code.
@@ -436,6 +437,8 @@ class FakeDscgg:
                 return web.Response()
             if fault.kind == "delay":
                 await asyncio.sleep(fault.delay)
+            elif fault.kind == "hang":
+                return await _hang(request)
             else:
                 return self._fault_response(fault)
 
@@ -784,6 +787,14 @@ _SUCCESS_MESSAGES: Mapping[str, str] = {
 }
 
 
+async def _hang(request: web.Request) -> web.StreamResponse:
+    """Answer nothing until the client closes the connection (then there is no one to answer)."""
+    # Polled: aiohttp tells a handler nothing when its client goes away.
+    while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    return web.Response()
+
+
 def _public(record: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in record.items() if not name.startswith("_")}
 
@@ -838,6 +849,7 @@ async def _serve(args: argparse.Namespace, seed: Any) -> None:
         limits=uniform,
     )
     fake.record_requests = not args.no_record
+    fake.latency = args.latency
     if seed:
         fake.seed(seed)
     stop = asyncio.Event()
@@ -859,6 +871,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-rate-limits", action="store_true")
     parser.add_argument("--uniform-window", type=float, help="use this window (seconds) for every limit")
     parser.add_argument("--no-record", action="store_true", help="do not keep every request in memory")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     args = parser.parse_args(argv)
     seed = json.loads(Path(args.seed_file).read_text(encoding="utf-8")) if args.seed_file else None
     asyncio.run(_serve(args, seed))
