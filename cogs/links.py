@@ -1,8 +1,11 @@
-"""/link create|edit|delete|info|list — a server's dsc.gg links, for members with Manage Server.
+"""/link create|edit|delete|info|adopt|list — a server's dsc.gg links, for members with Manage Server.
 
 Every subcommand validates its options locally first (an ephemeral refusal, nothing sent to dsc.gg),
 then defers ephemerally before touching the database or the network, and finishes by editing the
 deferred response. Failures are raised and the tree turns them into one ephemeral sentence.
+
+``edit``, ``delete`` and ``info`` act only on the links this server created or adopted (the service
+refuses the others with a reply naming ``/link adopt``); autocomplete offers only those.
 """
 
 from __future__ import annotations
@@ -224,6 +227,7 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         name = normalize_slug(slug)
         await defer(interaction)
         await self.links.token_for(guild_id)  # no token: say so now rather than after the question
+        await self.links.ensure_managed(guild_id, name)  # nor ask about a link it may not delete
 
         label = slug_label(name)
         view = ConfirmView(
@@ -269,9 +273,40 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         link = await self.links.info(guild_id, name)
         await interaction.edit_original_response(embed=link_info_embed(link), allowed_mentions=NONE)
 
+    # ---------------------------------------------------------------- /link adopt
+
+    @app_commands.command(
+        name="adopt",
+        description="Manage an existing dsc.gg link here (your server's dsc.gg account must own it)",
+    )
+    @app_commands.describe(slug=_DESCRIBE["slug"])
+    async def adopt(self, interaction: Interaction, slug: Range[str, 1, SLUG_OPTION_MAX]) -> None:
+        # No autocomplete: this server's records are the links it need not adopt, and other servers'
+        # records are not for it to see.
+        guild_id = checks.ensure_guild(interaction)
+        name = normalize_slug(slug)
+        await defer(interaction)
+        result = await self.links.adopt(guild_id, interaction.user.id, name)
+        label = slug_label(name)
+        if not result.adopted:
+            await interaction.edit_original_response(
+                content=f"**{label}** is already managed by this server: nothing to adopt.",
+                allowed_mentions=NONE,
+            )
+            return
+        assert result.link is not None
+        await interaction.edit_original_response(
+            content=(
+                f"Adopted **{short_label(result.link)}**: this server can now change it with "
+                "`/link edit` and `/link delete`."
+            ),
+            embed=link_info_embed(result.link),
+            allowed_mentions=NONE,
+        )
+
     # ---------------------------------------------------------------- /link list
 
-    @app_commands.command(name="list", description="List the links this server created or changed here")
+    @app_commands.command(name="list", description="List the links this server created or adopted here")
     async def list_(self, interaction: Interaction) -> None:
         guild_id = checks.ensure_guild(interaction)
         await defer(interaction)

@@ -3,7 +3,7 @@
 from bot.db.audit import AuditEventStore, StoredAuditEvent
 from bot.db.database import Database, SchemaTooNew
 from bot.db.guilds import GuildSettings, GuildSettingsStore
-from bot.db.links import LinkRecord, LinkRecordStore
+from bot.db.links import Claim, LinkRecord, LinkRecordStore
 from bot.db.migrations import MIGRATIONS, SCHEMA_VERSION, Migration
 from bot.db.state import AppStateStore
 from bot.db.tokens import TokenInfo, TokenStore, TokenUnreadable
@@ -13,6 +13,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AppStateStore",
     "AuditEventStore",
+    "Claim",
     "Database",
     "GuildSettings",
     "GuildSettingsStore",
