@@ -29,6 +29,7 @@ from bot.audit import AuditLog
 from bot.crypto import TokenCipher
 from bot.db import AppStateStore, AuditEventStore, Database, GuildSettingsStore, LinkRecordStore, TokenStore
 from bot.dscgg.client import DscggClient
+from bot.permissions import CommandPermissions, parse_overrides
 from bot.services.links import LinkService
 from bot.services.tokens import TokenService
 from bot.tree import DscCommandTree
@@ -127,6 +128,10 @@ class DscBot(commands.Bot):
         self.audit = self._build_audit_log()
         self.tokens = TokenService(self.token_store, self.dscgg, self.audit)
         self.links = self._build_link_service()
+        #: Discord's command permission overrides per guild, for the runtime checks (bot/checks.py).
+        self.command_permissions = CommandPermissions(self._fetch_command_permissions)
+        self.add_listener(self._command_permissions_updated, "on_raw_app_command_permissions_update")
+        self.add_listener(self._forget_command_permissions, "on_guild_remove")
         self._health_task: asyncio.Task[None] | None = None
         #: Loop time by which the shutdown must be done; None until it begins.
         self._deadline: float | None = None
@@ -148,6 +153,25 @@ class DscBot(commands.Bot):
             records=self.link_records,
             audit=self.audit,
         )
+
+    # ---------------------------------------------------------------- command permissions
+
+    async def _fetch_command_permissions(self, guild_id: int) -> list[dict[str, Any]]:
+        if self.application_id is None:
+            raise RuntimeError("application id not known yet")
+        data: Any = await self.http.get_guild_application_command_permissions(self.application_id, guild_id)
+        return list(data)
+
+    async def _command_permissions_updated(self, event: discord.RawAppCommandPermissionsUpdateEvent) -> None:
+        if event.application_id != self.application_id:
+            return
+        overrides = parse_overrides(
+            {"id": p.id, "type": p.type.value, "permission": p.permission} for p in event.permissions
+        )
+        self.command_permissions.update(event.guild.id, event.target_id, overrides)
+
+    async def _forget_command_permissions(self, guild: discord.Guild) -> None:
+        self.command_permissions.forget(guild.id)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -249,6 +273,7 @@ class DscBot(commands.Bot):
                 await self._health_task
             self._health_task = None
         self._remove_health_file()
+        await self.command_permissions.close()
         # posts what is queued while the Discord connection still exists
         await self.audit.close(within=self._remaining(_AFTER_AUDIT))
         try:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BotError",
+    "CommandDenied",
     "InvalidInput",
     "LinkNotOwned",
     "LogChannelUnusable",
@@ -110,6 +111,13 @@ class MissingManageGuild(BotError):
 
     def __init__(self) -> None:
         super().__init__("member lacks manage_guild")
+
+
+class CommandDenied(BotError):
+    """The server's command permissions (Server Settings → Integrations) refuse the member here."""
+
+    def __init__(self) -> None:
+        super().__init__("command permissions deny the member")
 
 
 class NothingToChange(BotError):
@@ -375,6 +383,11 @@ def _bot_error(error: BotError) -> str:
             return "This command only works in a server, not in direct messages."
         case MissingManageGuild():
             return "You need the **Manage Server** permission to use this command."
+        case CommandDenied():
+            return (
+                "This server's command permissions (Server Settings → Integrations) don't let you use "
+                "this command here. Ask an admin if you need it."
+            )
         case NothingToChange():
             return (
                 f"Nothing to change on **dsc.gg/{_plain(error.slug, limit=120)}**: give at least one option "

@@ -1,4 +1,5 @@
-"""/link create|edit|delete|info|adopt|list — a server's dsc.gg links, for members with Manage Server.
+"""/link create|edit|delete|info|adopt|list — a server's dsc.gg links, for members with Manage Server
+(or whoever the server's command permissions in Server Settings → Integrations allow).
 
 Every subcommand validates its options locally first (an ephemeral refusal, nothing sent to dsc.gg),
 then defers ephemerally before touching the database or the network, and finishes by editing the
@@ -97,21 +98,21 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
     # ---------------------------------------------------------------- autocomplete
 
     async def slug_autocomplete(self, interaction: Interaction, current: str) -> list[Choice[str]]:
-        """This server's own recorded slugs (no dsc.gg call); nothing for members without Manage Server.
+        """This server's own recorded slugs (no dsc.gg call); nothing for members who may not use /link.
 
-        Command checks do not run for autocomplete, so the permission is checked here. Never raises.
+        Command checks do not run for autocomplete, so the permission (the server's command permission
+        overrides, else Manage Server) is checked here. Never raises.
         """
         try:
-            if interaction.guild_id is None or not interaction.permissions.manage_guild:
-                return []
-            prefix = current.strip()
-            try:
-                prefix = normalize_slug(prefix) if prefix else ""
-            except app_commands.AppCommandError:
-                prefix = prefix[-100:]  # half-typed or odd input: still try a plain "contains" match
-            slugs = await asyncio.wait_for(
-                self.links.suggest(interaction.guild_id, prefix, 25), timeout=AUTOCOMPLETE_BUDGET
-            )
+            async with asyncio.timeout(AUTOCOMPLETE_BUDGET):  # the permission check and the lookup
+                if interaction.guild_id is None or not await checks.may_manage(interaction):
+                    return []
+                prefix = current.strip()
+                try:
+                    prefix = normalize_slug(prefix) if prefix else ""
+                except app_commands.AppCommandError:
+                    prefix = prefix[-100:]  # half-typed or odd input: still try a plain "contains" match
+                slugs = await self.links.suggest(interaction.guild_id, prefix, 25)
             return [Choice(name=slug, value=slug) for slug in slugs if len(slug) <= 100][:25]
         except Exception:
             log.exception("Slug autocomplete failed in guild %s", interaction.guild_id)

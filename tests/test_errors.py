@@ -265,9 +265,10 @@ def test_link_scoping_sentences(error: Exception, expected: str) -> None:
             ],
         ),
         (errors.OwnershipUnconfirmed("x"), ["couldn't confirm", "Nothing was adopted", "Try again later"]),
+        (errors.CommandDenied(), ["Server Settings → Integrations", "Ask an admin"]),
     ],
 )
-def test_adopt_sentences(error: Exception, expected: list[str]) -> None:
+def test_adopt_and_command_permission_sentences(error: Exception, expected: list[str]) -> None:
     text = errors.describe(error)
     for phrase in expected:
         assert phrase in text, text
