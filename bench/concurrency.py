@@ -52,7 +52,10 @@ async def main() -> None:
         async with FakeDiscord(guilds=SERVERS) as fake, dscgg_process(seed) as dscgg_url:
             guilds = fake.guild_ids
             await seed_tokens(
-                workdir / "data" / "bot.sqlite3", key, {gid: _token(i) for i, gid in enumerate(guilds)}
+                workdir / "data" / "bot.sqlite3",
+                key,
+                {gid: _token(i) for i, gid in enumerate(guilds)},
+                links=["mine"],
             )
             async with bot_process(
                 fake, workdir, dscgg_url=dscgg_url, TOKEN_ENCRYPTION_KEYS=key, LOG_LEVEL="WARNING"

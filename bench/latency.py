@@ -65,7 +65,9 @@ async def main() -> None:
         async with FakeDiscord(guilds=GUILDS) as fake, dscgg_process(seed, "--no-rate-limits") as dscgg_url:
             guilds = fake.guild_ids
             database = workdir / "data" / "bot.sqlite3"
-            await seed_tokens(database, key, {gid: f"bench-latency-{i:03d}" for i, gid in enumerate(guilds)})
+            await seed_tokens(
+                database, key, {gid: f"bench-latency-{i:03d}" for i, gid in enumerate(guilds)}, links=["mine"]
+            )
             async with bot_process(
                 fake, workdir, dscgg_url=dscgg_url, TOKEN_ENCRYPTION_KEYS=key, LOG_LEVEL="WARNING"
             ) as bot:

@@ -21,7 +21,7 @@ import aiohttp
 from cryptography.fernet import Fernet
 
 from bot.crypto import TokenCipher
-from bot.db import Database, TokenStore
+from bot.db import Database, LinkRecordStore, TokenStore
 from tests.e2e import REPO_ROOT, BotProcess, bot_env
 from tests.fakes.discord import FakeDiscord
 
@@ -49,13 +49,19 @@ def new_key() -> str:
     return Fernet.generate_key().decode("ascii")
 
 
-async def seed_tokens(database: Path, key: str, tokens: Mapping[int, str], *, set_by: int = 1) -> None:
-    """Store ``{guild_id: dsc.gg token}`` in the bot's database, encrypted with ``key``, before it starts."""
+async def seed_tokens(
+    database: Path, key: str, tokens: Mapping[int, str], *, set_by: int = 1, links: Sequence[str] = ()
+) -> None:
+    """Store ``{guild_id: dsc.gg token}`` in the bot's database, encrypted with ``key``, before it starts;
+    ``links``: slugs every one of those servers manages (as if created there)."""
     database.parent.mkdir(parents=True, exist_ok=True)
     async with Database.open(database) as db:
         store = TokenStore(db, TokenCipher([key]))
+        records = LinkRecordStore(db)
         for guild_id, token in tokens.items():
             await store.set(guild_id, token, set_by=set_by)
+            for slug in links:
+                await records.record(guild_id, slug, set_by)
 
 
 @contextlib.asynccontextmanager

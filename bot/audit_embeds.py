@@ -51,6 +51,8 @@ class EventKind(enum.StrEnum):
     LINK_CREATED = "link_created"
     LINK_EDITED = "link_edited"
     LINK_DELETED = "link_deleted"
+    #: An existing link brought under this server's management (``/link adopt``).
+    LINK_ADOPTED = "link_adopted"
     TOKEN_SET = "token_set"
     TOKEN_CLEARED = "token_cleared"
     TOKEN_REJECTED = "token_rejected"
@@ -78,9 +80,9 @@ class AuditEvent:
     actor_id: int | None
     slug: str | None = None
     changes: tuple[FieldChange, ...] = ()
-    #: For refusals: what was tried ("create", "edit", "delete", "token set") and the friendly reason.
-    #: ``reason`` is the sentence the admin read (``bot.errors.audit_reason``): markdown whose untrusted
-    #: parts are already escaped, so it is shown without escaping it again.
+    #: For refusals: what was tried ("create", "edit", "delete", "adopt", "token set") and the friendly
+    #: reason. ``reason`` is the sentence the admin read (``bot.errors.audit_reason``): markdown whose
+    #: untrusted parts are already escaped, so it is shown without escaping it again.
     action: str | None = None
     reason: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -162,6 +164,7 @@ _TITLES: Final = {
     EventKind.LINK_CREATED: "Link created",
     EventKind.LINK_EDITED: "Link edited",
     EventKind.LINK_DELETED: "Link deleted",
+    EventKind.LINK_ADOPTED: "Link adopted",
     EventKind.TOKEN_SET: "dsc.gg token set",
     EventKind.TOKEN_CLEARED: "dsc.gg token removed",
     EventKind.TOKEN_REJECTED: "dsc.gg token rejected",
@@ -174,6 +177,7 @@ _COLOURS: Final = {
     EventKind.LINK_CREATED: discord.Colour.green(),
     EventKind.LINK_EDITED: discord.Colour.blurple(),
     EventKind.LINK_DELETED: discord.Colour.red(),
+    EventKind.LINK_ADOPTED: discord.Colour.teal(),
     EventKind.TOKEN_SET: discord.Colour.gold(),
     EventKind.TOKEN_CLEARED: discord.Colour.orange(),
     EventKind.TOKEN_REJECTED: discord.Colour.dark_red(),
@@ -224,6 +228,8 @@ def _sentence(event: AuditEvent) -> str:
             return f"{who} edited {link}."
         case EventKind.LINK_DELETED:
             return f"{who} deleted {link}."
+        case EventKind.LINK_ADOPTED:
+            return f"{who} adopted {link}: this server now manages it."
         case EventKind.TOKEN_SET:
             return f"{who} set this server's dsc.gg token."
         case EventKind.TOKEN_CLEARED:

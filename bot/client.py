@@ -39,6 +39,7 @@ from bot.db import (
 )
 from bot.dscgg.client import DscggClient
 from bot.pager import PageButton, Pager
+from bot.permissions import CommandPermissions, parse_overrides
 from bot.services.guilds import DEFAULT_PURGE_INTERVAL, GuildLifecycle, Reconciled
 from bot.services.links import LinkService
 from bot.services.tokens import TokenService
@@ -150,6 +151,10 @@ class DscBot(commands.Bot):
             is_member=lambda guild_id: self.get_guild(guild_id) is not None,
             on_token_deleted=self.tokens.forget_secret,
         )
+        #: Discord's command permission overrides per guild, for the runtime checks (bot/checks.py).
+        self.command_permissions = CommandPermissions(self._fetch_command_permissions)
+        self.add_listener(self._command_permissions_updated, "on_raw_app_command_permissions_update")
+        self.add_listener(self._forget_command_permissions, "on_guild_remove")
         self._health_task: asyncio.Task[None] | None = None
         self._purge_task: asyncio.Task[None] | None = None
         #: Loop time by which the shutdown must be done; None until it begins.
@@ -173,6 +178,25 @@ class DscBot(commands.Bot):
             audit=self.audit,
             top_ttl=self.settings.top_cache_ttl,
         )
+
+    # ---------------------------------------------------------------- command permissions
+
+    async def _fetch_command_permissions(self, guild_id: int) -> list[dict[str, Any]]:
+        if self.application_id is None:
+            raise RuntimeError("application id not known yet")
+        data: Any = await self.http.get_guild_application_command_permissions(self.application_id, guild_id)
+        return list(data)
+
+    async def _command_permissions_updated(self, event: discord.RawAppCommandPermissionsUpdateEvent) -> None:
+        if event.application_id != self.application_id:
+            return
+        overrides = parse_overrides(
+            {"id": p.id, "type": p.type.value, "permission": p.permission} for p in event.permissions
+        )
+        self.command_permissions.update(event.guild.id, event.target_id, overrides)
+
+    async def _forget_command_permissions(self, guild: discord.Guild) -> None:
+        self.command_permissions.forget(guild.id)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -279,6 +303,7 @@ class DscBot(commands.Bot):
                     await task
         self._health_task = self._purge_task = None
         self._remove_health_file()
+        await self.command_permissions.close()
         # posts what is due while the Discord connection still exists; the rest waits in the outbox
         await self.audit.close(within=self._remaining(_AFTER_AUDIT))
         try:

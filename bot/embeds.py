@@ -318,7 +318,7 @@ def record_page_embed(
     guild_name: str | None = None,
     domain: str = "dsc.gg",
 ) -> discord.Embed:
-    """One page of ``/link list``: the links this server created or touched through the bot."""
+    """One page of ``/link list``: the links this server manages (created or adopted through the bot)."""
     lines = []
     for record in records:
         label = f"{escape(domain)}/{escape(record.slug)}"
@@ -327,7 +327,7 @@ def record_page_embed(
             line += f", last changed by <@{record.last_touched_by}>"
         line += f" · {discord.utils.format_dt(record.touched_at, 'R')}"
         lines.append(line)
-    empty = "No links yet: links created or changed here with `/link create` and `/link edit` show up here."
+    empty = "No links yet: links created here with `/link create` or adopted with `/link adopt` show up here."
     return _build(
         title=f"dsc.gg links of {_inline(guild_name)}" if guild_name else "This server's dsc.gg links",
         description="\n".join(lines) if lines else empty,

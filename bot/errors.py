@@ -27,11 +27,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BotError",
+    "CommandDenied",
     "InvalidInput",
+    "LinkNotOwned",
     "LogChannelUnusable",
+    "ManagedElsewhere",
     "MissingManageGuild",
     "NoToken",
     "NotInGuild",
+    "NotManagedHere",
+    "OwnershipUnconfirmed",
     "PagesUnavailable",
     "ShuttingDown",
     "TokenRejected",
@@ -109,12 +114,55 @@ class MissingManageGuild(BotError):
         super().__init__("member lacks manage_guild")
 
 
+class CommandDenied(BotError):
+    """The server's command permissions (Server Settings → Integrations) refuse the member here."""
+
+    def __init__(self) -> None:
+        super().__init__("command permissions deny the member")
+
+
 class NothingToChange(BotError):
     """``/link edit`` was given no option besides the slug."""
 
     def __init__(self, slug: str) -> None:
         self.slug = slug
         super().__init__("no field to change")
+
+
+class NotManagedHere(BotError):
+    """The link is not one this server created or adopted through the bot, so it may not change it."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        super().__init__("link not managed by this guild")
+
+
+class ManagedElsewhere(BotError):
+    """``/link adopt``: another server already manages the link through the bot."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        super().__init__("link managed by another guild")
+
+
+class LinkNotOwned(BotError):
+    """``/link adopt``: the link belongs to another dsc.gg account than the server's token's."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        super().__init__("link owned by another dsc.gg account")
+
+
+class OwnershipUnconfirmed(BotError):
+    """``/link adopt``: dsc.gg did not let the bot find out whether the server's account owns the link.
+
+    ``whitelist_only``: because only whitelisted apps may list an account's apps (and their keys).
+    """
+
+    def __init__(self, slug: str, *, whitelist_only: bool = False) -> None:
+        self.slug = slug
+        self.whitelist_only = whitelist_only
+        super().__init__("link ownership could not be confirmed")
 
 
 class LogChannelUnusable(BotError):
@@ -212,6 +260,11 @@ def relative_time(seconds_from_now: float, *, now: float | None = None) -> str:
 def _plain(text: str, *, limit: int = 300) -> str:
     """Untrusted text (the API's message) made safe to show: no markdown, no mentions, bounded."""
     return escape(truncate(" ".join(text.split()), limit))
+
+
+def _code(slug: str) -> str:
+    """A slug for inside backticks (shown literally there, so not escaped; backticks removed)."""
+    return " ".join(slug.split()).replace("`", "")[:120]
 
 
 def _slug(interaction: discord.Interaction[Any] | None) -> str | None:
@@ -349,10 +402,45 @@ def _bot_error(error: BotError) -> str:
             return "This command only works in a server, not in direct messages."
         case MissingManageGuild():
             return "You need the **Manage Server** permission to use this command."
+        case CommandDenied():
+            return (
+                "This server's command permissions (Server Settings → Integrations) don't let you use "
+                "this command here. Ask an admin if you need it."
+            )
         case NothingToChange():
             return (
                 f"Nothing to change on **dsc.gg/{_plain(error.slug, limit=120)}**: give at least one option "
                 "besides `slug`, for example `redirect`, `title` or `unlisted`."
+            )
+        case NotManagedHere():
+            slug = _code(error.slug)
+            return (
+                f"`dsc.gg/{slug}` isn't managed by this server. If this server's dsc.gg account owns it, "
+                f"bring it here with `/link adopt slug:{slug}`."
+            )
+        case ManagedElsewhere():
+            return (
+                f"`dsc.gg/{_code(error.slug)}` is already managed by another server that uses "
+                "this bot, so it can't be adopted here. Only that server can change it through the bot."
+            )
+        case LinkNotOwned():
+            return (
+                f"`dsc.gg/{_code(error.slug)}` is owned by a different dsc.gg account than the "
+                "one whose token this server uses, so it can't be adopted here. Ask the link's owner, or set "
+                f"that account's token with {SET_TOKEN}."
+            )
+        case OwnershipUnconfirmed():
+            link = f"`dsc.gg/{_code(error.slug)}`"
+            if error.whitelist_only:
+                return (
+                    f"I couldn't confirm that {link} belongs to this server's dsc.gg account: dsc.gg only "
+                    "tells **whitelisted** apps which account an API key belongs to, and this server's app "
+                    "isn't whitelisted. Nothing was adopted. The app's owner can ask for whitelisting at "
+                    "https://dsc.gg/developer."
+                )
+            return (
+                f"I couldn't confirm that {link} belongs to this server's dsc.gg account (dsc.gg didn't say "
+                "who owns it). Nothing was adopted. Try again later."
             )
         case LogChannelUnusable():
             perms = _permission_list(error.missing) or "the permissions it needs"

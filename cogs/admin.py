@@ -26,6 +26,7 @@ from bot import checks
 from bot.audit_embeds import history_embed
 from bot.errors import NotInGuild, relative_time
 from bot.pager import Page
+from bot.permissions import command_id_of
 from bot.services.tokens import TokenCheck, TokenStatus
 from bot.tree import defer
 from bot.views import ConfirmView
@@ -56,14 +57,16 @@ class TokenModal(discord.ui.Modal, title="dsc.gg API token"):
         required=True,
     )
 
-    def __init__(self, bot: DscBot) -> None:
+    def __init__(self, bot: DscBot, command_id: int | None = None) -> None:
         super().__init__(timeout=600)
         self.bot = bot
+        #: The /dscgg command that opened the form: its permission overrides apply to the submit too.
+        self.command_id = command_id
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
-        # The submitter may have lost Manage Server since opening the modal; shutdown also applies.
+        # The submitter may have lost the permission since opening the modal; shutdown also applies.
         self.bot.tree.admit(interaction)
-        checks.ensure_manage_guild(interaction)
+        await checks.ensure_allowed(interaction, command_id=self.command_id)
         return True
 
     async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
@@ -103,7 +106,7 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
 
     @token.command(name="set", description="Set the dsc.gg API token for this server (opens a form)")
     async def token_set(self, interaction: Interaction) -> None:
-        await interaction.response.send_modal(TokenModal(self.bot))
+        await interaction.response.send_modal(TokenModal(self.bot, command_id_of(interaction)))
 
     @token.command(name="clear", description="Forget this server's dsc.gg API token (asks to confirm first)")
     async def token_clear(self, interaction: Interaction) -> None:

@@ -1,8 +1,12 @@
-"""/link create|edit|delete|info|list — a server's dsc.gg links, for members with Manage Server.
+"""/link create|edit|delete|info|adopt|list — a server's dsc.gg links, for members with Manage Server
+(or whoever the server's command permissions in Server Settings → Integrations allow).
 
 Every subcommand validates its options locally first (an ephemeral refusal, nothing sent to dsc.gg),
 then defers ephemerally before touching the database or the network, and finishes by editing the
 deferred response. Failures are raised and the tree turns them into one ephemeral sentence.
+
+``edit``, ``delete`` and ``info`` act only on the links this server created or adopted (the service
+refuses the others with a reply naming ``/link adopt``); autocomplete offers only those.
 """
 
 from __future__ import annotations
@@ -104,21 +108,21 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
     # ---------------------------------------------------------------- autocomplete
 
     async def slug_autocomplete(self, interaction: Interaction, current: str) -> list[Choice[str]]:
-        """This server's own recorded slugs (no dsc.gg call); nothing for members without Manage Server.
+        """This server's own recorded slugs (no dsc.gg call); nothing for members who may not use /link.
 
-        Command checks do not run for autocomplete, so the permission is checked here. Never raises.
+        Command checks do not run for autocomplete, so the permission (the server's command permission
+        overrides, else Manage Server) is checked here. Never raises.
         """
         try:
-            if interaction.guild_id is None or not interaction.permissions.manage_guild:
-                return []
-            prefix = current.strip()
-            try:
-                prefix = normalize_slug(prefix) if prefix else ""
-            except app_commands.AppCommandError:
-                prefix = prefix[-100:]  # half-typed or odd input: still try a plain "contains" match
-            slugs = await asyncio.wait_for(
-                self.links.suggest(interaction.guild_id, prefix, 25), timeout=AUTOCOMPLETE_BUDGET
-            )
+            async with asyncio.timeout(AUTOCOMPLETE_BUDGET):  # the permission check and the lookup
+                if interaction.guild_id is None or not await checks.may_manage(interaction):
+                    return []
+                prefix = current.strip()
+                try:
+                    prefix = normalize_slug(prefix) if prefix else ""
+                except app_commands.AppCommandError:
+                    prefix = prefix[-100:]  # half-typed or odd input: still try a plain "contains" match
+                slugs = await self.links.suggest(interaction.guild_id, prefix, 25)
             return [Choice(name=slug, value=slug) for slug in slugs if len(slug) <= 100][:25]
         except Exception:
             log.exception("Slug autocomplete failed in guild %s", interaction.guild_id)
@@ -259,6 +263,7 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         name = normalize_slug(slug)
         await defer(interaction)
         await self.links.token_for(guild_id)  # no token: say so now rather than after the question
+        await self.links.ensure_managed(guild_id, name)  # nor ask about a link it may not delete
 
         label = slug_label(name)
         view = ConfirmView(
@@ -304,9 +309,40 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         link = await self.links.info(guild_id, name)
         await interaction.edit_original_response(embed=link_info_embed(link), allowed_mentions=NONE)
 
+    # ---------------------------------------------------------------- /link adopt
+
+    @app_commands.command(
+        name="adopt",
+        description="Manage an existing dsc.gg link here (your server's dsc.gg account must own it)",
+    )
+    @app_commands.describe(slug=_DESCRIBE["slug"])
+    async def adopt(self, interaction: Interaction, slug: Range[str, 1, SLUG_OPTION_MAX]) -> None:
+        # No autocomplete: this server's records are the links it need not adopt, and other servers'
+        # records are not for it to see.
+        guild_id = checks.ensure_guild(interaction)
+        name = normalize_slug(slug)
+        await defer(interaction)
+        result = await self.links.adopt(guild_id, interaction.user.id, name)
+        label = slug_label(name)
+        if not result.adopted:
+            await interaction.edit_original_response(
+                content=f"**{label}** is already managed by this server: nothing to adopt.",
+                allowed_mentions=NONE,
+            )
+            return
+        assert result.link is not None
+        await interaction.edit_original_response(
+            content=(
+                f"Adopted **{short_label(result.link)}**: this server can now change it with "
+                "`/link edit` and `/link delete`."
+            ),
+            embed=link_info_embed(result.link),
+            allowed_mentions=NONE,
+        )
+
     # ---------------------------------------------------------------- /link list
 
-    @app_commands.command(name="list", description="List the links this server created or changed here")
+    @app_commands.command(name="list", description="List the links this server created or adopted here")
     async def list_(self, interaction: Interaction) -> None:
         checks.ensure_guild(interaction)
         await defer(interaction)

@@ -73,13 +73,15 @@ class HarnessError(AssertionError):
 @dataclass(frozen=True)
 class FakeUser:
     """A user who invokes commands. ``permissions`` are the member's guild permissions (before
-    channel overwrites); ``admin_role`` gives the member the guild's Admin role."""
+    channel overwrites); ``admin_role`` gives the member the guild's Admin role; ``roles`` are more
+    role ids the member has (e.g. a "Link managers" role that command permissions name)."""
 
     id: int
     name: str
     permissions: int = EVERYONE_PERMISSIONS
     admin_role: bool = False
     locale: str = "en-US"
+    roles: tuple[int, ...] = ()
 
     def with_permissions(self, permissions: int) -> FakeUser:
         return replace(self, permissions=permissions)
@@ -98,8 +100,9 @@ class FakeUser:
 
     def member_payload(self, guild: FakeGuild, *, with_user: bool = True) -> dict[str, Any]:
         perms = ALL_PERMISSIONS if self.permissions & ADMINISTRATOR else self.permissions
+        roles = ([guild.admin_role_id] if self.admin_role else []) + list(self.roles)
         data: dict[str, Any] = {
-            "roles": [str(guild.admin_role_id)] if self.admin_role else [],
+            "roles": [str(role) for role in roles],
             "joined_at": "2025-02-01T00:00:00+00:00",
             "premium_since": None,
             "deaf": False,
@@ -506,6 +509,24 @@ class Harness:
             ) from (result.errors[0])
         return result
 
+    async def gateway_event(
+        self,
+        event: str,
+        data: dict[str, Any],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-event budget)
+    ) -> list[BaseException]:
+        """Feed one gateway DISPATCH (e.g. APPLICATION_COMMAND_PERMISSIONS_UPDATE) to the bot the way its
+        gateway connection would; return once the handlers discord.py started for it are done."""
+        parser = getattr(self.bot._connection, "parse_" + event.lower(), None)
+        if parser is None:
+            raise HarnessError(f"discord.py has no parser for the gateway event {event}")
+        before = asyncio.all_tasks()
+        parser(data)
+        spawned = asyncio.all_tasks() - before
+        errors, _ = await self._settle(spawned, self.timeout if timeout is None else timeout, event)
+        return errors
+
     async def expire_views(self, *, timeout: float | None = None) -> list[BaseException]:  # noqa: ASYNC109
         """Time out every listening view now, as if its timeout had passed: ``on_timeout`` runs and
         commands waiting on the view resume. Returns errors raised by those tasks."""
@@ -629,8 +650,10 @@ class Payloads:
         for known in (ADMIN, MEMBER, OTHER_MEMBER, ADMINISTRATOR_USER):
             if known.id == uid:
                 return known
-        perms = int(payload.get("member", {}).get("permissions", EVERYONE_PERMISSIONS))
-        return FakeUser(id=uid, name=raw["username"], permissions=perms)
+        member = payload.get("member", {})
+        perms = int(member.get("permissions", EVERYONE_PERMISSIONS))
+        roles = tuple(int(role) for role in member.get("roles", ()))
+        return FakeUser(id=uid, name=raw["username"], permissions=perms, roles=roles)
 
     def base(
         self,

@@ -58,7 +58,7 @@ def total_chars(node: dict[str, Any]) -> int:
 def test_the_expected_commands_are_registered(synced: dict[str, dict[str, Any]]) -> None:
     assert set(synced) == {"dscgg", "link", "top", "search"}
     link_subs = [o["name"] for o in synced["link"]["options"]]
-    assert link_subs == ["create", "edit", "delete", "info", "list"]
+    assert link_subs == ["create", "edit", "delete", "info", "adopt", "list"]
 
 
 def test_every_command_fits_discords_limits(synced: dict[str, dict[str, Any]]) -> None:
@@ -114,6 +114,7 @@ def test_option_names_are_the_contract(synced: dict[str, dict[str, Any]]) -> Non
     ]  # fmt: skip
     assert names(options_of(synced, "link delete")) == ["slug"]
     assert names(options_of(synced, "link info")) == ["slug"]
+    assert names(options_of(synced, "link adopt")) == ["slug"]
     assert names(options_of(synced, "link list")) == []
     assert names(options_of(synced, "top")) == ["type", "public"]
     assert names(options_of(synced, "search")) == ["query", "type", "limit", "public"]
@@ -133,6 +134,11 @@ def test_option_shapes(synced: dict[str, dict[str, Any]]) -> None:
         [slug] = [o for o in options_of(synced, path) if o["name"] == "slug"]
         assert slug.get("autocomplete") is True, path
     assert not create["slug"].get("autocomplete")
+    # adopt takes links this server does not manage yet: suggesting its own would be useless, and
+    # suggesting other servers' would leak them.
+    [adopt_slug] = options_of(synced, "link adopt")
+    assert adopt_slug["required"] is True
+    assert not adopt_slug.get("autocomplete")
     search = {o["name"]: o for o in options_of(synced, "search")}
     assert search["query"]["required"] is True
     assert (search["limit"]["type"], search["limit"]["min_value"], search["limit"]["max_value"]) == (

@@ -82,6 +82,15 @@ async def set_token(driver: Driver, token: str = DSCGG_TOKEN) -> None:
     assert token not in saved.text()
 
 
+async def adopt(driver: Driver, dscgg: FakeDscgg, slug: str) -> None:
+    """Bring an existing link of the token's account under the server's management. dsc.gg tells only
+    whitelisted apps whose key is whose, so the app is whitelisted for it."""
+    dscgg.keys[DSCGG_TOKEN].whitelisted = True
+    adopted = await driver.command("link adopt", {"slug": slug})
+    message = await driver.final_message(adopted, contains=f"Adopted **dsc.gg/{slug}**")
+    assert_ephemeral(message.flags)
+
+
 async def test_admin_sees_every_command_answered(
     discord_fake: FakeDiscord, dscgg: FakeDscgg, processes: list[BotProcess], tmp_path: Path
 ) -> None:
@@ -113,7 +122,22 @@ async def test_admin_sees_every_command_answered(
     assert "e2e-new" in dscgg.links
     assert dscgg.links["e2e-new"]["meta"]["title"] == "Hello"
 
-    # /link info
+    # A link the account made elsewhere is not this server's until adopted.
+    info = await driver.command("link info", {"slug": "mine"})
+    message = await driver.final_message(info, contains="isn't managed by this server")
+    assert_ephemeral(message.flags)
+    assert "`/link adopt slug:mine`" in message.text()
+
+    # whitelist_only: /search needs a whitelisted app (and so does confirming who owns a link)
+    search = await driver.command("search", {"query": "pop"})
+    message = await driver.final_message(search, contains="**whitelisted** dsc.gg app")
+    assert_ephemeral(message.flags)
+    assert "dsc.gg/developer" in message.text()
+    assert "`/top` still works" in message.text()
+    assert "whitelist_only" not in message.text()
+
+    # /link adopt, then /link info
+    await adopt(driver, dscgg, "mine")
     info = await driver.command("link info", {"slug": "https://dsc.gg/mine"})
     message = await driver.final_message(info)
     assert_ephemeral(message.flags)
@@ -139,20 +163,12 @@ async def test_admin_sees_every_command_answered(
     assert_ephemeral(message.flags)
     assert message.text().index("popular") < message.text().index("mine")
 
-    # owner_mismatch: the link belongs to another dsc.gg account
-    edit = await driver.command("link edit", {"slug": "theirs", "title": "Mine now"})
-    message = await driver.final_message(edit, contains="owned by a different dsc.gg account")
+    # A link of another dsc.gg account cannot be adopted
+    adopted = await driver.command("link adopt", {"slug": "theirs"})
+    message = await driver.final_message(adopted, contains="owned by a different dsc.gg account")
     assert_ephemeral(message.flags)
     assert "/dscgg token set" in message.text()
     assert "owner_mismatch" not in message.text()
-
-    # whitelist_only: /search needs a whitelisted app
-    search = await driver.command("search", {"query": "pop"})
-    message = await driver.final_message(search, contains="**whitelisted** dsc.gg app")
-    assert_ephemeral(message.flags)
-    assert "dsc.gg/developer" in message.text()
-    assert "`/top` still works" in message.text()
-    assert "whitelist_only" not in message.text()
 
     # Nothing was answered twice or late, nothing unknown was asked of Discord.
     assert all(cb.accepted for cb in discord_fake.callbacks), [
@@ -179,6 +195,7 @@ async def test_slow_dscgg_is_acknowledged_in_time_and_answered(
     # DEV_GUILD_ID: synced to that one server only.
     assert [(s.scope, s.guild_id) for s in discord_fake.syncs] == [("guild", guild_id)]
     await set_token(driver)
+    await adopt(driver, dscgg, "mine")
 
     dscgg.latency = SLOW_DSCGG
     info = await driver.command("link info", {"slug": "mine"})
@@ -218,6 +235,8 @@ async def test_sigterm_finishes_the_running_command_and_restart_keeps_the_token(
     driver = Driver(discord_fake)
     await driver.wait_connected(first_run)
     await set_token(driver)
+    await adopt(driver, dscgg, "mine")
+    dscgg.requests.clear()  # wait below for the get_link of /link info, not of the adoption
 
     dscgg.latency = SLOW_DSCGG
     info = await driver.command("link info", {"slug": "mine"})

@@ -240,6 +240,53 @@ def test_invalid_input_names_option_and_problem() -> None:
     assert text == "Check the `redirect` option: must start with https://."
 
 
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            errors.NotManagedHere("x_y"),
+            "`dsc.gg/x_y` isn't managed by this server. If this server's dsc.gg account owns it, bring it "
+            "here with `/link adopt slug:x_y`.",
+        ),
+        (
+            errors.ManagedElsewhere("x"),
+            "`dsc.gg/x` is already managed by another server that uses this bot, so it can't be adopted "
+            "here. Only that server can change it through the bot.",
+        ),
+    ],
+)
+def test_link_scoping_sentences(error: Exception, expected: str) -> None:
+    assert errors.describe(error) == expected
+    assert_clean(expected)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            errors.LinkNotOwned("x"),
+            ["`dsc.gg/x` is owned by a different dsc.gg account", "`/dscgg token set`"],
+        ),
+        (
+            errors.OwnershipUnconfirmed("x", whitelist_only=True),
+            [
+                "couldn't confirm that `dsc.gg/x`",
+                "**whitelisted**",
+                "Nothing was adopted",
+                "dsc.gg/developer",
+            ],
+        ),
+        (errors.OwnershipUnconfirmed("x"), ["couldn't confirm", "Nothing was adopted", "Try again later"]),
+        (errors.CommandDenied(), ["Server Settings → Integrations", "Ask an admin"]),
+    ],
+)
+def test_adopt_and_command_permission_sentences(error: Exception, expected: list[str]) -> None:
+    text = errors.describe(error)
+    for phrase in expected:
+        assert phrase in text, text
+    assert_clean(text)
+
+
 def test_log_channel_unusable_names_channel_and_permissions() -> None:
     text = errors.describe(errors.LogChannelUnusable(42, ["send_messages", "embed_links"]))
     assert "<#42>" in text

@@ -16,6 +16,10 @@ from tests.fixtures.bot import ADMIN_TOKEN, WiredBot
 from tests.harness import ADMIN, ADMINISTRATOR_USER, MEMBER, OTHER_MEMBER, HarnessError, Message, Result
 
 STRANGER_ID = 4_242_424_242  # a dsc.gg account other than the one whose token the server uses
+NOT_MANAGED = (
+    "`dsc.gg/{slug}` isn't managed by this server. If this server's dsc.gg account owns it, "
+    "bring it here with `/link adopt slug:{slug}`."
+)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -96,6 +100,11 @@ def assert_quiet(message: Message | None) -> None:
 
 def records(w: WiredBot) -> Any:
     return w.bot.link_records.search(w.guild_id, "", 100)
+
+
+async def managed(w: WiredBot, slug: str, guild_id: int | None = None) -> None:
+    """Record ``slug`` as created through the bot in the server (the default one), as /link create does."""
+    await w.bot.link_records.record(guild_id or w.guild_id, slug, ADMIN.id)
 
 
 def button(message: Message | None, label: str) -> str:
@@ -242,6 +251,7 @@ async def test_member_without_manage_server_is_refused_and_nothing_is_sent(w: Wi
 
 
 async def test_administrator_may_use_it(w: WiredBot) -> None:
+    await managed(w, "nope")
     result = await w.run("link info", {"slug": "nope"}, user=ADMINISTRATOR_USER)
     assert "dsc.gg has no link" in result.text()
 
@@ -392,6 +402,7 @@ async def test_dscgg_slower_than_the_timeout_gets_the_unavailable_sentence(
     # The wired client's 2 s, scaled down: it gives up on each of its tries after 0.2 s.
     monkeypatch.setattr(w.bot.dscgg, "_timeout", aiohttp.ClientTimeout(total=0.2, sock_connect=1.0))
     w.dscgg.latency = 0.4
+    await managed(w, "x")
     result = await w.run("link info", {"slug": "x"}, timeout=30)
     assert result.first_response_seconds is not None
     assert result.first_response_seconds < 3.0
@@ -408,6 +419,7 @@ async def test_dscgg_slower_than_the_timeout_gets_the_unavailable_sentence(
 
 async def test_edit_sends_only_the_options_given(w: WiredBot, audit: list[AuditEvent]) -> None:
     w.dscgg.add_link("mine", owner_id=ADMIN.id, unlisted=True, meta={"title": "Keep me"})
+    await managed(w, "mine")
     result = await w.run("link edit", {"slug": "mine", "unlisted": False})
     assert_deferred_ephemeral(result)
     assert calls(w) == [("GET", "get_link"), ("PATCH", "update_link")]
@@ -427,12 +439,14 @@ async def test_edit_sends_only_the_options_given(w: WiredBot, audit: list[AuditE
 
 async def test_edit_title_and_colour(w: WiredBot) -> None:
     w.dscgg.add_link("mine", owner_id=ADMIN.id, meta={"title": "Old"})
+    await managed(w, "mine")
     await w.run("link edit", {"slug": "dsc.gg/mine", "title": " New ", "color": "#ABC"})
     assert w.dscgg.requests[1].json == {"meta": {"title": "New", "color": "#aabbcc"}}
 
 
 async def test_edit_new_redirect_of_another_kind_also_sends_its_type(w: WiredBot) -> None:
     w.dscgg.add_link("mine", owner_id=ADMIN.id)
+    await managed(w, "mine")
     bot_invite = "https://discord.com/oauth2/authorize?client_id=123456789012345678"
     result = await w.run("link edit", {"slug": "mine", "redirect": bot_invite})
     assert w.dscgg.requests[1].json == {"redirect": bot_invite, "type": "bot"}
@@ -444,6 +458,7 @@ async def test_edit_type_that_does_not_fit_the_current_redirect_is_refused_befor
     w: WiredBot,
 ) -> None:
     w.dscgg.add_link("mine", owner_id=ADMIN.id, redirect="https://discord.gg/abc")
+    await managed(w, "mine")
     result = await w.run("link edit", {"slug": "mine", "type": "template"})
     assert "it is template but the redirect is a server invite" in result.text()
     assert calls(w) == [("GET", "get_link")]
@@ -451,6 +466,7 @@ async def test_edit_type_that_does_not_fit_the_current_redirect_is_refused_befor
 
 async def test_edit_removes_the_password(w: WiredBot, audit: list[AuditEvent]) -> None:
     w.dscgg.add_link("locked", owner_id=ADMIN.id, password="pw")
+    await managed(w, "locked")
     await w.run("link edit", {"slug": "locked", "remove_password": True})
     assert w.dscgg.requests[1].json == {"password": None}
     assert w.dscgg.links["locked"]["_password"] is None
@@ -476,6 +492,7 @@ async def test_edit_removes_one_preview_field_and_leaves_the_others(
         "color": "#112233",
     }
     w.dscgg.add_link("mine", owner_id=ADMIN.id, meta=meta)
+    await managed(w, "mine")
     result = await w.run("link edit", {"slug": "mine", f"remove_{field}": True})
     assert calls(w) == [("GET", "get_link"), ("PATCH", "update_link")]
     assert w.dscgg.requests[1].json == {"meta": {field: None}}  # null: dsc.gg's "not set"
@@ -497,6 +514,7 @@ async def test_edit_removes_several_fields_and_changes_another_at_once(
 ) -> None:
     meta = {"title": "Old title", "image": "https://x.io/a.png"}
     w.dscgg.add_link("mine", owner_id=ADMIN.id, password="pw", meta=meta)
+    await managed(w, "mine")
     result = await w.run(
         "link edit",
         {
@@ -544,6 +562,7 @@ async def test_edit_with_only_false_remove_options_has_nothing_to_change(w: Wire
 
 async def test_edit_changes_the_password_without_echoing_it(w: WiredBot, audit: list[AuditEvent]) -> None:
     w.dscgg.add_link("locked", owner_id=ADMIN.id)
+    await managed(w, "locked")
     result = await w.run("link edit", {"slug": "locked", "password": "s3cret!"})
     assert "s3cret!" not in result.text()
     assert w.dscgg.links["locked"]["_password"] == "s3cret!"
@@ -584,12 +603,13 @@ async def test_edit_with_nothing_to_change(w: WiredBot) -> None:
 
 async def test_edit_of_someone_elses_link_is_an_owner_mismatch(w: WiredBot, audit: list[AuditEvent]) -> None:
     w.dscgg.add_link("theirs", owner_id=STRANGER_ID)
+    await managed(w, "theirs")
     result = await w.run("link edit", {"slug": "theirs", "title": "mine now"})
     text = result.text()
     assert "is owned by a different dsc.gg account than the one whose token this server uses" in text
     assert "owner_mismatch" not in text
     assert w.dscgg.links["theirs"]["meta"]["title"] is None
-    assert await records(w) == []
+    assert await records(w) == ["theirs"]
     [event] = audit
     assert event.kind is EventKind.MUTATION_REFUSED
     assert event.action == "edit"
@@ -598,6 +618,7 @@ async def test_edit_of_someone_elses_link_is_an_owner_mismatch(w: WiredBot, audi
 async def test_slugs_in_edit_and_delete_sentences_are_shown_as_typed_not_as_markdown(w: WiredBot) -> None:
     """A slug like __x__ must read dsc.gg/__x__, not an underlined "x"."""
     w.dscgg.add_link("__x__", owner_id=ADMIN.id)
+    await managed(w, "__x__")
     edited = await w.run("link edit", {"slug": "__x__", "unlisted": True})
     assert edited.final_message is not None
     assert edited.final_message.content == "Updated **dsc.gg/\\_\\_x\\_\\_**: `unlisted`."
@@ -611,6 +632,7 @@ async def test_slugs_in_edit_and_delete_sentences_are_shown_as_typed_not_as_mark
 
 
 async def test_edit_of_a_missing_link(w: WiredBot) -> None:
+    await managed(w, "ghost")
     result = await w.run("link edit", {"slug": "ghost", "unlisted": True})
     assert "dsc.gg has no link" in result.text()
     assert calls(w) == [("GET", "get_link")]
@@ -643,6 +665,7 @@ async def test_delete_asks_then_deletes_on_confirm(w: WiredBot, audit: list[Audi
 
 async def test_delete_cancelled(w: WiredBot) -> None:
     w.dscgg.add_link("stay", owner_id=ADMIN.id)
+    await managed(w, "stay")
     result = await ask(w, "link delete", {"slug": "stay"})
     await w.harness.click(result, button(result.final_message, "Cancel"))
     final = result.final_message
@@ -655,6 +678,7 @@ async def test_delete_cancelled(w: WiredBot) -> None:
 
 async def test_delete_buttons_refuse_another_member(w: WiredBot) -> None:
     w.dscgg.add_link("stay", owner_id=ADMIN.id)
+    await managed(w, "stay")
     result = await ask(w, "link delete", {"slug": "stay"})
     other = await w.harness.click(result, button(result.final_message, "Delete"), user=OTHER_MEMBER)
     assert other.initial is not None
@@ -670,6 +694,7 @@ async def test_delete_buttons_refuse_another_member(w: WiredBot) -> None:
 
 async def test_delete_expires_without_an_answer(w: WiredBot) -> None:
     w.dscgg.add_link("stay", owner_id=ADMIN.id)
+    await managed(w, "stay")
     cog(w).confirm_timeout = 0.3
     result = await w.run("link delete", {"slug": "stay"})
     await w.discord.wait_for(lambda: "no answer in time" in (result.final_message or Message({})).content)
@@ -684,6 +709,7 @@ async def test_delete_expires_without_an_answer(w: WiredBot) -> None:
 
 async def test_delete_expires_on_the_default_timeout(w: WiredBot) -> None:
     w.dscgg.add_link("stay", owner_id=ADMIN.id)
+    await managed(w, "stay")
     result = await ask(w, "link delete", {"slug": "stay"})
     assert await w.harness.expire_views() == []
     final = result.final_message
@@ -715,11 +741,14 @@ async def test_delete_of_a_link_dscgg_no_longer_has_forgets_it(w: WiredBot) -> N
     assert await records(w) == []
 
 
-async def test_delete_of_a_link_neither_dscgg_nor_the_list_has(w: WiredBot) -> None:
-    result = await ask(w, "link delete", {"slug": "ghost"})
-    await w.harness.click(result, button(result.final_message, "Delete"))
+async def test_delete_of_a_link_the_list_has_not_is_refused_without_asking(w: WiredBot) -> None:
+    result = await w.run("link delete", {"slug": "ghost"})
+    assert not result.waiting_for_input
     [message] = result.messages
-    assert message.content == "**dsc.gg/ghost** no longer exists on dsc.gg; there was nothing to delete."
+    assert message.content == NOT_MANAGED.format(slug="ghost")
+    assert message.buttons() == []
+    assert message.ephemeral
+    assert calls(w) == []
 
 
 async def test_delete_of_someone_elses_link(w: WiredBot) -> None:
@@ -746,6 +775,7 @@ async def test_info_shows_the_link_with_stats(w: WiredBot) -> None:
         created_at=1_700_000_000_000,
         disabled=True,
     )
+    await managed(w, "show")
     result = await w.run("link info", {"slug": "<https://dsc.gg/show>"})
     assert_deferred_ephemeral(result)
     assert w.dscgg.requests[0].query == {"with_stats": "true"}
@@ -766,6 +796,7 @@ async def test_info_shows_the_link_with_stats(w: WiredBot) -> None:
 
 
 async def test_info_of_a_missing_link(w: WiredBot) -> None:
+    await managed(w, "ghost")
     result = await w.run("link info", {"slug": "ghost"})
     text = result.text()
     assert "has no link `dsc.gg/ghost`" in text

@@ -435,7 +435,7 @@ async def test_sigterm_with_a_hung_command_and_slow_log_posts_stops_within_the_b
     live: Callable[[FakeDiscord], None],
 ) -> None:
     from bot.crypto import TokenCipher
-    from bot.db import Database, GuildSettingsStore, TokenStore
+    from bot.db import Database, GuildSettingsStore, LinkRecordStore, TokenStore
     from tests.e2e import Driver
     from tests.fakes.dscgg import FakeDscgg
     from tests.harness import ADMIN
@@ -453,6 +453,8 @@ async def test_sigterm_with_a_hung_command_and_slow_log_posts_stops_within_the_b
                 guild_id, "dscgg-budget-key-Hq5Tw2Lr9x", set_by=ADMIN.id
             )
             await GuildSettingsStore(db).set_log_channel(guild_id, fake.guild(guild_id).log_channel_id)
+            for slug in ("mine", "other"):  # links this server manages
+                await LinkRecordStore(db).record(guild_id, slug, ADMIN.id)
         driver = Driver(fake)
         records: list[Any] = []
         fake.set_latency("channel_message", 10)  # every audit post hangs past the budget
@@ -460,7 +462,7 @@ async def test_sigterm_with_a_hung_command_and_slow_log_posts_stops_within_the_b
         async def scenario() -> bool:
             await driver.wait_connected()
             edited = await driver.command("link edit", {"slug": "other", "title": "New"})
-            await driver.final_message(edited, contains="other")  # queues an audit post (hanging)
+            await driver.final_message(edited, contains="Updated")  # queues an audit post (hanging)
             asked = await driver.command("link delete", {"slug": "mine"})
             await driver.final_message(asked, contains="for good?")  # buttons nobody will press
             dscgg.latency = 10  # the next dsc.gg call hangs past the grace

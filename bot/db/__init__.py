@@ -5,7 +5,7 @@ from bot.db.audit import AuditEventStore, PendingPost, StoredAuditEvent
 from bot.db.database import Database, SchemaTooNew
 from bot.db.guilds import GuildSettings, GuildSettingsStore
 from bot.db.lifecycle import PER_GUILD_TABLES, GuildDataStore
-from bot.db.links import LinkRecord, LinkRecordStore
+from bot.db.links import Claim, LinkRecord, LinkRecordStore
 from bot.db.migrations import MIGRATIONS, SCHEMA_VERSION, Migration
 from bot.db.state import AppStateStore
 from bot.db.tokens import TokenInfo, TokenStore, TokenUnreadable
@@ -16,6 +16,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AppStateStore",
     "AuditEventStore",
+    "Claim",
     "Database",
     "GuildDataStore",
     "GuildSettings",

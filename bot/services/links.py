@@ -4,21 +4,36 @@ Arguments arrive validated (``bot.validation``), so every method starts by getti
 token (NoToken / TokenUnreadable before any request) and then talks to dsc.gg. Changes are recorded
 for the server (``LinkRecordStore``, which feeds autocomplete and ``/link list``) and audited;
 refusals by dsc.gg are audited as ``MUTATION_REFUSED`` and re-raised for the tree to explain.
+
+A server manages only its own links: ``edit``, ``delete`` and ``info`` act on the links it created or
+adopted through the bot (a record for that server and slug) and raise ``NotManagedHere`` for any other
+before sending anything to dsc.gg, even when the server's token could change the link (two servers
+may use one dsc.gg account). ``adopt`` brings a link under the server's management once dsc.gg
+confirms that the token's account owns it and no other server manages it.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.audit import AuditEvent, AuditLog, EventKind, FieldChange
+from bot.db.links import Claim
 from bot.dscgg import errors as api
 from bot.dscgg.client import UNSET, UnsetType
 from bot.dscgg.models import Link, LinkType
 from bot.embeds import PAGE_SIZE
-from bot.errors import audit_reason, describe
+from bot.errors import (
+    LinkNotOwned,
+    ManagedElsewhere,
+    NotManagedHere,
+    OwnershipUnconfirmed,
+    audit_reason,
+    describe,
+)
 from bot.services.cache import SharedCache
 from bot.validation import check_edit_options, validate_redirect
 
@@ -26,7 +41,15 @@ if TYPE_CHECKING:
     from bot.db.links import LinkRecord, LinkRecordStore
     from bot.dscgg.client import DscggClient
 
-__all__ = ["CreateResult", "DeleteResult", "EditResult", "LinkService", "RecordPage", "TokenSource"]
+__all__ = [
+    "AdoptResult",
+    "CreateResult",
+    "DeleteResult",
+    "EditResult",
+    "LinkService",
+    "RecordPage",
+    "TokenSource",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +81,14 @@ class DeleteResult:
     deleted: bool
     #: Whether the link was in this server's list (it is not any more).
     forgotten: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptResult:
+    #: The link as dsc.gg shows it; None when it was already managed here (dsc.gg was not asked).
+    link: Link | None
+    #: False when this server already managed the link (nothing changed).
+    adopted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +136,15 @@ class LinkService:
     async def token_for(self, guild_id: int) -> str:
         """The guild's token (NoToken / TokenUnreadable); lets a command fail before asking anything."""
         return await self._tokens.token_for(guild_id)
+
+    async def ensure_managed(self, guild_id: int, slug: str) -> None:
+        """Raise NotManagedHere unless this server created or adopted ``slug`` through the bot.
+
+        Local only (no dsc.gg call), so a command can refuse before asking anything else.
+        """
+        if not await self._records.manages(guild_id, slug):
+            log.info("Guild %s refused link %s: not managed there", guild_id, slug)
+            raise NotManagedHere(slug)
 
     async def _refused(
         self, guild_id: int, user_id: int, slug: str, action: str, error: BaseException
@@ -268,6 +308,7 @@ class LinkService:
         check_edit_options(slug, given, removed)
 
         token = await self._tokens.token_for(guild_id)
+        await self.ensure_managed(guild_id, slug)
         before = await self._client.get_link(slug, token=token)
 
         send_type: LinkType | UnsetType = UNSET
@@ -325,7 +366,7 @@ class LinkService:
         if password_arg is not UNSET:
             changes.append(FieldChange("password", None, "removed" if password_arg is None else "changed"))
         async with self._audit.transaction() as tx:  # the record and its event, committed together
-            await self._records.record(guild_id, slug, user_id, conn=tx.conn)
+            await self._records.touch(guild_id, slug, user_id, conn=tx.conn)  # never creates a record
             await tx.record(
                 AuditEvent(
                     guild_id=guild_id,
@@ -343,8 +384,10 @@ class LinkService:
 
     async def delete(self, guild_id: int, user_id: int, slug: str) -> DeleteResult:
         """Delete ``slug`` and forget it. A link dsc.gg no longer has is forgotten too, and the result
-        says so (``deleted=False``) instead of raising NotFound."""
+        says so (``deleted=False``) instead of raising NotFound. Raises NotManagedHere for a link this
+        server does not manage."""
         token = await self._tokens.token_for(guild_id)
+        await self.ensure_managed(guild_id, slug)
         try:
             await self._client.delete_link(slug, token=token)
         except api.NotFound:
@@ -366,15 +409,94 @@ class LinkService:
     # ---------------------------------------------------------------- reading
 
     async def info(self, guild_id: int, slug: str) -> Link:
+        """The link with its stats; NotManagedHere for a link this server does not manage."""
         token = await self._tokens.token_for(guild_id)
+        await self.ensure_managed(guild_id, slug)
         return await self._client.get_link(slug, token=token, with_stats=True)
+
+    # ---------------------------------------------------------------- /link adopt
+
+    async def adopt(self, guild_id: int, user_id: int, slug: str) -> AdoptResult:
+        """Bring an existing link under this server's management.
+
+        Already managed here: ``adopted=False``, nothing asked. Managed by another server:
+        ManagedElsewhere, nothing asked. Otherwise dsc.gg is asked who owns the link and whether that
+        is the account behind this server's token (LinkNotOwned if not, OwnershipUnconfirmed if dsc.gg
+        will not say); then it is recorded for this server (atomically: a server that got there first
+        wins) and audited. NotFound and other dsc.gg errors propagate.
+        """
+        token = await self._tokens.token_for(guild_id)
+        if await self._records.manages(guild_id, slug):
+            return AdoptResult(link=None, adopted=False)
+        try:
+            if await self._records.managed_elsewhere(guild_id, slug):
+                raise ManagedElsewhere(slug)
+            try:
+                link = await self._client.get_link(slug, token=token, with_stats=True)
+            except api.PasswordProtected as exc:  # dsc.gg hides a protected link from all but its owner
+                raise LinkNotOwned(slug) from exc
+            owned = await self._token_owns(link, token)
+            if owned is None:
+                raise OwnershipUnconfirmed(slug, whitelist_only=False)
+            if not owned:
+                raise LinkNotOwned(slug)
+            async with self._audit.transaction() as tx:  # the record and its event, committed together
+                claim = await self._records.claim(guild_id, slug, user_id, conn=tx.conn)
+                if claim is Claim.CLAIMED:
+                    await tx.record(
+                        AuditEvent(
+                            guild_id=guild_id, kind=EventKind.LINK_ADOPTED, actor_id=user_id, slug=slug
+                        )
+                    )
+            if claim is Claim.ALREADY_HERE:
+                return AdoptResult(link=link, adopted=False)
+            if claim is Claim.ELSEWHERE:
+                raise ManagedElsewhere(slug)
+        except (ManagedElsewhere, LinkNotOwned, OwnershipUnconfirmed, api.APIError) as exc:
+            if not isinstance(exc, api.NotFound):
+                await self._refused(guild_id, user_id, slug, "adopt", exc)
+            raise
+        log.info("Link %s adopted for guild %s by user %s", slug, guild_id, user_id)
+        return AdoptResult(link=link, adopted=True)
+
+    async def _token_owns(self, link: Link, token: str) -> bool | None:
+        """Whether the dsc.gg account behind ``token`` owns ``link``; None when dsc.gg won't tell.
+
+        dsc.gg has no "whose key is this" call, but it returns an app's key only to that app's owner:
+        the token belongs to the link's owner exactly when one of the owner's apps comes back with the
+        token as its key. Listing the owner's apps is whitelist-only (OwnershipUnconfirmed with
+        ``whitelist_only`` then). Keys are compared in constant time and never logged.
+        """
+        if link.owner_id is None:
+            return None
+        try:
+            apps = await self._client.get_user_apps(link.owner_id, token=token)
+        except api.WhitelistOnly as exc:
+            raise OwnershipUnconfirmed(link.slug, whitelist_only=True) from exc
+        except api.NotFound:
+            return False  # dsc.gg knows no such account: not the one behind a key it accepts
+        unchecked = []
+        for app in apps:
+            if app.key is not None:
+                if _same_secret(app.key.get_secret_value(), token):
+                    return True
+            else:
+                unchecked.append(app)
+        for app in unchecked[:MAX_APPS_CHECKED]:
+            try:
+                full = await self._client.get_app(app.id, token=token)
+            except api.NotFound:
+                continue
+            if full.key is not None and _same_secret(full.key.get_secret_value(), token):
+                return True
+        return False if len(unchecked) <= MAX_APPS_CHECKED else None
 
     async def suggest(self, guild_id: int, prefix: str, limit: int = 25) -> list[str]:
         """Slugs of this server's records matching ``prefix``, for autocomplete: local, no dsc.gg call."""
         return await self._records.search(guild_id, prefix, limit)
 
     async def list_records(self, guild_id: int, page: int, page_size: int = PAGE_SIZE) -> RecordPage:
-        """One page (0-based) of the links this server created or touched; clamped into range."""
+        """One page (0-based) of the links this server manages; clamped into range."""
         total = await self._records.count(guild_id)
         pages = max(1, -(-total // page_size))
         page = min(max(page, 0), pages - 1)
@@ -401,6 +523,9 @@ class LinkService:
         return await self._client.search_links(query, token=token, type=type, limit=limit)
 
 
+#: Apps of the link's owner looked up one by one (``get_app``) at most, when the list hid their keys.
+MAX_APPS_CHECKED = 5
+
 #: Advice that fits a refused command, not a colour follow-up (running create again fails: taken).
 _RETRY_ADVICE = (
     " Check the options and try again.",
@@ -415,6 +540,10 @@ def _colour_problem(error: BaseException, slug: str, color: str) -> str:
     for advice in _RETRY_ADVICE:
         reason = reason.removesuffix(advice)
     return f"{reason} Set it with `/link edit slug:{slug} color:{color}`."
+
+
+def _same_secret(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
 def type_name(error: BaseException) -> str:

@@ -29,7 +29,11 @@ Faithfulness rules kept on purpose, so bugs surface in tests instead of in produ
 - channels can be made deleted (404 ``10003``) or forbidden (403 ``50013``), held (posts to them are
   received but not answered until released) or rate limited (429 with ``retry_after`` and
   ``Retry-After``, like Discord);
-- anything the fake does not know answers 404 ``0`` and is recorded in ``unknown_requests``.
+- anything the fake does not know answers 404 ``0`` and is recorded in ``unknown_requests``;
+- command permission overrides (Server Settings → Integrations) are served by
+  ``GET /applications/{app}/guilds/{guild}/commands/permissions``; ``set_command_permissions`` changes
+  them and returns the ``APPLICATION_COMMAND_PERMISSIONS_UPDATE`` payload Discord would dispatch
+  (``update_command_permissions`` also sends it to the connected gateway sessions).
 """
 
 from __future__ import annotations
@@ -95,6 +99,9 @@ EVERYONE_PERMISSIONS = (
 BOT_ROLE_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_MESSAGES
 ADMIN_ROLE_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_GUILD
 
+# Application command permission override types
+PERMISSION_ROLE, PERMISSION_USER, PERMISSION_CHANNEL = 1, 2, 3
+
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 
@@ -118,6 +125,12 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return web.Response(
         body=body, status=status, headers={"Content-Type": "application/json", **(headers or {})}
     )
+
+
+def command_permission(target_id: int, kind: int, allow: bool) -> dict[str, Any]:
+    """One override as Discord sends it: ``kind`` is PERMISSION_ROLE, _USER or _CHANNEL; a role id equal
+    to the guild id is @everyone, a channel id of guild id - 1 is "all channels"."""
+    return {"id": str(target_id), "type": kind, "permission": allow}
 
 
 def now_iso() -> str:
@@ -608,6 +621,8 @@ class FakeDiscord:
         self.syncs: list[SyncRecord] = []
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # None: global
         self._command_ids: dict[tuple[int | None, str, int], int] = {}
+        #: Command permission overrides: guild id → target (command id, or the app id) → overrides.
+        self.command_permissions: dict[int, dict[int, list[dict[str, Any]]]] = {}
         self.channel_posts: list[ChannelPost] = []
         self.deleted_channels: set[int] = set()
         self.forbidden_channels: set[int] = set()
@@ -769,6 +784,39 @@ class FakeDiscord:
 
     def clear_rate_limit(self, channel_id: int) -> None:
         self._rate_limited_channels.pop(channel_id, None)
+
+    # -- command permissions -----------------------------------------------------------------------
+
+    def set_command_permissions(
+        self, guild_id: int, target_id: int, permissions: Sequence[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Replace the overrides of ``target_id`` (a command id, or ``app_id`` for the whole app) in a
+        guild, as an admin would in Server Settings → Integrations (empty: removed). Returns the
+        APPLICATION_COMMAND_PERMISSIONS_UPDATE payload."""
+        guild = self.command_permissions.setdefault(guild_id, {})
+        if permissions:
+            guild[target_id] = [dict(p) for p in permissions]
+        else:
+            guild.pop(target_id, None)
+        return self._permissions_payload(guild_id, target_id, list(permissions))
+
+    async def update_command_permissions(
+        self, guild_id: int, target_id: int, permissions: Sequence[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """``set_command_permissions``, then dispatch the event to every identified gateway session."""
+        payload = self.set_command_permissions(guild_id, target_id, permissions)
+        await self.dispatch("APPLICATION_COMMAND_PERMISSIONS_UPDATE", payload)
+        return payload
+
+    def _permissions_payload(
+        self, guild_id: int, target_id: int, permissions: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return {
+            "id": str(target_id),
+            "application_id": str(self.app_id),
+            "guild_id": str(guild_id),
+            "permissions": copy.deepcopy(permissions),
+        }
 
     # -- waiting -----------------------------------------------------------------------------------
 
@@ -1008,6 +1056,11 @@ class FakeDiscord:
         ("GET", ("applications", "{app}", "commands"), "get_global_commands"),
         ("PUT", ("applications", "{app}", "guilds", "{guild}", "commands"), "put_guild_commands"),
         ("GET", ("applications", "{app}", "guilds", "{guild}", "commands"), "get_guild_commands"),
+        (
+            "GET",
+            ("applications", "{app}", "guilds", "{guild}", "commands", "permissions"),
+            "get_guild_command_permissions",
+        ),
         ("POST", ("interactions", "{interaction}", "{token}", "callback"), "interaction_callback"),
         ("GET", ("webhooks", "{app}", "{token}", "messages", "@original"), "get_original"),
         ("PATCH", ("webhooks", "{app}", "{token}", "messages", "@original"), "edit_original"),
@@ -1236,6 +1289,12 @@ class FakeDiscord:
     def _route_get_guild_commands(self, r: RecordedRequest) -> tuple[int, Any]:
         self._check_app(r)
         return 200, self.commands.get(int(r.params["guild"]), [])
+
+    def _route_get_guild_command_permissions(self, r: RecordedRequest) -> tuple[int, Any]:
+        self._check_app(r)
+        guild_id = int(r.params["guild"])
+        targets = self.command_permissions.get(guild_id, {})
+        return 200, [self._permissions_payload(guild_id, target, perms) for target, perms in targets.items()]
 
     def command_id(self, name: str, guild_id: int | None = None, type: int = 1) -> int | None:
         """The id Discord gave a synced command (guild scope first, then global), or None."""
