@@ -42,6 +42,7 @@ async def w(
         await wired.bot.token_store.set(wired.guild_id, ADMIN_TOKEN, set_by=ADMIN.id)
         wired.bot.dscgg._timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT, sock_connect=1.0)
         wired.dscgg.add_link("mine", owner_id=ADMIN.id, redirect=SERVER_INVITE, meta={"title": "Old"})
+        await wired.bot.link_records.record(wired.guild_id, "mine", ADMIN.id)  # this server manages it
         wired.dscgg.reset()
         yield wired
 
@@ -104,7 +105,6 @@ async def test_each_command_has_its_own_deadline(w: WiredBot) -> None:
 
 
 async def test_time_spent_answering_a_question_does_not_count(w: WiredBot) -> None:
-    await w.bot.link_records.record(w.guild_id, "mine", ADMIN.id)
     result = await w.run("link delete", {"slug": "mine"})
     assert result.waiting_for_input
     question = result.final_message
