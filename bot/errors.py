@@ -154,14 +154,11 @@ class LinkNotOwned(BotError):
 
 
 class OwnershipUnconfirmed(BotError):
-    """``/link adopt``: dsc.gg did not let the bot find out whether the server's account owns the link.
+    """``/link adopt``: dsc.gg did not let the bot find out whether the server's account owns the link
+    (it named no owner, or the owner has more apps than the bot checks)."""
 
-    ``whitelist_only``: because only whitelisted apps may list an account's apps (and their keys).
-    """
-
-    def __init__(self, slug: str, *, whitelist_only: bool = False) -> None:
+    def __init__(self, slug: str) -> None:
         self.slug = slug
-        self.whitelist_only = whitelist_only
         super().__init__("link ownership could not be confirmed")
 
 
@@ -431,13 +428,6 @@ def _bot_error(error: BotError) -> str:
             )
         case OwnershipUnconfirmed():
             link = f"`dsc.gg/{_code(error.slug)}`"
-            if error.whitelist_only:
-                return (
-                    f"I couldn't confirm that {link} belongs to this server's dsc.gg account: dsc.gg only "
-                    "tells **whitelisted** apps which account an API key belongs to, and this server's app "
-                    "isn't whitelisted. Nothing was adopted. The app's owner can ask for whitelisting at "
-                    "https://dsc.gg/developer."
-                )
             return (
                 f"I couldn't confirm that {link} belongs to this server's dsc.gg account (dsc.gg didn't say "
                 "who owns it). Nothing was adopted. Try again later."

@@ -267,15 +267,6 @@ def test_link_scoping_sentences(error: Exception, expected: str) -> None:
             errors.LinkNotOwned("x"),
             ["`dsc.gg/x` is owned by a different dsc.gg account", "`/dscgg token set`"],
         ),
-        (
-            errors.OwnershipUnconfirmed("x", whitelist_only=True),
-            [
-                "couldn't confirm that `dsc.gg/x`",
-                "**whitelisted**",
-                "Nothing was adopted",
-                "dsc.gg/developer",
-            ],
-        ),
         (errors.OwnershipUnconfirmed("x"), ["couldn't confirm", "Nothing was adopted", "Try again later"]),
         (errors.CommandDenied(), ["Server Settings → Integrations", "Ask an admin"]),
     ],

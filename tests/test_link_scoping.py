@@ -233,15 +233,31 @@ async def test_adopt_of_a_link_already_managed_here(w: WiredBot, monkeypatch: py
     assert await audited(w, w.guild_id) == before
 
 
-async def test_adopt_without_a_whitelisted_app_cannot_confirm_ownership(w: WiredBot) -> None:
+async def test_adopt_without_a_whitelisted_app_confirms_ownership_with_an_unchanged_update(
+    w: WiredBot,
+) -> None:
     w.dscgg.keys[ADMIN_TOKEN].whitelisted = False
-    w.dscgg.add_link("maybe", owner_id=ADMIN.id)
+    w.dscgg.add_link("maybe", owner_id=ADMIN.id, redirect="https://discord.gg/keep", meta={"title": "Kept"})
+    before = dict(w.dscgg.links["maybe"])
     result = await w.run("link adopt", {"slug": "maybe"})
-    text = result.text()
-    assert "I couldn't confirm that `dsc.gg/maybe` belongs to this server's dsc.gg account" in text
-    assert "**whitelisted**" in text
-    assert "Nothing was adopted" in text
+    assert result.text().startswith("Adopted **dsc.gg/maybe**")
+    assert calls(w) == [("GET", "get_link"), ("GET", "get_user_apps"), ("PATCH", "update_link")]
+    assert w.dscgg.requests[-1].json == {"redirect": "https://discord.gg/keep"}  # what it already was
+    assert w.dscgg.links["maybe"] == before  # nothing changed on dsc.gg
+    assert await slugs(w, w.guild_id) == ["maybe"]
+
+
+async def test_adopt_without_a_whitelisted_app_of_another_accounts_link(w: WiredBot) -> None:
+    w.dscgg.keys[ADMIN_TOKEN].whitelisted = False
+    w.dscgg.add_link("theirs", owner_id=STRANGER_ID, redirect="https://discord.gg/other")
+    before = dict(w.dscgg.links["theirs"])
+    result = await w.run("link adopt", {"slug": "theirs"})
+    assert "is owned by a different dsc.gg account" in result.text()
+    assert result.ephemeral
+    assert w.dscgg.links["theirs"] == before
     assert await slugs(w, w.guild_id) == []
+    [event] = await audited(w, w.guild_id)
+    assert (event.kind, event.action, event.slug) == (EventKind.MUTATION_REFUSED, "adopt", "theirs")
 
 
 async def test_adopt_when_dscgg_does_not_name_the_owner(w: WiredBot) -> None:

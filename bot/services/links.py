@@ -437,7 +437,7 @@ class LinkService:
                 raise LinkNotOwned(slug) from exc
             owned = await self._token_owns(link, token)
             if owned is None:
-                raise OwnershipUnconfirmed(slug, whitelist_only=False)
+                raise OwnershipUnconfirmed(slug)
             if not owned:
                 raise LinkNotOwned(slug)
             async with self._audit.transaction() as tx:  # the record and its event, committed together
@@ -471,8 +471,8 @@ class LinkService:
             return None
         try:
             apps = await self._client.get_user_apps(link.owner_id, token=token)
-        except api.WhitelistOnly as exc:
-            raise OwnershipUnconfirmed(link.slug, whitelist_only=True) from exc
+        except api.WhitelistOnly:
+            return await self._owns_by_unchanged_update(link, token)
         except api.NotFound:
             return False  # dsc.gg knows no such account: not the one behind a key it accepts
         unchecked = []
@@ -490,6 +490,20 @@ class LinkService:
             if full.key is not None and _same_secret(full.key.get_secret_value(), token):
                 return True
         return False if len(unchecked) <= MAX_APPS_CHECKED else None
+
+    async def _owns_by_unchanged_update(self, link: Link, token: str) -> bool | None:
+        """Ownership for apps that are not whitelisted: set the link's redirect to what it already is.
+
+        dsc.gg checks ownership on every update (``owner_mismatch`` for anyone else), and for the owner
+        nothing changes. None when the redirect is unknown, so there is nothing harmless to send.
+        """
+        if not link.redirect:
+            return None
+        try:
+            await self._client.update_link(link.slug, token=token, redirect=link.redirect)
+        except api.OwnerMismatch:
+            return False
+        return True
 
     async def suggest(self, guild_id: int, prefix: str, limit: int = 25) -> list[str]:
         """Slugs of this server's records matching ``prefix``, for autocomplete: local, no dsc.gg call."""
