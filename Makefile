@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck format bench sync clean
+.PHONY: run test lint typecheck format bench sync clean i18n-extract
 
 # A failed step removes the half-made .venv, so that the next run starts over instead of failing
 # with "No module named pip" (Debian and Ubuntu ship venv without pip: install python3-venv).
@@ -42,6 +42,17 @@ test: lint typecheck
 format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Refresh the message template from the source, then merge it into every catalog: new messages come in
+# empty, changed ones fuzzy (both fail the tests until translated). See the README, "Translations".
+LOCALES := bot/locales
+i18n-extract: $(VENV)/.dev
+	$(BIN)/pybabel extract -F babel.cfg -k locale_str --add-location=file --sort-output \
+		--project=dscgg-bot --omit-header -o $(LOCALES)/messages.pot .
+	@for po in $(LOCALES)/*.po; do \
+		$(BIN)/pybabel update -q -i $(LOCALES)/messages.pot -o $$po -l $$(basename $$po .po) \
+			--omit-header --previous || exit 1; \
+	done
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench

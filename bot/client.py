@@ -4,10 +4,12 @@ Long-lived resources (the aiohttp session, the database) are opened by ``bot.__m
 ``async with`` and handed in; the bot builds everything on top of them. Cogs reach the services as
 ``interaction.client.tokens`` / ``interaction.client.links``.
 
-Command sync policy: a stable hash of the command payloads is kept per application and scope in
-AppStateStore. At start the tree is synced only when the hash differs from the stored one — to
-DEV_GUILD_ID if set (global commands copied there), otherwise globally. ``python -m bot sync``
-forces it. There is never a global sync on every boot.
+Command sync policy: a stable hash of the command payloads, as ``tree.sync`` sends them (with every
+translation of names, descriptions and choices: ``bot.i18n.CatalogTranslator``), is kept per
+application and scope in AppStateStore, so a change of translations alone also syncs. At start
+the tree is synced only when the hash differs from the stored one — to DEV_GUILD_ID if set (global
+commands copied there), otherwise globally. ``python -m bot sync`` forces it. There is never a
+global sync on every boot.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from bot.db import (
     TokenStore,
 )
 from bot.dscgg.client import DscggClient
+from bot.i18n import CatalogTranslator
 from bot.pager import PageButton, Pager
 from bot.permissions import CommandPermissions, parse_overrides
 from bot.services.guilds import DEFAULT_PURGE_INTERVAL, GuildLifecycle, Reconciled
@@ -80,9 +83,16 @@ _SETTLE = 1.0
 _AFTER_AUDIT = 1.0
 
 
-def command_hash(tree: discord.app_commands.CommandTree[Any], guild: discord.abc.Snowflake | None) -> str:
-    """A stable digest of what ``tree.sync(guild=guild)`` would send."""
-    payload = [command.to_dict(tree) for command in tree.get_commands(guild=guild)]
+async def command_hash(
+    tree: discord.app_commands.CommandTree[Any], guild: discord.abc.Snowflake | None
+) -> str:
+    """A stable digest of what ``tree.sync(guild=guild)`` would send, translations included."""
+    commands = tree.get_commands(guild=guild)
+    translator = tree.translator
+    if translator is not None:  # as CommandTree.sync builds it
+        payload = [await command.get_translated_payload(tree, translator) for command in commands]
+    else:
+        payload = [command.to_dict(tree) for command in commands]
     payload.sort(key=lambda item: (item.get("type", 1), item["name"]))
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
@@ -210,6 +220,7 @@ class DscBot(commands.Bot):
             # The operator prepended a new key: move every stored token onto it, so the old key can
             # be removed from TOKEN_ENCRYPTION_KEYS after this start.
             await self.token_store.rotate_all()
+        await self.tree.set_translator(CatalogTranslator())  # before any sync; reads the catalogs now
         self.add_dynamic_items(PageButton)  # page buttons of any message, sent before a restart too
         await self.lifecycle.load()  # before the gateway delivers any guild event
         for name in self.extension_names:
@@ -238,7 +249,7 @@ class DscBot(commands.Bot):
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
         where = f"guild {guild_id}" if guild is not None else "globally"
-        digest = command_hash(self.tree, guild)
+        digest = await command_hash(self.tree, guild)
         key = f"command_sync_hash:{self.application_id}:{'guild:' + str(guild_id) if guild else 'global'}"
         stored = await self.app_state.get(key)
         if stored == digest and not force:

@@ -23,8 +23,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import checks
-from bot.audit_embeds import history_embed
-from bot.errors import NotInGuild, relative_time
+from bot.audit_embeds import history_embed, log_status_text
+from bot.errors import relative_time, render
+from bot.failures import NotInGuild
+from bot.i18n import N_, SOURCE, Tr, for_user, locale_str
 from bot.pager import Page
 from bot.permissions import command_id_of
 from bot.services.tokens import TokenCheck, TokenStatus
@@ -37,28 +39,31 @@ if TYPE_CHECKING:
 __all__ = ["AdminCog", "TokenModal", "setup"]
 
 NO_MENTIONS = discord.AllowedMentions.none()
-SET_TOKEN = "`/dscgg token set`"
 STATUS_COLOUR = discord.Colour(0x5865F2)
-NOTHING_TO_CLEAR = "This server had no dsc.gg token stored, so there was nothing to clear."
+NOTHING_TO_CLEAR = N_("This server had no dsc.gg token stored, so there was nothing to clear.")
 
 
-def _tail(last4: str) -> str:
-    return f"ending in `{last4}`" if last4 else "(too short to show its end)"
+def _tail(last4: str, t: Tr) -> str:
+    return t._("ending in `{last4}`", last4=last4) if last4 else t._("(too short to show its end)")
 
 
-class TokenModal(discord.ui.Modal, title="dsc.gg API token"):
+class TokenModal(discord.ui.Modal):
+    """The form of ``/dscgg token set``, in the language of the admin who opened it."""
+
     token: discord.ui.TextInput[TokenModal] = discord.ui.TextInput(
-        label="API token",
+        label=N_("API token"),
         custom_id="token",
         style=discord.TextStyle.short,
-        placeholder="The API key of your app at dsc.gg/developer",
+        placeholder=N_("The API key of your app at dsc.gg/developer"),
         min_length=8,
         max_length=200,
         required=True,
     )
 
-    def __init__(self, bot: DscBot, command_id: int | None = None) -> None:
-        super().__init__(timeout=600)
+    def __init__(self, bot: DscBot, command_id: int | None = None, t: Tr = SOURCE) -> None:
+        super().__init__(title=t._("dsc.gg API token"), timeout=600)
+        self.token.label = t._("API token")
+        self.token.placeholder = t._("The API key of your app at dsc.gg/developer")
         self.bot = bot
         #: The /dscgg command that opened the form: its permission overrides apply to the submit too.
         self.command_id = command_id
@@ -73,10 +78,12 @@ class TokenModal(discord.ui.Modal, title="dsc.gg API token"):
         await defer(interaction, ephemeral=True)
         guild_id = checks.ensure_guild(interaction)
         info = await self.bot.tokens.set(guild_id, interaction.user.id, self.token.value)
+        t = for_user(interaction)
         await interaction.edit_original_response(
-            content=(
-                f"Saved. The token {_tail(info.last4)} is now used for this server's dsc.gg commands. "
-                "It is stored encrypted and won't be shown again."
+            content=t._(
+                "Saved. The token {tail} is now used for this server's dsc.gg commands. It is stored "
+                "encrypted and won't be shown again.",
+                tail=_tail(info.last4, t),
             ),
             allowed_mentions=NO_MENTIONS,
         )
@@ -89,8 +96,10 @@ class TokenModal(discord.ui.Modal, title="dsc.gg API token"):
 
 @checks.manage_guild()
 @app_commands.guild_only()
-class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up dsc.gg for this server"):
-    token = app_commands.Group(name="token", description="The dsc.gg API token this server uses")
+class AdminCog(
+    commands.GroupCog, group_name="dscgg", group_description=locale_str("Set up dsc.gg for this server")
+):
+    token = app_commands.Group(name="token", description=locale_str("The dsc.gg API token this server uses"))
     #: Seconds the clear confirmation waits for an answer.
     confirm_timeout: float = 60.0
 
@@ -99,38 +108,50 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
         super().__init__()
 
     async def cog_load(self) -> None:
-        self.bot.pager.register("audit", self._audit_page, command="/dscgg audit")
+        self.bot.pager.register("audit", self._audit_page, command="dscgg audit")
 
     async def cog_unload(self) -> None:
         self.bot.pager.unregister("audit")
 
-    @token.command(name="set", description="Set the dsc.gg API token for this server (opens a form)")
+    @token.command(
+        name="set", description=locale_str("Set the dsc.gg API token for this server (opens a form)")
+    )
     async def token_set(self, interaction: Interaction) -> None:
-        await interaction.response.send_modal(TokenModal(self.bot, command_id_of(interaction)))
+        modal = TokenModal(self.bot, command_id_of(interaction), for_user(interaction))
+        await interaction.response.send_modal(modal)
 
-    @token.command(name="clear", description="Forget this server's dsc.gg API token (asks to confirm first)")
+    @token.command(
+        name="clear", description=locale_str("Forget this server's dsc.gg API token (asks to confirm first)")
+    )
     async def token_clear(self, interaction: Interaction) -> None:
         await defer(interaction, ephemeral=True)
         guild_id = checks.ensure_guild(interaction)
+        t = for_user(interaction)
         stored = await self.bot.tokens.info(guild_id)
         if stored is None:
-            await interaction.edit_original_response(content=NOTHING_TO_CLEAR, allowed_mentions=NO_MENTIONS)
+            await interaction.edit_original_response(
+                content=t._(NOTHING_TO_CLEAR), allowed_mentions=NO_MENTIONS
+            )
             return
 
-        still_set = f"The token {_tail(stored.last4)} is still set."
+        tail = _tail(stored.last4, t)
+        set_token = t.command("dscgg token set")
         view = ConfirmView(
             owner_id=interaction.user.id,
+            t=t,
             timeout=self.confirm_timeout,
-            confirm_label="Clear",
-            working="Clearing the token…",
-            cancelled=f"Cancelled. {still_set}",
-            expired=f"Cancelled: no answer in time. {still_set}",
+            confirm_label=t._("Clear"),
+            working=t._("Clearing the token…"),
+            cancelled=t._("Cancelled. The token {tail} is still set.", tail=tail),
+            expired=t._("Cancelled: no answer in time. The token {tail} is still set.", tail=tail),
         )
         view.attach(interaction)
         await interaction.edit_original_response(
-            content=(
-                f"Forget this server's dsc.gg token {_tail(stored.last4)}? Link commands will stop working "
-                f"until an admin runs {SET_TOKEN} again."
+            content=t._(
+                "Forget this server's dsc.gg token {tail}? Link commands will stop working until an admin "
+                "runs {command} again.",
+                tail=tail,
+                command=set_token,
             ),
             view=view,
             allowed_mentions=NO_MENTIONS,
@@ -142,22 +163,24 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
             info = await self.bot.tokens.clear(guild_id, interaction.user.id)
         except Exception:
             await interaction.edit_original_response(
-                content="The token was not cleared.", view=None, allowed_mentions=NO_MENTIONS
+                content=t._("The token was not cleared."), view=None, allowed_mentions=NO_MENTIONS
             )
             raise
         if info is None:  # cleared by someone else while this one was asking
-            text = NOTHING_TO_CLEAR
+            text = t._(NOTHING_TO_CLEAR)
         else:
-            text = (
-                f"Forgot this server's dsc.gg token {_tail(info.last4)}. Link commands won't work until an "
-                f"admin runs {SET_TOKEN} again."
+            text = t._(
+                "Forgot this server's dsc.gg token {tail}. Link commands won't work until an admin runs "
+                "{command} again.",
+                tail=_tail(info.last4, t),
+                command=set_token,
             )
         await interaction.edit_original_response(content=text, view=None, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(
-        name="logs", description="Post link and token changes in a channel (empty: turn off)"
+        name="logs", description=locale_str("Post link and token changes in a channel (empty: turn off)")
     )
-    @app_commands.describe(channel="Where to post the audit log; leave empty to turn it off")
+    @app_commands.describe(channel=locale_str("Where to post the audit log; leave empty to turn it off"))
     async def logs(self, interaction: Interaction, channel: discord.TextChannel | None = None) -> None:
         await defer(interaction, ephemeral=True)
         checks.ensure_guild(interaction)
@@ -165,27 +188,36 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
         if guild is None:  # a guild this bot instance does not have cached
             raise NotInGuild
         await self.bot.audit.set_channel(guild, channel, actor_id=interaction.user.id)
+        t = for_user(interaction)
         if channel is None:
-            text = "The audit log is off. Turn it back on with `/dscgg logs channel:`."
+            text = t._(
+                "The audit log is off. Turn it back on with {command}.",
+                command=t.command("dscgg logs", channel=""),
+            )
         else:
-            text = (
-                f"Link and token changes will be posted in {channel.mention}. "
-                "`/dscgg status` shows the log channel and the latest changes."
+            text = t._(
+                "Link and token changes will be posted in {channel}. {status} shows the log channel and the "
+                "latest changes.",
+                channel=channel.mention,
+                status=t.command("dscgg status"),
             )
         await interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
 
-    @app_commands.command(name="status", description="Show this server's dsc.gg setup")
+    @app_commands.command(name="status", description=locale_str("Show this server's dsc.gg setup"))
     async def status(self, interaction: Interaction) -> None:
         await defer(interaction, ephemeral=True)
         guild_id = checks.ensure_guild(interaction)
+        t = for_user(interaction)
         state = await self.bot.tokens.status(guild_id, interaction.user.id)
-        embed = status_embed(state)
-        log_line = await self.log_channel_line(guild_id)
+        embed = status_embed(state, t)
+        log_line = await self.log_channel_line(guild_id, t)
         if log_line is not None:
-            embed.add_field(name="Audit log", value=log_line, inline=False)
+            embed.add_field(name=t._("Audit log"), value=log_line, inline=False)
         await interaction.edit_original_response(embed=embed, allowed_mentions=NO_MENTIONS)
 
-    @app_commands.command(name="audit", description="Show this server's history of link and token changes")
+    @app_commands.command(
+        name="audit", description=locale_str("Show this server's history of link and token changes")
+    )
     async def audit(self, interaction: Interaction) -> None:
         await defer(interaction, ephemeral=True)
         checks.ensure_guild(interaction)
@@ -196,48 +228,63 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
         count, the footer and the buttons follow each read."""
         guild_id = checks.ensure_guild(interaction)
         history = await self.bot.audit.history(guild_id, page)
-        embed = history_embed(history.events, page=history.page + 1, pages=history.pages, total=history.total)
+        embed = history_embed(
+            history.events,
+            page=history.page + 1,
+            pages=history.pages,
+            total=history.total,
+            t=for_user(interaction),
+        )
         return Page(embed, history.page, history.pages)
 
-    async def log_channel_line(self, guild_id: int) -> str | None:
+    async def log_channel_line(self, guild_id: int, t: Tr = SOURCE) -> str | None:
         """The "Audit log" field of ``/dscgg status`` (None: no such field). ``/dscgg logs`` sets it up."""
-        return await self.bot.audit.status_text(guild_id)
+        return log_status_text(await self.bot.audit.status(guild_id), t)
 
 
-def token_lines(state: TokenStatus) -> tuple[str, str | None]:
+def token_lines(state: TokenStatus, t: Tr = SOURCE) -> tuple[str, str | None]:
     """(token line, dsc.gg line) of the status embed. The second is None when nothing was checked."""
+    set_token = t.command("dscgg token set")
     info = state.info
     if info is None:
-        return (f"Not set. An admin can set one with {SET_TOKEN}.", None)
-    token = f"Set, {_tail(info.last4)}, by <@{info.set_by}> {discord.utils.format_dt(info.set_at, 'R')}."
+        return (t._("Not set. An admin can set one with {command}.", command=set_token), None)
+    token = t._(
+        "Set, {tail}, by {user} {when}.",
+        tail=_tail(info.last4, t),
+        user=f"<@{info.set_by}>",
+        when=discord.utils.format_dt(info.set_at, "R"),
+    )
     if not state.readable:
-        return (
-            f"{token}\nIt can no longer be read (the bot's encryption key changed) and must be set "
-            f"again with {SET_TOKEN}.",
-            None,
+        unreadable = t._(
+            "It can no longer be read (the bot's encryption key changed) and must be set again with "
+            "{command}.",
+            command=set_token,
         )
+        return (f"{token}\n{unreadable}", None)
     match state.check:
         case TokenCheck.ACCEPTED:
-            check = "Accepts the token."
+            check = t._("Accepts the token.")
         case TokenCheck.REJECTED:
-            check = f"**Rejects** the token. Set a current one with {SET_TOKEN}."
+            check = t._("**Rejects** the token. Set a current one with {command}.", command=set_token)
         case TokenCheck.UNAVAILABLE:
-            check = "Couldn't check: dsc.gg is not answering. Try again later."
+            check = t._("Couldn't check: dsc.gg is not answering. Try again later.")
         case TokenCheck.RATE_LIMITED:
-            check = (
-                f"Couldn't check right now (rate limited). Try again {relative_time(state.retry_after or 0)}."
+            check = t._(
+                "Couldn't check right now (rate limited). Try again {when}.",
+                when=relative_time(state.retry_after or 0),
             )
         case TokenCheck.REFUSED:
-            check = f"Couldn't check: {state.problem or 'dsc.gg refused the request.'}"
+            why = render(state.problem, t) if state.problem else t._("dsc.gg refused the request.")
+            check = t._("Couldn't check: {reason}", reason=why)
         case _:
             return (token, None)
     return (token, check)
 
 
-def status_embed(state: TokenStatus) -> discord.Embed:
-    embed = discord.Embed(title="dsc.gg for this server", colour=STATUS_COLOUR)
-    token, check = token_lines(state)
-    embed.add_field(name="Token", value=token, inline=False)
+def status_embed(state: TokenStatus, t: Tr = SOURCE) -> discord.Embed:
+    embed = discord.Embed(title=t._("dsc.gg for this server"), colour=STATUS_COLOUR)
+    token, check = token_lines(state, t)
+    embed.add_field(name=t._("Token"), value=token, inline=False)
     if check is not None:
         embed.add_field(name="dsc.gg", value=check, inline=False)
     return embed

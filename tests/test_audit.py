@@ -27,15 +27,16 @@ from bot.audit import (
     EventKind,
     FieldChange,
 )
-from bot.audit_embeds import API_KEY_ACTOR, build_embed, embed_size
+from bot.audit_embeds import API_KEY_ACTOR, build_embed, log_status_text
 from bot.db import AuditEventStore, Database, GuildSettingsStore, LinkRecordStore
 from bot.dscgg.errors import BadRequest
 from bot.embeds import (
+    EMBED_TITLE_MAX,
     EMBED_TOTAL_MAX,
     FIELD_NAME_MAX,
     FIELD_VALUE_MAX,
     FIELDS_MAX,
-    TITLE_MAX,
+    embed_size,
     truncate,
 )
 from bot.errors import InvalidInput, LogChannelUnusable, describe
@@ -68,7 +69,7 @@ def field_map(embed: discord.Embed) -> dict[str, str]:
 
 
 def assert_within_limits(embed: dict[str, Any]) -> None:
-    assert len(embed.get("title", "")) <= TITLE_MAX
+    assert len(embed.get("title", "")) <= EMBED_TITLE_MAX
     assert len(embed.get("description", "")) <= 4096
     fields = embed.get("fields", [])
     assert len(fields) <= FIELDS_MAX
@@ -385,7 +386,7 @@ async def test_events_are_stored_at_once_last_n_per_server_without_a_log_channel
     assert rows
     assert all(PLANTED_PASSWORD not in row["payload"] for row in rows)
 
-    text = await log.status_text(GUILD)
+    text = log_status_text(await log.status(GUILD))
     assert text.startswith("Log channel: **off**")
     assert "dsc.gg/link-4" in text
     assert "dsc.gg/link-1" not in text
@@ -498,11 +499,11 @@ async def test_setting_and_turning_off_the_log_channel(
     status = await audit.set_channel(guild, log_channel, actor_id=ADMIN)
     assert status.channel_id == log_channel.id
     assert (await guild_settings.get(guild.id)).log_channel_id == log_channel.id
-    assert status.describe().startswith(f"Log channel: <#{log_channel.id}>")
+    assert log_status_text(status).startswith(f"Log channel: <#{log_channel.id}>")
 
     status = await audit.set_channel(guild, None, actor_id=ADMIN)
     assert status.channel_id is None
-    assert "off" in status.describe()
+    assert "off" in log_status_text(status)
     await audit.flush()
 
     # Turning on is announced in the new channel; turning off in the channel that stops receiving.
@@ -751,7 +752,7 @@ async def test_a_deleted_channel_is_recorded_once_and_its_posts_wait_for_a_new_c
     assert [p.status for p in posts_to(fake, first.id)] == [200, 404]
     assert len(problem_warnings(caplog)) == 1
     assert writes == [CHANNEL_MISSING]
-    status = await audit.status_text(guild.id)
+    status = log_status_text(await audit.status(guild.id))
     assert "Posting failed: the log channel no longer exists" in status
     assert "dsc.gg/lost-2" in status  # the history has them
     assert await pending(db) == ["lost-0", "lost-1", "lost-2"]
@@ -788,7 +789,7 @@ async def test_a_forbidden_channel_keeps_the_posts_until_it_works_again(
         await fake.wait_for(lambda: len(posts_to(fake, channel)) >= 3)
         assert {p.status for p in posts_to(fake, channel)} == {403}
         assert (await guild_settings.get(guild.id)).log_channel_problem == NO_PERMISSION
-        assert "no longer allowed to post" in await log.status_text(guild.id)
+        assert "no longer allowed to post" in log_status_text(await log.status(guild.id))
         assert len(await audit_store.latest(guild.id, 50)) == 5
 
         fake.forbidden_channels.discard(channel)  # an admin fixed the channel's permissions
@@ -915,7 +916,7 @@ async def test_a_token_refused_by_the_local_check_is_not_reported_as_rejected_by
         assert "isn't a dsc.gg API key, so it was neither sent to dsc.gg nor saved" in embed["description"]
         assert "rejected" not in json.dumps(embed)
         assert w.dscgg.requests == []
-        status = await w.bot.audit.status_text(w.guild_id)
+        status = log_status_text(await w.bot.audit.status(w.guild_id))
         assert "isn't a dsc.gg API key" in status
         assert "rejected" not in status
 
