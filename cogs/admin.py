@@ -50,20 +50,18 @@ def _tail(last4: str, t: Tr) -> str:
 class TokenModal(discord.ui.Modal):
     """The form of ``/dscgg token set``, in the language of the admin who opened it."""
 
-    token: discord.ui.TextInput[TokenModal] = discord.ui.TextInput(
-        label=N_("API token"),
-        custom_id="token",
-        style=discord.TextStyle.short,
-        placeholder=N_("The API key of your app at dsc.gg/developer"),
-        min_length=8,
-        max_length=200,
-        required=True,
-    )
-
     def __init__(self, bot: DscBot, command_id: int | None = None, t: Tr = SOURCE) -> None:
         super().__init__(title=t._("dsc.gg API token"), timeout=600)
-        self.token.label = t._("API token")
-        self.token.placeholder = t._("The API key of your app at dsc.gg/developer")
+        self.token: discord.ui.TextInput[TokenModal] = discord.ui.TextInput(
+            label=t._("API token"),
+            custom_id="token",
+            style=discord.TextStyle.short,
+            placeholder=t._("The API key of your app at dsc.gg/developer"),
+            min_length=8,
+            max_length=200,
+            required=True,
+        )
+        self.add_item(self.token)
         self.bot = bot
         #: The /dscgg command that opened the form: its permission overrides apply to the submit too.
         self.command_id = command_id
