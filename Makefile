@@ -47,11 +47,11 @@ format: $(VENV)/.dev
 # empty, changed ones fuzzy (both fail the tests until translated). See the README, "Translations".
 LOCALES := bot/locales
 i18n-extract: $(VENV)/.dev
-	$(BIN)/pybabel extract -F babel.cfg -k locale_str --add-location=file --sort-output \
+	$(BIN)/pybabel -q extract -F babel.cfg -k locale_str --add-location=file --sort-output \
 		--project=dscgg-bot --omit-header -o $(LOCALES)/messages.pot .
 	@for po in $(LOCALES)/*.po; do \
-		$(BIN)/pybabel update -q -i $(LOCALES)/messages.pot -o $$po -l $$(basename $$po .po) \
-			--omit-header --previous || exit 1; \
+		$(BIN)/pybabel -q update -i $(LOCALES)/messages.pot -o $$po -l $$(basename $$po .po) \
+			--previous --ignore-obsolete || exit 1; \
 	done
 
 bench: $(VENV)/.dev

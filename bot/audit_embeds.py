@@ -328,7 +328,8 @@ def log_status_text(status: LogStatus, t: Tr = SOURCE, *, limit: int = 1024) -> 
     if status.channel_id is None:
         lines = [t._("Log channel: **off** (turn it on with {command})", command=logs)]
     else:
-        lines = [t._("Log channel: {channel}", channel=f"<#{status.channel_id}>")]
+        channel = f"<#{status.channel_id}>"
+        lines = [t._("Log channel: {channel}", channel=channel)]
     if status.problem and status.channel_id is not None:
         lines.append(
             t._(

@@ -162,6 +162,10 @@ def type_name(value: Any, t: Tr = SOURCE) -> str:
     return _inline(raw) or t._("Unknown")
 
 
+def _mention(user_id: int) -> str:
+    return f"<@{user_id}>"
+
+
 def _owner(owner_id: int | None, t: Tr) -> str:
     return f"<@{owner_id}>" if owner_id else t._("Unknown")
 
@@ -379,13 +383,13 @@ def record_page_embed(
             line = t._(
                 "{link} · by {creator}, last changed by {changer} · {when}",
                 link=label,
-                creator=f"<@{record.created_by}>",
-                changer=f"<@{record.last_touched_by}>",
+                creator=_mention(record.created_by),
+                changer=_mention(record.last_touched_by),
                 when=when,
             )
         else:
             line = t._(
-                "{link} · by {creator} · {when}", link=label, creator=f"<@{record.created_by}>", when=when
+                "{link} · by {creator} · {when}", link=label, creator=_mention(record.created_by), when=when
             )
         lines.append(line)
     empty = t._(

@@ -626,10 +626,8 @@ def _parts(reason: Reason, t: Tr) -> tuple[str, str | None] | None:
                 permissions=_permission_list([str(f) for f in p.get("missing") or ()], t),
             )
         case "cooldown":
-            text = t._(
-                "You're going a bit fast. You can use this command again {when}.",
-                when=f"<t:{int(p.get('retry_at') or 0)}:R>",
-            )
+            when = f"<t:{int(p.get('retry_at') or 0)}:R>"
+            text = t._("You're going a bit fast. You can use this command again {when}.", when=when)
         case "missing_role":
             text = t._("You don't have the role this command needs.")
         case "check_failure":

@@ -246,12 +246,9 @@ def token_lines(state: TokenStatus, t: Tr = SOURCE) -> tuple[str, str | None]:
     info = state.info
     if info is None:
         return (t._("Not set. An admin can set one with {command}.", command=set_token), None)
-    token = t._(
-        "Set, {tail}, by {user} {when}.",
-        tail=_tail(info.last4, t),
-        user=f"<@{info.set_by}>",
-        when=discord.utils.format_dt(info.set_at, "R"),
-    )
+    user = f"<@{info.set_by}>"
+    when = discord.utils.format_dt(info.set_at, "R")
+    token = t._("Set, {tail}, by {user} {when}.", tail=_tail(info.last4, t), user=user, when=when)
     if not state.readable:
         unreadable = t._(
             "It can no longer be read (the bot's encryption key changed) and must be set again with "
