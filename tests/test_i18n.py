@@ -14,6 +14,7 @@ import ast
 import io
 import re
 import string
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,13 @@ def test_the_template_is_what_the_code_marks() -> None:
     template = ids(read(TEMPLATE))
     assert found - template == set(), "messages missing from the template: run make i18n-extract"
     assert template - found == set(), "messages no longer in the code: run make i18n-extract"
+
+
+def test_the_catalogs_are_installed_with_the_package() -> None:
+    """A non-editable install (the Docker image) must carry the .po files, or the bot cannot start."""
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        package_data = tomllib.load(file)["tool"]["setuptools"]["package-data"]["bot"]
+    assert "locales/*.po" in package_data
 
 
 def test_catalogs_compile_and_plural_forms_follow_the_language() -> None:
