@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     #: Touched regularly while connected to Discord, for container health checks.
     health_file: Path | None = None
+    #: Shards across every process (None: the count Discord recommends, all in this process).
+    shard_count: int | None = None
+    #: The shards this process runs (None: all of 0..shard_count-1); needs shard_count.
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
 
     @field_validator("discord_token")
     @classmethod
@@ -151,6 +155,48 @@ class Settings(BaseSettings):
             raise ValueError("not a snowflake")
         return value
 
+    @field_validator("shard_count")
+    @classmethod
+    def _at_least_one(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError("less than 1")
+        return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _split_shard_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(","))
+        return value
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_of_the_count(
+        cls, ids: tuple[int, ...] | None, info: ValidationInfo
+    ) -> tuple[int, ...] | None:
+        if ids is None or "shard_count" not in info.data:  # an invalid SHARD_COUNT has its own line
+            return ids
+        count: int | None = info.data["shard_count"]
+        if count is None:
+            raise PydanticCustomError(
+                _SENTENCE, "needs SHARD_COUNT: set it to the number of shards across all processes"
+            )
+        if not ids:
+            raise PydanticCustomError(_SENTENCE, "is set but lists no shard")
+        for shard_id in ids:
+            if not 0 <= shard_id < count:
+                raise PydanticCustomError(
+                    _WORDED,
+                    "shard {shard_id} does not exist with SHARD_COUNT={count} (ids go from 0 to {last})",
+                    {"shard_id": shard_id, "count": count, "last": count - 1},
+                )
+        duplicates = sorted({shard_id for shard_id in ids if ids.count(shard_id) > 1})
+        if duplicates:
+            raise PydanticCustomError(
+                _WORDED, "shard {shard_id} is listed twice", {"shard_id": duplicates[0]}
+            )
+        return ids
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -168,6 +214,8 @@ _PROBLEMS: dict[str, str] = {
     "dev_guild_id": "must be a Discord server id (a positive whole number)",
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR",
     "health_file": "must be a file path",
+    "shard_count": "must be a whole number of shards, 1 or more",
+    "shard_ids": "must be shard ids separated by commas, such as 0,1",
 }
 
 

@@ -6,7 +6,7 @@
   bot checks it can view, send and embed links there, and names what is missing); without a
   channel it turns the audit log off. Both are announced in the affected channel.
 - ``/dscgg status``      token (last 4 characters), who set it and when, whether dsc.gg accepts it;
-  the log channel, any problem posting there, and the latest changes.
+  the log channel, any problem posting there, and the latest changes; the shard serving the server.
 
 Every reply is ephemeral and sent with ``AllowedMentions.none()``. Errors are raised, not answered
 here: the tree's renderer (bot/tree.py) turns them into one ephemeral sentence, modal errors included.
@@ -21,6 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import checks
+from bot.embeds import shard_text
 from bot.errors import NotInGuild, relative_time
 from bot.services.tokens import TokenCheck, TokenStatus
 from bot.tree import defer
@@ -134,6 +135,7 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
         log_line = await self.log_channel_line(guild_id)
         if log_line is not None:
             embed.add_field(name="Audit log", value=log_line, inline=False)
+        embed.add_field(name="Served by", value=shard_text(*self.bot.shard_of(guild_id)), inline=False)
         await interaction.edit_original_response(embed=embed, allowed_mentions=NO_MENTIONS)
 
     async def log_channel_line(self, guild_id: int) -> str | None:

@@ -312,7 +312,7 @@ class Harness:
 
     def __init__(
         self,
-        bot: commands.Bot,
+        bot: commands.Bot | commands.AutoShardedBot,
         fake: FakeDiscord,
         *,
         token: str = "fake-bot-token",
