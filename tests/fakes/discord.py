@@ -14,7 +14,7 @@ In process::
 
 Standalone (end-to-end process tests)::
 
-    python -m tests.fakes.discord --port 8765 --guilds 1000
+    python -m tests.fakes.discord --port 8765 --guilds 1000 [--shards 4]
 
 prints ``FAKE_DISCORD_API=...`` and ``FAKE_DISCORD_GATEWAY=...`` and serves until SIGINT/SIGTERM. A
 small control API under ``/_fake`` (not under ``/api``) lets another process dispatch interactions
