@@ -32,7 +32,7 @@ USER dscgg
 WORKDIR /data
 # The database, its WAL files and the generated encryption key (when TOKEN_ENCRYPTION_KEYS is unset).
 VOLUME ["/data"]
-# The bot refreshes HEALTH_FILE only while it is connected to Discord; stale or missing = unhealthy.
+# The bot refreshes HEALTH_FILE only while all its shards are connected; stale or missing = unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["python", "-m", "bot.health"]
 # Exec form: python is PID 1 and receives SIGTERM from `docker stop` to shut down cleanly.
 CMD ["python", "-m", "bot"]

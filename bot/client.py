@@ -7,7 +7,12 @@ Long-lived resources (the aiohttp session, the database) are opened by ``bot.__m
 Command sync policy: a stable hash of the command payloads is kept per application and scope in
 AppStateStore. At start the tree is synced only when the hash differs from the stored one — to
 DEV_GUILD_ID if set (global commands copied there), otherwise globally. ``python -m bot sync``
-forces it. There is never a global sync on every boot.
+forces it. There is never a global sync on every boot. When shards are split over several processes
+(SHARD_IDS), only the process holding shard 0 syncs at start; ``sync`` forces it in any process.
+
+Shards: the bot is an AutoShardedBot running SHARD_IDS of SHARD_COUNT shards (default: every shard of
+the count Discord recommends, all in this process). The health file is touched only while every shard
+of this process is connected.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ def command_hash(tree: discord.app_commands.CommandTree[Any], guild: discord.abc
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
-class DscBot(commands.Bot):
+class DscBot(commands.AutoShardedBot):
     tree: DscCommandTree  # narrowed by tree_cls
     #: Seconds between two purges of the data of servers the bot left (the first runs once connected).
     purge_interval: float = DEFAULT_PURGE_INTERVAL
@@ -107,6 +112,8 @@ class DscBot(commands.Bot):
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
+        if settings.shard_ids is not None:
+            options["shard_ids"] = list(settings.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
@@ -116,6 +123,7 @@ class DscBot(commands.Bot):
             member_cache_flags=discord.MemberCacheFlags.none(),
             chunk_guilds_at_startup=False,
             allowed_mentions=discord.AllowedMentions.none(),
+            shard_count=settings.shard_count,
             **options,
         )
         self.settings = settings
@@ -231,7 +239,8 @@ class DscBot(commands.Bot):
         """Sync the tree if its commands changed since the last sync (or when forced).
 
         Returns True if it synced. Raises discord.HTTPException if Discord refuses the sync (the hash
-        is then not stored, so the next start tries again).
+        is then not stored, so the next start tries again). Unless forced, only the process that runs
+        shard 0 syncs: several processes starting at once must not all register the commands.
         """
         guild_id = self.settings.dev_guild_id
         guild = discord.Object(guild_id) if guild_id is not None else None
@@ -243,6 +252,10 @@ class DscBot(commands.Bot):
         stored = await self.app_state.get(key)
         if stored == digest and not force:
             log.info("Commands unchanged since the last sync %s; not syncing", where)
+            self.synced = False
+            return False
+        if not force and not self.holds_shard_zero:
+            log.info("Commands %s: not syncing here, the process running shard 0 does it", where)
             self.synced = False
             return False
         reason = "requested" if force else ("first sync" if stored is None else "commands changed")
@@ -352,10 +365,31 @@ class DscBot(commands.Bot):
         await self.wait_until_ready()
         await self.lifecycle.run(self.purge_interval)
 
+    # ---------------------------------------------------------------- shards
+
+    @property
+    def holds_shard_zero(self) -> bool:
+        """Whether this process runs shard 0 (every process does, unless SHARD_IDS says otherwise)."""
+        return self.shard_ids is None or 0 in self.shard_ids
+
+    def shard_of(self, guild_id: int) -> tuple[int, int]:
+        """(shard id, shard count) of the shard that serves ``guild_id``, as Discord assigns it."""
+        count = self.shard_count or 1  # None until connected when Discord recommends the count
+        return (guild_id >> 22) % count, count
+
     # ---------------------------------------------------------------- health file
 
     def healthy(self) -> bool:
-        return self.is_ready() and not self.is_closed() and math.isfinite(self.latency)
+        """Ready, not closing, and every shard of this process connected with a heartbeat answered."""
+        if not self.is_ready() or self.is_closed():
+            return False
+        latencies = dict(self.latencies)
+        wanted = self.shard_ids if self.shard_ids is not None else range(self.shard_count or 1)
+        for shard_id in wanted:
+            shard = self.get_shard(shard_id)
+            if shard is None or shard.is_closed() or not math.isfinite(latencies.get(shard_id, math.nan)):
+                return False
+        return True
 
     async def _health_loop(self) -> None:
         path = self.settings.health_file

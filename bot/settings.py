@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     guild_data_retention_days: int = 30
     #: Audit events kept per server (``/dscgg audit``); older ones are dropped once posted.
     audit_keep: int = 1000
+    #: Shards across every process (None: the count Discord recommends, all in this process).
+    shard_count: int | None = None
+    #: The shards this process runs (None: all of 0..shard_count-1); needs shard_count.
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
 
     @field_validator("discord_token")
     @classmethod
@@ -171,12 +175,47 @@ class Settings(BaseSettings):
             raise ValueError("not a snowflake")
         return value
 
-    @field_validator("audit_keep")
+    @field_validator("audit_keep", "shard_count")
     @classmethod
-    def _at_least_one(cls, value: int) -> int:
-        if value < 1:
+    def _at_least_one(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
             raise ValueError("less than 1")
         return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _split_shard_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(","))
+        return value
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_of_the_count(
+        cls, ids: tuple[int, ...] | None, info: ValidationInfo
+    ) -> tuple[int, ...] | None:
+        if ids is None or "shard_count" not in info.data:  # an invalid SHARD_COUNT has its own line
+            return ids
+        count: int | None = info.data["shard_count"]
+        if count is None:
+            raise PydanticCustomError(
+                _SENTENCE, "needs SHARD_COUNT: set it to the number of shards across all processes"
+            )
+        if not ids:
+            raise PydanticCustomError(_SENTENCE, "is set but lists no shard")
+        for shard_id in ids:
+            if not 0 <= shard_id < count:
+                raise PydanticCustomError(
+                    _WORDED,
+                    "shard {shard_id} does not exist with SHARD_COUNT={count} (ids go from 0 to {last})",
+                    {"shard_id": shard_id, "count": count, "last": count - 1},
+                )
+        duplicates = sorted({shard_id for shard_id in ids if ids.count(shard_id) > 1})
+        if duplicates:
+            raise PydanticCustomError(
+                _WORDED, "shard {shard_id} is listed twice", {"shard_id": duplicates[0]}
+            )
+        return ids
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -199,6 +238,8 @@ _PROBLEMS: dict[str, str] = {
     "health_file": "must be a file path",
     "guild_data_retention_days": f"must be a whole number of days from 0 to {MAX_RETENTION_DAYS}",
     "audit_keep": "must be a whole number of events, 1 or more",
+    "shard_count": "must be a whole number of shards, 1 or more",
+    "shard_ids": "must be shard ids separated by commas, such as 0,1",
 }
 
 

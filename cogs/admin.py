@@ -6,7 +6,7 @@
   bot checks it can view, send and embed links there, and names what is missing); without a
   channel it turns the audit log off. Both are announced in the affected channel.
 - ``/dscgg status``      token (last 4 characters), who set it and when, whether dsc.gg accepts it;
-  the log channel, any problem posting there, and the latest changes.
+  the log channel, any problem posting there, and the latest changes; the shard serving the server.
 - ``/dscgg audit``       the server's history of link and token changes (and refused ones), newest
   first, with page buttons.
 
@@ -24,6 +24,7 @@ from discord.ext import commands
 
 from bot import checks
 from bot.audit_embeds import history_embed
+from bot.embeds import shard_text
 from bot.errors import NotInGuild, relative_time
 from bot.pager import Page
 from bot.permissions import command_id_of
@@ -183,6 +184,7 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
         log_line = await self.log_channel_line(guild_id)
         if log_line is not None:
             embed.add_field(name="Audit log", value=log_line, inline=False)
+        embed.add_field(name="Served by", value=shard_text(*self.bot.shard_of(guild_id)), inline=False)
         await interaction.edit_original_response(embed=embed, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="audit", description="Show this server's history of link and token changes")

@@ -457,3 +457,44 @@ def test_env_example_documents_every_setting_and_loads() -> None:
     settings = load_settings(env_file=example, discord_token=SECRET_DISCORD_TOKEN)
     assert settings.token_encryption_keys == ()
     assert settings.dev_guild_id is None
+
+
+# ---------------------------------------------------------------------------------------- shards
+
+
+def test_shards_default_to_one_process_with_the_recommended_count() -> None:
+    settings = load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN)
+    assert (settings.shard_count, settings.shard_ids) == (None, None)
+
+
+def test_shard_ids_are_read_from_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHARD_COUNT", "4")
+    monkeypatch.setenv("SHARD_IDS", "2, 3")
+    settings = load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN)
+    assert (settings.shard_count, settings.shard_ids) == (4, (2, 3))
+    monkeypatch.setenv("SHARD_IDS", "")  # empty: every shard of the count, in this process
+    assert load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN).shard_ids is None
+
+
+@pytest.mark.parametrize(
+    ("count", "ids", "expected"),
+    [
+        (None, "0,1", "SHARD_IDS needs SHARD_COUNT: set it to the number of shards across all processes"),
+        ("4", "2,4", "SHARD_IDS: shard 4 does not exist with SHARD_COUNT=4 (ids go from 0 to 3)"),
+        ("4", "-1", "SHARD_IDS: shard -1 does not exist with SHARD_COUNT=4 (ids go from 0 to 3)"),
+        ("4", "1,3,1", "SHARD_IDS: shard 1 is listed twice"),
+        ("4", "0;1", "SHARD_IDS: must be shard ids separated by commas, such as 0,1"),
+        ("4", "0,,1", "SHARD_IDS: must be shard ids separated by commas, such as 0,1"),
+        ("0", None, "SHARD_COUNT: must be a whole number of shards, 1 or more"),
+        ("two", None, "SHARD_COUNT: must be a whole number of shards, 1 or more"),
+        ("two", "0", "SHARD_COUNT: must be a whole number of shards, 1 or more"),  # not "needs SHARD_COUNT"
+    ],
+)
+def test_invalid_shards_are_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, count: str | None, ids: str | None, expected: str
+) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", SECRET_DISCORD_TOKEN)
+    for name, value in (("SHARD_COUNT", count), ("SHARD_IDS", ids)):
+        if value is not None:
+            monkeypatch.setenv(name, value)
+    assert error_line() == expected
