@@ -345,8 +345,8 @@ class DscBot(commands.AutoShardedBot):
         count = self.shard_count
         if count is None or count <= 1:
             return True
-        shard_ids = getattr(self, "shard_ids", None)  # AutoShardedBot; a plain Bot runs one shard
-        return shard_ids is not None and set(range(count)) <= set(shard_ids)
+        # None: this process launches every shard (SHARD_IDS unset)
+        return self.shard_ids is None or set(range(count)) <= set(self.shard_ids)
 
     async def reconcile_guilds(self) -> Reconciled | None:
         """Catch up on servers that removed (or re-invited) the bot while it was offline, from the
