@@ -6,17 +6,14 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# This layer is keyed on the whole pyproject.toml, so editing any part of it (a version, a tool setting)
-# reinstalls the dependencies too. That is accepted: the file changes rarely, and no separate
-# requirements file has to be kept in step with it.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
-COPY README.md LICENSE ./
+# Exactly the locked versions, each file checked against its sha256 (`make lock` writes the lock from
+# pyproject.toml; it holds the build backend too). This layer is keyed on the lock alone.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
+COPY pyproject.toml README.md LICENSE ./
 COPY bot ./bot
 COPY cogs ./cogs
-RUN pip install --no-deps .
+RUN pip install --no-deps --no-build-isolation .
 
 # --- runtime: slim, non-root, state on a volume -----------------------------------------------------
 FROM python:3.11-slim AS runtime
