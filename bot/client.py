@@ -29,6 +29,7 @@ from bot.audit import AuditLog
 from bot.crypto import TokenCipher
 from bot.db import AppStateStore, AuditEventStore, Database, GuildSettingsStore, LinkRecordStore, TokenStore
 from bot.dscgg.client import DscggClient
+from bot.dscgg.ratelimit import Limiter
 from bot.services.links import LinkService
 from bot.services.tokens import TokenService
 from bot.tree import DscCommandTree
@@ -89,6 +90,7 @@ class DscBot(commands.Bot):
         extensions: Sequence[str] = EXTENSIONS,
         force_sync: bool = False,
         dscgg: DscggClient | None = None,
+        rate_limiter: Limiter | None = None,
         **options: Any,
     ) -> None:
         intents = discord.Intents.none()
@@ -123,6 +125,7 @@ class DscBot(commands.Bot):
             base_url=settings.dscgg_api_url,
             timeout=settings.dscgg_timeout,
             max_rate_limit_wait=settings.dscgg_max_rate_limit_wait,
+            rate_limiter=rate_limiter,
         )
         self.audit = self._build_audit_log()
         self.tokens = TokenService(self.token_store, self.dscgg, self.audit)

@@ -34,6 +34,8 @@ GENERATED_KEY_FILENAME = "token.key"
 _WORDED = "worded"
 _SENTENCE = "sentence"
 
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+
 #: DISCORD_TOKEN's value in .env.example.
 DISCORD_TOKEN_PLACEHOLDER = "paste-your-bot-token-here"
 _PASTE_THE_BOT_TOKEN = (
@@ -71,6 +73,10 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     #: Touched regularly while connected to Discord, for container health checks.
     health_file: Path | None = None
+    #: Optional: keep the dsc.gg rate limits in this Redis, shared by every process using it.
+    redis_url: SecretStr | None = None
+    #: How many processes share the dsc.gg limits; while Redis is unavailable each uses 1/this of them.
+    rate_limit_processes: int = 2
 
     @field_validator("discord_token")
     @classmethod
@@ -144,6 +150,24 @@ class Settings(BaseSettings):
             raise ValueError("negative")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The URL may carry a password: the message never shows it.
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if urlsplit(url).scheme not in _REDIS_SCHEMES:
+            raise PydanticCustomError(_WORDED, "must be a redis:// URL, such as redis://localhost:6379/0")
+        return SecretStr(url)
+
+    @field_validator("rate_limit_processes")
+    @classmethod
+    def _processes(cls, value: int) -> int:
+        if not 1 <= value <= 1000:
+            raise ValueError("out of range")
+        return value
+
     @field_validator("dev_guild_id")
     @classmethod
     def _snowflake(cls, value: int | None) -> int | None:
@@ -168,6 +192,8 @@ _PROBLEMS: dict[str, str] = {
     "dev_guild_id": "must be a Discord server id (a positive whole number)",
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR",
     "health_file": "must be a file path",
+    "redis_url": "must be a redis:// URL, such as redis://localhost:6379/0",
+    "rate_limit_processes": "must be a whole number from 1 to 1000",
 }
 
 

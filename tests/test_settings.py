@@ -86,6 +86,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.dev_guild_id is None
     assert settings.log_level == "INFO"
     assert settings.health_file is None
+    assert settings.redis_url is None
+    assert settings.rate_limit_processes == 2
 
 
 @pytest.mark.parametrize(
@@ -119,6 +121,14 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DEV_GUILD_ID", "-5", "DEV_GUILD_ID: must be a Discord server id (a positive whole number)"),
         ("DEV_GUILD_ID", str(2**64), "DEV_GUILD_ID: must be a Discord server id (a positive whole number)"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR"),
+        (
+            "REDIS_URL",
+            "http://:redis-password-never-shown@cache:6379",
+            "REDIS_URL: must be a redis:// URL, such as redis://localhost:6379/0",
+        ),
+        ("REDIS_URL", "cache:6379", "REDIS_URL: must be a redis:// URL, such as redis://localhost:6379/0"),
+        ("RATE_LIMIT_PROCESSES", "0", "RATE_LIMIT_PROCESSES: must be a whole number from 1 to 1000"),
+        ("RATE_LIMIT_PROCESSES", "two", "RATE_LIMIT_PROCESSES: must be a whole number from 1 to 1000"),
         (
             "TOKEN_ENCRYPTION_KEYS",
             "not-a-key",
@@ -199,6 +209,8 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEV_GUILD_ID", "123456789012345678")
     monkeypatch.setenv("LOG_LEVEL", "debug")
     monkeypatch.setenv("HEALTH_FILE", "/tmp/health")
+    monkeypatch.setenv("REDIS_URL", " redis://:redis-password@cache:6379/2 ")
+    monkeypatch.setenv("RATE_LIMIT_PROCESSES", "4")
     settings = load_settings(env_file=None)
     assert [key.get_secret_value() for key in settings.token_encryption_keys] == [first, second]
     assert settings.dscgg_api_url == "http://127.0.0.1:8080/v2"
@@ -207,6 +219,10 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.dev_guild_id == 123456789012345678
     assert settings.log_level == "DEBUG"
     assert settings.health_file == Path("/tmp/health")
+    assert settings.redis_url is not None
+    assert settings.redis_url.get_secret_value() == "redis://:redis-password@cache:6379/2"
+    assert "redis-password" not in repr(settings)
+    assert settings.rate_limit_processes == 4
 
 
 def test_settings_are_frozen() -> None:
