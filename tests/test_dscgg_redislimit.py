@@ -236,6 +236,26 @@ async def test_a_cancelled_waiter_gives_its_slot_back(
         assert isinstance(await second.book(TOKEN, DELETE, max_wait=0), Reservation)
 
 
+async def test_a_slot_left_in_flight_by_a_dead_process_counts_until_its_lease_ends(
+    limiter_factory: Callable[..., RedisRateLimiter],
+) -> None:
+    limits = {"delete_link": (1, WINDOW)}
+    async with limiter_factory(limits=limits, lease=2.0) as dead, limiter_factory(limits=limits) as alive:
+        assert isinstance(await dead.book(TOKEN, DELETE, max_wait=0), Reservation)  # never answered
+        await asyncio.sleep(WINDOW * 1.2)  # an answered send would have left the window by now
+        assert isinstance(await alive.book(TOKEN, DELETE, max_wait=0), Refusal)
+
+        async def granted() -> bool:
+            outcome = await alive.book(TOKEN, DELETE, max_wait=0)
+            if isinstance(outcome, Reservation):
+                alive.settle(outcome)
+                return True
+            return False
+
+        # Its lease over, it counts from then and leaves the window like any other.
+        assert await _eventually(granted)
+
+
 # ---------------------------------------------------------------- Redis unavailable
 
 

@@ -9,12 +9,12 @@ and holds nothing.
 In Redis, a bucket (sha256 of the token, endpoint) is four keys sharing one hash tag, so one script
 can touch them all (also on a Redis Cluster):
 
-* ``…:w`` a sorted set of send slots, member = booking number, score = when the send counts (ms,
-  Redis's clock): the answer's time once settled; the booked time, moved up to *now* while it is
-  in flight; pruned once it is a whole window old;
-* ``…:l`` the slots not settled yet, scored by when their lease runs out. A process that dies with
-  requests in flight leaves them here; once the lease is over they count from then and are pruned a
-  window later, like any other;
+* ``…:w`` a sorted set of send slots, member = booking number, score (ms, Redis's clock) = when the
+  send counts once settled (its answer's time), or until then the end of its lease; pruned once it
+  is a whole window old;
+* ``…:l`` the slots not settled yet, scored by the end of their lease. While in flight a slot counts
+  from *now* (computed only when a bucket is full); a process that dies with requests in flight
+  leaves them here, and once the lease is over they count from then, like any other;
 * ``…:b`` present while dsc.gg's 429 holds (its expiry is the Retry-After);
 * ``…:n`` the booking counter, which orders the slots.
 
@@ -88,42 +88,56 @@ local window, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
 
--- Slots whose lease ran out count from then.
-local lapsed = redis.call('ZRANGEBYSCORE', L, '-inf', now, 'WITHSCORES')
-for i = 1, #lapsed, 2 do
-  redis.call('ZADD', W, 'XX', 'GT', lapsed[i + 1], lapsed[i])
-end
-if #lapsed > 0 then
-  redis.call('ZREMRANGEBYSCORE', L, '-inf', now)
-end
--- In flight: dsc.gg may count them at any moment until they are answered, so no earlier than now.
-for _, member in ipairs(redis.call('ZRANGE', L, 0, -1)) do
-  redis.call('ZADD', W, 'XX', 'GT', now, member)
-end
+-- A slot not settled is scored (in both sets) by the end of its lease: it cannot be pruned while
+-- it may be in flight, and once the lease is over it counts from then, like a settled one.
+redis.call('ZREMRANGEBYSCORE', L, '-inf', now)
 redis.call('ZREMRANGEBYSCORE', W, '-inf', now - window)
 
--- Every key lives until a window after the latest send it holds (or the latest lease).
+-- Every key lives until a window after the latest time a slot in it counts from.
 local function expire()
   local horizon = now
   local last = redis.call('ZREVRANGE', W, 0, 0, 'WITHSCORES')
   if last[2] then horizon = math.max(horizon, tonumber(last[2])) end
-  local held = redis.call('ZREVRANGE', L, 0, 0, 'WITHSCORES')
-  if held[2] then horizon = math.max(horizon, tonumber(held[2])) end
   local ttl = math.ceil(horizon - now + window) + 1
   redis.call('PEXPIRE', W, ttl)
   redis.call('PEXPIRE', L, ttl)
   redis.call('PEXPIRE', N, ttl)
 end
 
--- The earliest send time at or after `at` given the latest `limit` slots.
-local function after_window(at, scores, limit, margin)
-  if #scores >= limit then
-    table.sort(scores, function(a, b) return a > b end)
-    return math.max(at, scores[limit] + window + margin)
+-- When the slots `keep` accepts count from, latest first: a settled one from its answer; one not
+-- settled from its booked time, or from now if that has passed (dsc.gg may count it at any moment
+-- until it is answered).
+local function counted(keep)
+  local leases = {}
+  local held = redis.call('ZRANGE', L, 0, -1, 'WITHSCORES')
+  for i = 1, #held, 2 do
+    leases[held[i]] = tonumber(held[i + 1])
+  end
+  local times = {}
+  local slots = redis.call('ZRANGE', W, 0, -1, 'WITHSCORES')
+  for i = 1, #slots, 2 do
+    if keep(slots[i]) then
+      local ends = leases[slots[i]]
+      if ends then
+        table.insert(times, math.max(ends - lease, now))
+      else
+        table.insert(times, tonumber(slots[i + 1]))
+      end
+    end
+  end
+  table.sort(times, function(a, b) return a > b end)
+  return times
+end
+
+-- The earliest send time at or after `at` that keeps the window to `limit` sends.
+local function after_window(at, times, limit, margin)
+  if #times >= limit then
+    return math.max(at, times[limit] + window + margin)
   end
   return at
 end
 
+-- Now, or later while a 429 holds (this process's own, `hold` ms, or one seen by another).
 local function blocked_from(hold)
   local at = now + math.max(hold, 0)
   local pttl = redis.call('PTTL', B)
@@ -133,22 +147,21 @@ end
 """
 
 # ARGV[3]: limit, [4]: safety margin (ms), [5]: max wait (ms), [6]: local 429 hold (ms).
-# Returns {booking number or 0 if refused, delay in ms}.
+# Returns {booking number, or 0 if refused; delay in ms}.
 _BOOK: Final = (
     _PRELUDE
     + """
 local limit, margin, max_wait = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local at = blocked_from(tonumber(ARGV[6]))
 if redis.call('ZCARD', W) >= limit then
-  local kth = redis.call('ZREVRANGE', W, limit - 1, limit - 1, 'WITHSCORES')
-  at = math.max(at, tonumber(kth[2]) + window + margin)
+  at = after_window(at, counted(function() return true end), limit, margin)
 end
 local delay = at - now
 if delay > max_wait then
   return {0, tostring(delay)}
 end
 local number = redis.call('INCR', N)
-redis.call('ZADD', W, at, number)
+redis.call('ZADD', W, at + lease, number)
 redis.call('ZADD', L, at + lease, number)
 expire()
 return {number, tostring(delay)}
@@ -161,48 +174,46 @@ _CHECK: Final = (
     _PRELUDE
     + """
 local limit, margin, patience = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local number = tonumber(ARGV[7])
-if not redis.call('ZSCORE', W, ARGV[7]) then
+local member, number = ARGV[7], tonumber(ARGV[7])
+if not redis.call('ZSCORE', L, member) then
   return {-1, '0'}
 end
 local at = blocked_from(tonumber(ARGV[6]))
 if redis.call('ZCARD', W) > limit or at > now then
   -- Only the slots booked before this one can hold it back.
-  local before = {}
-  local slots = redis.call('ZRANGE', W, 0, -1, 'WITHSCORES')
-  for i = 1, #slots, 2 do
-    if tonumber(slots[i]) < number then
-      table.insert(before, tonumber(slots[i + 1]))
-    end
-  end
+  local before = counted(function(other) return tonumber(other) < number end)
   at = after_window(at, before, limit, margin)
 end
 local delay = at - now
+local status = 2
 if delay <= 0 then
-  redis.call('ZADD', W, 'XX', now, ARGV[7])
-  redis.call('ZADD', L, 'XX', now + lease, ARGV[7])
-  expire()
-  return {1, '0'}
-end
-if delay > patience then
-  redis.call('ZREM', W, ARGV[7])
-  redis.call('ZREM', L, ARGV[7])
+  status, delay, at = 1, 0, now
+elseif delay > patience then
+  redis.call('ZREM', W, member)
+  redis.call('ZREM', L, member)
   expire()
   return {0, tostring(delay)}
 end
-redis.call('ZADD', W, 'XX', at, ARGV[7])
-redis.call('ZADD', L, 'XX', at + lease, ARGV[7])
+redis.call('ZADD', W, 'XX', at + lease, member)
+redis.call('ZADD', L, 'XX', at + lease, member)
 expire()
-return {2, tostring(delay)}
+return {status, tostring(delay)}
 """
 )
 
-# ARGV[3]: booking. The answer came back: the send counts from now.
+# ARGV[3]: booking. The answer came back: the send counts from now (or from its booked time, if
+# that is later).
 _SETTLE: Final = (
     _PRELUDE
     + """
-redis.call('ZREM', L, ARGV[3])
-redis.call('ZADD', W, 'XX', 'GT', now, ARGV[3])
+local ends = redis.call('ZSCORE', L, ARGV[3])
+if ends then
+  redis.call('ZREM', L, ARGV[3])
+  redis.call('ZADD', W, 'XX', math.max(now, tonumber(ends) - lease), ARGV[3])
+else
+  -- Its lease ran out first: it counts from now, never earlier than it did.
+  redis.call('ZADD', W, 'XX', 'GT', now, ARGV[3])
+end
 expire()
 return 1
 """
@@ -308,7 +319,9 @@ class RedisRateLimiter:
         #: When Redis was found unavailable (None while it answers) and when to try it again.
         self._down_since: float | None = None
         self._retry_at = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Settles, releases and 429 blocks not yet sent: one writer sends them in pipelined batches.
+        self._writes: list[tuple[Any, list[str], list[float | int]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(
@@ -317,21 +330,26 @@ class RedisRateLimiter:
         limits: LimitTable | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = 32,
         **options: Any,
     ) -> RedisRateLimiter:
-        """A limiter on its own Redis connection pool; ``aclose()`` (or ``async with``) closes it.
+        """A limiter on its own pool of up to ``max_connections`` connections to Redis; ``aclose()``
+        (or ``async with``) closes it.
 
         Nothing connects until the first booking. redis-py's own retries are off: a call that fails
         falls back at once instead of trying again within the ``timeout``.
         """
-        client = aioredis.Redis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            # Past this many at once, bookings queue for a connection (within their timeout).
+            max_connections=max_connections,
+            timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
-        return cls(client, limits, timeout=timeout, **options)
+        return cls(aioredis.Redis(connection_pool=pool), limits, timeout=timeout, **options)
 
     @property
     def limits(self) -> Mapping[Endpoint, tuple[int, float]]:
@@ -363,8 +381,8 @@ class RedisRateLimiter:
 
     async def drain(self) -> None:
         """Wait for the writes still on their way to Redis (settles, releases, 429 blocks)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
 
     async def aclose(self) -> None:
         try:
@@ -373,9 +391,9 @@ class RedisRateLimiter:
         except TimeoutError:
             pass
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await self._redis.aclose()
+            if self._writer is not None:
+                self._writer.cancel()
+            await self._redis.aclose(close_connection_pool=True)
 
     # ---------------------------------------------------------------- the Limiter interface
 
@@ -457,7 +475,7 @@ class RedisRateLimiter:
         milliseconds = math.ceil(retry_after * 1000)
         if milliseconds > 0:
             keys = self._keys(owner, endpoint)
-            self._spawn(self._call(self._block(keys=[keys[2]], args=[milliseconds], client=self._redis)))
+            self._queue(self._block, [keys[2]], [milliseconds])
 
     # ---------------------------------------------------------------- in Redis
 
@@ -543,20 +561,28 @@ class RedisRateLimiter:
 
     def _write(self, script: Any, reservation: SharedReservation) -> None:
         """Settle or release ``reservation`` in Redis, in the background."""
-        args = [*self._window_args(reservation.endpoint), reservation.number]
-        self._spawn(self._call(script(keys=reservation.keys, args=args, client=self._redis)))
+        self._queue(
+            script, list(reservation.keys), [*self._window_args(reservation.endpoint), reservation.number]
+        )
 
-    def _spawn(self, call: Any) -> None:
-        """Run a write in the background: the request it belongs to need not wait for it. If it is
+    def _queue(self, script: Any, keys: list[str], args: list[float | int]) -> None:
+        """Send a write in the background: the request it belongs to need not wait for it. If it is
         lost, the slot only counts longer (until its lease runs out), never shorter."""
+        self._writes.append((script, keys, args))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._send_writes())
 
-        async def write() -> None:
-            with contextlib.suppress(_Unavailable):
-                await call
-
-        task = asyncio.get_running_loop().create_task(write())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _send_writes(self) -> None:
+        # One at a time, in order, as many as have gathered per round trip: a burst of answers costs
+        # one connection, not one each.
+        while self._writes:
+            batch, self._writes = self._writes, []
+            # A lost batch only makes its slots count longer; _call has noted why.
+            with contextlib.suppress(_Unavailable, RedisError, OSError):
+                async with self._redis.pipeline(transaction=False) as pipeline:
+                    for script, keys, args in batch:
+                        await script(keys=keys, args=args, client=pipeline)
+                    await self._call(pipeline.execute())
 
     # ---------------------------------------------------------------- when Redis is unavailable
 
