@@ -15,7 +15,7 @@ import sys
 import time
 
 #: Module names under bench/, run in this order.
-BENCHES: tuple[str, ...] = ("client", "latency", "concurrency", "memory", "startup")
+BENCHES: tuple[str, ...] = ("client", "ratelimit", "latency", "concurrency", "memory", "startup")
 
 
 def run(name: str) -> None:
