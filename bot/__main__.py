@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 # Heavier imports (discord.py, aiohttp, the database) happen inside the functions, so that a
 # settings error never waits on them and Ctrl+C during start-up is caught by ``main``.
 if TYPE_CHECKING:
     from bot.client import DscBot
+    from bot.dscgg.ratelimit import Limiter
     from bot.settings import Settings
 
 __all__ = ["LOGIN_TIMEOUT", "main", "run"]
@@ -133,11 +135,14 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool) -> int
             # The dsc.gg session serves every server's token: no cookie may carry over between them.
             aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session,
             Database.open(settings.database_path) as db,
+            _rate_limiter(settings) as rate_limiter,
         ):
             if stopper.signal is not None:
                 log.info("Stopped before connecting to Discord")
                 return 0
-            bot = DscBot(settings, db, session, cipher=cipher, force_sync=sync_only)
+            bot = DscBot(
+                settings, db, session, cipher=cipher, force_sync=sync_only, rate_limiter=rate_limiter
+            )
             stopper.bot = bot
             async with bot:
                 if stopper.signal is None:
@@ -187,6 +192,25 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool) -> int
         return 1
     log.info("Stopped")
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _rate_limiter(settings: Settings) -> AsyncIterator[Limiter | None]:
+    """The dsc.gg rate limiter shared through REDIS_URL; None (each process keeps its own) without it."""
+    if settings.redis_url is None:
+        yield None
+        return
+    from urllib.parse import urlsplit
+
+    from bot.dscgg.redislimit import RedisRateLimiter
+    from bot.log import register_secret
+
+    url = settings.redis_url.get_secret_value()
+    register_secret(urlsplit(url).password)
+    async with RedisRateLimiter.from_url(url, processes=settings.rate_limit_processes) as limiter:
+        if await limiter.ping():  # a failure is logged by the limiter, which then falls back
+            log.info("dsc.gg rate limits are shared through Redis")
+        yield limiter
 
 
 def _discord_host() -> str:

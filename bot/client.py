@@ -43,6 +43,7 @@ from bot.db import (
     TokenStore,
 )
 from bot.dscgg.client import DscggClient
+from bot.dscgg.ratelimit import Limiter
 from bot.pager import PageButton, Pager
 from bot.permissions import CommandPermissions, parse_overrides
 from bot.services.guilds import DEFAULT_PURGE_INTERVAL, GuildLifecycle, Reconciled
@@ -108,6 +109,7 @@ class DscBot(commands.AutoShardedBot):
         extensions: Sequence[str] = EXTENSIONS,
         force_sync: bool = False,
         dscgg: DscggClient | None = None,
+        rate_limiter: Limiter | None = None,
         **options: Any,
     ) -> None:
         intents = discord.Intents.none()
@@ -147,6 +149,7 @@ class DscBot(commands.AutoShardedBot):
             base_url=settings.dscgg_api_url,
             timeout=settings.dscgg_timeout,
             max_rate_limit_wait=settings.dscgg_max_rate_limit_wait,
+            rate_limiter=rate_limiter,
         )
         self.audit = self._build_audit_log()
         self.tokens = TokenService(self.token_store, self.dscgg, self.audit)

@@ -37,6 +37,8 @@ MAX_RETENTION_DAYS = 36_500
 _WORDED = "worded"
 _SENTENCE = "sentence"
 
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+
 #: DISCORD_TOKEN's value in .env.example.
 DISCORD_TOKEN_PLACEHOLDER = "paste-your-bot-token-here"
 _PASTE_THE_BOT_TOKEN = (
@@ -88,6 +90,10 @@ class Settings(BaseSettings):
     shard_count: int | None = None
     #: The shards this process runs (None: all of 0..shard_count-1); needs shard_count.
     shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
+    #: Optional: keep the dsc.gg rate limits in this Redis, shared by every process using it.
+    redis_url: SecretStr | None = None
+    #: How many processes share the dsc.gg limits; while Redis is unavailable each uses 1/this of them.
+    rate_limit_processes: int = 2
 
     @field_validator("discord_token")
     @classmethod
@@ -168,6 +174,24 @@ class Settings(BaseSettings):
             raise ValueError("out of range")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The URL may carry a password: the message never shows it.
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if urlsplit(url).scheme not in _REDIS_SCHEMES:
+            raise PydanticCustomError(_WORDED, "must be a redis:// URL, such as redis://localhost:6379/0")
+        return SecretStr(url)
+
+    @field_validator("rate_limit_processes")
+    @classmethod
+    def _processes(cls, value: int) -> int:
+        if not 1 <= value <= 1000:
+            raise ValueError("out of range")
+        return value
+
     @field_validator("dev_guild_id")
     @classmethod
     def _snowflake(cls, value: int | None) -> int | None:
@@ -240,6 +264,8 @@ _PROBLEMS: dict[str, str] = {
     "audit_keep": "must be a whole number of events, 1 or more",
     "shard_count": "must be a whole number of shards, 1 or more",
     "shard_ids": "must be shard ids separated by commas, such as 0,1",
+    "redis_url": "must be a redis:// URL, such as redis://localhost:6379/0",
+    "rate_limit_processes": "must be a whole number from 1 to 1000",
 }
 
 

@@ -453,3 +453,32 @@ async def test_sigterm_with_a_hung_command_and_slow_log_posts_stops_within_the_b
         for record in (asked, hung):
             message = await driver.final_message(record, contains=restarting, timeout=1)
             assert not message.buttons()
+
+
+async def test_redis_url_gives_the_dscgg_client_the_shared_limiter(
+    settings_factory: Callable[..., Settings],
+    live: Callable[[FakeDiscord], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.dscgg.redislimit import RedisRateLimiter
+
+    with socket.socket() as probe:  # a port nothing listens on: Redis is down from the start
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    password = "redis-password-never-in-any-log-line"
+    settings = settings_factory(redis_url=f"redis://:{password}@127.0.0.1:{port}/0", rate_limit_processes=3)
+    caplog.set_level(logging.INFO)
+    try:
+        async with FakeDiscord() as fake:
+            live(fake)
+            assert await asyncio.wait_for(entry.run(settings, sync_only=True), 10) == 0
+        (bot,) = RecordingBot.built
+        limiter = bot.dscgg.rate_limiter
+        assert isinstance(limiter, RedisRateLimiter)
+        assert limiter.processes == 3
+        # Found unavailable at start: said once, and the bot ran on regardless.
+        (warning,) = [r for r in caplog.records if r.name == "bot.dscgg.redislimit"]
+        assert "1/3 of each limit" in warning.getMessage()
+        assert bot_log.redact(f"url={password}") == "url=[redacted]"
+    finally:
+        bot_log.unregister_secret(password)

@@ -90,6 +90,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.health_file is None
     assert settings.guild_data_retention_days == 30
     assert settings.audit_keep == 1000
+    assert settings.redis_url is None
+    assert settings.rate_limit_processes == 2
 
 
 @pytest.mark.parametrize(
@@ -144,6 +146,14 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
             "99999999999",
             "GUILD_DATA_RETENTION_DAYS: must be a whole number of days from 0 to 36500",
         ),
+        (
+            "REDIS_URL",
+            "http://:redis-password-never-shown@cache:6379",
+            "REDIS_URL: must be a redis:// URL, such as redis://localhost:6379/0",
+        ),
+        ("REDIS_URL", "cache:6379", "REDIS_URL: must be a redis:// URL, such as redis://localhost:6379/0"),
+        ("RATE_LIMIT_PROCESSES", "0", "RATE_LIMIT_PROCESSES: must be a whole number from 1 to 1000"),
+        ("RATE_LIMIT_PROCESSES", "two", "RATE_LIMIT_PROCESSES: must be a whole number from 1 to 1000"),
         (
             "TOKEN_ENCRYPTION_KEYS",
             "not-a-key",
@@ -225,6 +235,8 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOG_LEVEL", "debug")
     monkeypatch.setenv("HEALTH_FILE", "/tmp/health")
     monkeypatch.setenv("GUILD_DATA_RETENTION_DAYS", "0")
+    monkeypatch.setenv("REDIS_URL", " redis://:redis-password@cache:6379/2 ")
+    monkeypatch.setenv("RATE_LIMIT_PROCESSES", "4")
     settings = load_settings(env_file=None)
     assert [key.get_secret_value() for key in settings.token_encryption_keys] == [first, second]
     assert settings.dscgg_api_url == "http://127.0.0.1:8080/v2"
@@ -234,6 +246,10 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_level == "DEBUG"
     assert settings.health_file == Path("/tmp/health")
     assert settings.guild_data_retention_days == 0
+    assert settings.redis_url is not None
+    assert settings.redis_url.get_secret_value() == "redis://:redis-password@cache:6379/2"
+    assert "redis-password" not in repr(settings)
+    assert settings.rate_limit_processes == 4
 
 
 def test_settings_are_frozen() -> None:

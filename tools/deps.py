@@ -51,6 +51,7 @@ SMOKE_TESTS: tuple[str, ...] = (
     "tests/test_command_metadata.py",  # discord.py's app commands
     "tests/test_admin_commands.py",  # interactions through discord.py's CommandTree
     "tests/test_e2e.py",  # the real bot process against the Discord and dsc.gg fakes
+    "tests/test_dscgg_redislimit.py",  # redis (asyncio client, Lua scripts)
 )
 
 _IMPORT_EVERY_MODULE = """

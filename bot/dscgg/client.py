@@ -67,7 +67,7 @@ from bot.dscgg.errors import (
     VersionDeprecated,
 )
 from bot.dscgg.models import App, Link, LinkType, User
-from bot.dscgg.ratelimit import Endpoint, LimitTable, RateLimiter, Refusal
+from bot.dscgg.ratelimit import Endpoint, Limiter, LimitTable, RateLimiter, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +269,7 @@ class DscggClient:
         retries: int = 2,
         backoff_base: float = 0.25,
         backoff_max: float = 2.0,
+        rate_limiter: Limiter | None = None,
     ) -> None:
         if retries < 0 or backoff_base < 0 or backoff_max < 0 or max_rate_limit_wait < 0:
             raise ValueError("retries, backoff and max_rate_limit_wait must not be negative")
@@ -277,7 +278,8 @@ class DscggClient:
         # sock_connect bounds opening a connection; waiting for a pooled one is covered by total.
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self.max_rate_limit_wait = max_rate_limit_wait
-        self.rate_limiter = RateLimiter(limits)
+        # ``limits`` builds the default in-process limiter; a limiter handed in has its own table.
+        self.rate_limiter: Limiter = rate_limiter if rate_limiter is not None else RateLimiter(limits)
         self._headers: Mapping[str, str] = {
             "User-Agent": user_agent or DEFAULT_USER_AGENT,
             "Accept": "application/json",
@@ -511,8 +513,8 @@ class DscggClient:
         retried_429 = False
         while True:
             max_wait = self._wait_allowed(window, needed)  # DeadlineExceeded if no attempt fits
-            # Booked before any await, or refused at once if the wait would be too long.
-            reservation = rate_limiter.reserve(token, endpoint, max_wait=max_wait)
+            # Booked (in-process, before any await), or refused at once if the wait would be too long.
+            reservation = await rate_limiter.book(token, endpoint, max_wait=max_wait)
             if isinstance(reservation, Refusal):
                 raise self._refused(endpoint, reservation, token)
             # One attempt. Failures are noted here and raised below, outside the except blocks, so
