@@ -49,6 +49,13 @@ SETTING_NAMES = (
     "DEV_GUILD_ID",
     "LOG_LEVEL",
     "HEALTH_FILE",
+    "GUILD_DATA_RETENTION_DAYS",
+    "AUDIT_KEEP",
+    "API_HOST",
+    "API_PORT",
+    "API_PUBLIC_URL",
+    "API_RATE_LIMIT",
+    "API_RATE_WINDOW",
 )
 _LAUNCHER_NAMES = ("FAKE_DISCORD_API", "FAKE_DISCORD_GATEWAY", "E2E_BOT_MODULE", "E2E_EXTRA_EXTENSIONS")
 
@@ -72,6 +79,7 @@ def bot_env(fake: FakeDiscord, dscgg_url: str, workdir: Path, **settings: str) -
         "DSCGG_API_URL": dscgg_url,
         "HEALTH_FILE": str(workdir / "health"),
         "LOG_LEVEL": "INFO",
+        "API_PORT": "",  # the HTTP API is off unless a test turns it on (API_PORT=0: any free port)
     }
     values.update(settings)
     return base_env(**values)
