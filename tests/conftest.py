@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.storage",
     "tests.fixtures.discord",
     "tests.fixtures.bot",
+    "tests.fixtures.api",
 ]

@@ -91,15 +91,14 @@ def create_app(state: ApiState) -> Envelope:
         responses=_PROBLEM_RESPONSES,
     )
     app.state.api = state
-    app.include_router(router, prefix="/v1")
-    base = state.public_url
+    app.include_router(router)
 
     def cut_off(request: Request) -> bool:
         return bool(request.scope.get("state", {}).get("cut_off"))
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
-        return problem_response(exc, base)
+        return problem_response(exc, state.public_url)
 
     @app.exception_handler(Replay)
     async def _replay(request: Request, exc: Replay) -> Response:
@@ -113,7 +112,7 @@ def create_app(state: ApiState) -> Envelope:
         entries = list(exc.errors())
         if any(entry.get("type") == "json_invalid" for entry in entries):
             return problem_response(
-                Problem("malformed-json", "The body is not valid JSON: fix it and retry."), base
+                Problem("malformed-json", "The body is not valid JSON: fix it and retry."), state.public_url
             )
         errors = []
         for entry in entries:
@@ -127,7 +126,7 @@ def create_app(state: ApiState) -> Envelope:
             Problem(
                 "invalid-input", f"Check {fields}: see `errors` for what is wrong with each.", errors=errors
             ),
-            base,
+            state.public_url,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -138,15 +137,15 @@ def create_app(state: ApiState) -> Envelope:
             problem = Problem(
                 "not-found", "There is nothing at this address: check the path (it starts with /v1)."
             )
-        return problem_response(problem, base)
+        return problem_response(problem, state.public_url)
 
     @app.exception_handler(Exception)
     async def _error(request: Request, exc: Exception) -> Response:
         if cut_off(request):
             return problem_response(
-                Problem("shutting-down", "The bot is restarting. Retry in a moment."), base
+                Problem("shutting-down", "The bot is restarting. Retry in a moment."), state.public_url
             )
-        return problem_response(problem_for(exc), base)
+        return problem_response(problem_for(exc), state.public_url)
 
     # Every other error a service raises (BotError, dsc.gg errors) has a problem of its own.
     for kind in (BotError, DscggError):
@@ -179,7 +178,7 @@ def create_app(state: ApiState) -> Envelope:
             "padding:0 1em}</style>"
             f"<h1>{html.escape(info.title)}</h1><p>HTTP {info.status} · <code>{html.escape(name)}</code></p>"
             f"<p>{html.escape(info.about)}</p>"
-            f'<p><a href="{html.escape(base)}/v1/docs">API documentation</a></p></html>'
+            f'<p><a href="{html.escape(state.public_url)}/v1/docs">API documentation</a></p></html>'
         )
         return HTMLResponse(page)
 
@@ -241,7 +240,6 @@ class Envelope:
             await self.app(scope, receive, send)  # lifespan is off; nothing else is served
             return
         started = time.perf_counter()
-        base = self.state.public_url
         sent: dict[str, Any] = {"status": 0, "started": False}
         state: dict[str, Any] = scope.setdefault("state", {})
         capture: list[bytes] | None = None
@@ -270,7 +268,7 @@ class Envelope:
         async def answer(problem: Problem) -> None:
             if sent["started"]:
                 return
-            await problem_response(problem, base)(scope, receive, send_wrapper)
+            await problem_response(problem, self.state.public_url)(scope, receive, send_wrapper)
 
         method = scope.get("method", "GET")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}

@@ -39,7 +39,7 @@ from bot.validation import normalize_slug, validate_meta_options, validate_query
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(prefix="/v1")
 
 
 def _slug(raw: str, location: str = "path") -> str:

@@ -88,6 +88,8 @@ class ApiServer:
         sock = self._bind()
         self.port = sock.getsockname()[1]
         self._socket = sock
+        if self.bot.settings.api_public_url is None:  # API_PORT=0 picked a port: say which one
+            self.bot.api_url = self.app.state.public_url = self.url
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]), name="api")
         while not self._server.started:
             if self._task.done():
