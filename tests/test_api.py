@@ -285,7 +285,7 @@ async def test_keys_are_stored_as_digests_only(api: Api, tmp_path: Path) -> None
 
     database = Path(api.wired.db.path)
     for path in database.parent.glob(database.name + "*"):  # the database, its -wal and -shm files
-        content = path.read_bytes()  # noqa: ASYNC240
+        content = path.read_bytes()
         assert key.encode() not in content
         assert key[9:].encode() not in content
     with sqlite3.connect(database) as conn:

@@ -59,9 +59,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Swagger UI's files, shipped by the swagger-ui-py package (only its static folder is used).
 _SWAGGER_STATIC = Path(str(importlib.resources.files("swagger_ui").joinpath("static")))
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_PROBLEM_CONTENT = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}}
 _PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    "4XX": {"model": ProblemOut, "content": {MEDIA_TYPE: {}}, "description": "A problem (RFC 9457)"},
-    "5XX": {"model": ProblemOut, "content": {MEDIA_TYPE: {}}, "description": "A problem (RFC 9457)"},
+    "4XX": {"model": ProblemOut, "content": _PROBLEM_CONTENT, "description": "A problem (RFC 9457)"},
+    "5XX": {"model": ProblemOut, "content": _PROBLEM_CONTENT, "description": "A problem (RFC 9457)"},
 }
 
 

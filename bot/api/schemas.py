@@ -204,7 +204,10 @@ class GuildOut(_Out):
 
 class TokenSet(_In):
     token: str = Field(
-        min_length=1, max_length=300, description="the API key of your app at dsc.gg/developer"
+        min_length=8,
+        max_length=200,
+        pattern=r"^[!-~]+$",
+        description="the API key of your app at dsc.gg/developer",
     )
 
 
