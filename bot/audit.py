@@ -78,6 +78,7 @@ __all__ = [
     "EventKind",
     "FieldChange",
     "LogStatus",
+    "act_as_key",
     "acting_as_key",
     "event_from_row",
     "event_payload",
@@ -223,6 +224,12 @@ def acting_as_key(name: str) -> Iterator[None]:
         yield
     finally:
         _acting_key.reset(token)
+
+
+def act_as_key(name: str) -> None:
+    """Like ``acting_as_key``, for the rest of the current task's context (each asyncio task runs in its
+    own copy of the context, so this never leaks out of it): for a task that serves one request."""
+    _acting_key.set(name)
 
 
 def _stamped(event: AuditEvent) -> AuditEvent:

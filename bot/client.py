@@ -37,7 +37,7 @@ from bot.db import (
     LinkRecordStore,
     TokenStore,
 )
-from bot.db.apikeys import ApiKeyStore, IdempotencyStore
+from bot.db.apikeys import ApiKeyStore, IdempotencyStore, ServerOverviewStore
 from bot.dscgg.client import DscggClient
 from bot.metrics import Metrics
 from bot.pager import PageButton, Pager
@@ -156,9 +156,7 @@ class DscBot(commands.Bot):
         self.api_key_store = ApiKeyStore(db)
         self.api_keys = ApiKeyService(self.api_key_store, self.audit)
         self.idempotency = IdempotencyStore(db)
-        self.server_info = ServerService(
-            self.tokens, self.guild_settings, self.link_records, self.api_key_store, self.audit_events
-        )
+        self.server_info = ServerService(ServerOverviewStore(db), self.audit_events)
         #: The HTTP API's public base URL (None: the API is off); ``api`` is its server once started.
         self.api_url = settings.api_url
         self.api: ApiServer | None = None

@@ -7,7 +7,9 @@ import asyncio
 import hashlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from bot.api.server import ApiServer, ApiStartError
@@ -20,7 +22,7 @@ INVITE = "https://discord.gg/apitest"
 PROBLEM = "application/problem+json"
 
 
-def assert_problem(response, status: int, name: str) -> dict:
+def assert_problem(response: httpx.Response, status: int, name: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
     body = response.json()
@@ -32,7 +34,7 @@ def assert_problem(response, status: int, name: str) -> dict:
     return body
 
 
-async def create(api: Api, slug: str, key: str | None = None, **fields) -> object:
+async def create(api: Api, slug: str, key: str | None = None, **fields: Any) -> httpx.Response:
     return await api.post(
         f"/v1/guilds/{api.guild_id}/links",
         key=key or api.key,

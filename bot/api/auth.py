@@ -11,11 +11,10 @@ never kept in memory other than as a digest.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,7 +22,7 @@ import aiohttp
 import discord
 
 from bot.api.problems import Problem, rate_limited
-from bot.audit import acting_as_key
+from bot.audit import act_as_key
 from bot.services.apikeys import looks_like_key
 from bot.services.cache import SharedCache
 
@@ -60,14 +59,10 @@ class Caller:
     manages: frozenset[int] = frozenset()
     member_of: frozenset[int] = frozenset()
 
-    @contextlib.contextmanager
-    def acting(self) -> Iterator[None]:
-        """Audit events recorded in the block show this caller (an API key by its name)."""
-        if self.key is None:
-            yield
-            return
-        with acting_as_key(self.key.name):
-            yield
+    def act(self) -> None:
+        """From now on in this request's task, audit events show this caller (an API key by its name)."""
+        if self.key is not None:
+            act_as_key(self.key.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -90,15 +89,17 @@ async def guild_scope(
     state: State,
     caller: Authenticated,
     guild_id: Annotated[str, Path(pattern=r"^[0-9]{1,20}$", description="the Discord server id")],
-) -> AsyncIterator[GuildScope]:
+) -> GuildScope:
     """The server in the path, once the caller may manage it (404 / 403 otherwise). The request's dsc.gg
-    calls share one deadline, and its audit events show an API key by name."""
+    calls share one deadline, and its audit events show an API key by name: both are set for the rest
+    of the request's own task (uvicorn runs each request in a task of its own)."""
     number = int(guild_id)
     if not 0 < number < 2**64:
         raise Problem("not-found", "There is no such server: check the server id in the path.")
     await state.identities.check_guild(caller, number)
-    with caller.acting(), deadline.within(state.deadline):
-        yield GuildScope(number, caller)
+    caller.act()
+    deadline.start(state.deadline)
+    return GuildScope(number, caller)
 
 
 Guild = Annotated[GuildScope, Depends(guild_scope)]

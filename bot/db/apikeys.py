@@ -5,6 +5,8 @@ Every SQL statement of the HTTP API is here, behind two small typed classes:
 - ``ApiKeyStore``: create (at most ``MAX_KEYS_PER_GUILD`` per server, counted in the same
   transaction as the insert), list, get, revoke, look up by digest, note the last use. A key itself is
   never stored or returned: only its SHA-256 digest, which ``lookup`` takes.
+- ``ServerOverviewStore``: a server's token status, log channel and counts in one read (for
+  ``GET /v1/guilds/{id}``, which must stay cheap next to a bare request).
 - ``IdempotencyStore``: the first response to a POST sent with an ``Idempotency-Key``, per credential,
   for ``IDEMPOTENCY_TTL``. ``begin`` claims the key (or returns what was stored, or says the first
   request is still running), ``finish`` stores the response, ``abandon`` releases a claim whose
@@ -31,6 +33,8 @@ __all__ = [
     "Begin",
     "Claimed",
     "IdempotencyStore",
+    "ServerOverviewStore",
+    "ServerRow",
     "StoredResponse",
     "TooManyKeys",
 ]
@@ -260,3 +264,51 @@ class IdempotencyStore:
         async with self._db.transaction() as conn:
             cursor = await conn.execute("DELETE FROM api_idempotency WHERE created_at < ?", (cutoff,))
             return cursor.rowcount
+
+
+# --------------------------------------------------------------------------------------------------
+# A server at a glance (GET /v1/guilds/{id}): one read instead of five
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRow:
+    token_last4: str | None
+    token_set_by: int | None
+    token_set_at: datetime | None
+    log_channel_id: int | None
+    log_channel_problem: str | None
+    links: int
+    api_keys: int
+    audit_events: int
+
+
+class ServerOverviewStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, guild_id: int) -> ServerRow:
+        """The server's token status (never the token), log channel and counts, in one read."""
+        row = await self._db.fetch_one(
+            """
+            SELECT t.last4, t.set_by, t.set_at, s.log_channel_id, s.log_channel_problem,
+                   (SELECT count(*) FROM link_records WHERE guild_id = :g) AS links,
+                   (SELECT count(*) FROM api_keys WHERE guild_id = :g) AS api_keys,
+                   (SELECT count(*) FROM audit_events WHERE guild_id = :g) AS audit_events
+            FROM (SELECT :g AS guild_id) AS q
+            LEFT JOIN guild_tokens AS t ON t.guild_id = q.guild_id
+            LEFT JOIN guild_settings AS s ON s.guild_id = q.guild_id
+            """,
+            {"g": guild_id},
+        )
+        assert row is not None
+        return ServerRow(
+            token_last4=row["last4"],
+            token_set_by=row["set_by"],
+            token_set_at=from_db_time(row["set_at"]) if row["set_at"] else None,
+            log_channel_id=row["log_channel_id"],
+            log_channel_problem=row["log_channel_problem"],
+            links=int(row["links"]),
+            api_keys=int(row["api_keys"]),
+            audit_events=int(row["audit_events"]),
+        )

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.audit import AuditEvent, event_from_row
+from bot.db import GuildSettings, TokenInfo
 
 if TYPE_CHECKING:
-    from bot.db import AuditEventStore, GuildSettings, GuildSettingsStore, LinkRecordStore, TokenInfo
-    from bot.db.apikeys import ApiKeyStore
-    from bot.services.tokens import TokenService
+    from bot.db import AuditEventStore
+    from bot.db.apikeys import ServerOverviewStore
 
 __all__ = ["ServerService", "ServerSummary", "StoredEvent"]
 
@@ -40,29 +40,23 @@ class StoredEvent:
 
 
 class ServerService:
-    def __init__(
-        self,
-        tokens: TokenService,
-        settings: GuildSettingsStore,
-        records: LinkRecordStore,
-        api_keys: ApiKeyStore,
-        events: AuditEventStore,
-    ) -> None:
-        self._tokens = tokens
-        self._settings = settings
-        self._records = records
-        self._api_keys = api_keys
+    def __init__(self, overview: ServerOverviewStore, events: AuditEventStore) -> None:
+        self._overview = overview
         self._events = events
 
     async def summary(self, guild_id: int) -> ServerSummary:
-        """Token status (never the token), log channel and counts; no dsc.gg call."""
+        """Token status (never the token), log channel and counts; one database read, no dsc.gg call."""
+        row = await self._overview.get(guild_id)
+        token = None
+        if row.token_set_by is not None and row.token_set_at is not None:
+            token = TokenInfo(guild_id, row.token_last4 or "", row.token_set_by, row.token_set_at)
         return ServerSummary(
             guild_id=guild_id,
-            token=await self._tokens.info(guild_id),
-            settings=await self._settings.get(guild_id),
-            links=await self._records.count(guild_id),
-            api_keys=await self._api_keys.count(guild_id),
-            audit_events=await self._events.count(guild_id),
+            token=token,
+            settings=GuildSettings(guild_id, row.log_channel_id, None, row.log_channel_problem),
+            links=row.links,
+            api_keys=row.api_keys,
+            audit_events=row.audit_events,
         )
 
     async def events(self, guild_id: int, limit: int, before: int | None = None) -> Sequence[StoredEvent]:

@@ -752,7 +752,7 @@ class FakeDiscord:
             "avatar": None,
             "public_flags": 0,
         }
-        partial = [
+        partial: list[dict[str, Any]] = [
             {
                 "id": str(guild_id),
                 "name": f"Guild {guild_id}",
