@@ -23,6 +23,7 @@ BENCHES: tuple[str, ...] = (
     "top_burst",
     "memory",
     "startup",
+    "api",
 )
 
 

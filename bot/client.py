@@ -42,12 +42,16 @@ from bot.db import (
     LinkRecordStore,
     TokenStore,
 )
+from bot.db.apikeys import ApiKeyStore, IdempotencyStore, ServerOverviewStore
 from bot.dscgg.client import DscggClient
 from bot.dscgg.ratelimit import Limiter
+from bot.metrics import Metrics
 from bot.pager import PageButton, Pager
 from bot.permissions import CommandPermissions, parse_overrides
+from bot.services.apikeys import ApiKeyService
 from bot.services.guilds import DEFAULT_PURGE_INTERVAL, GuildLifecycle, Reconciled
 from bot.services.links import LinkService
+from bot.services.server import ServerService
 from bot.services.tokens import TokenService
 from bot.tree import DscCommandTree
 from cogs import EXTENSIONS
@@ -55,6 +59,7 @@ from cogs import EXTENSIONS
 if TYPE_CHECKING:
     import aiohttp
 
+    from bot.api.server import ApiServer
     from bot.settings import Settings
 
 __all__ = ["CLOSE_GRACE", "SHUTDOWN_BUDGET", "SHUTDOWN_GRACE", "DscBot", "Interaction", "command_hash"]
@@ -110,6 +115,7 @@ class DscBot(commands.AutoShardedBot):
         force_sync: bool = False,
         dscgg: DscggClient | None = None,
         rate_limiter: Limiter | None = None,
+        api_only: bool = False,
         **options: Any,
     ) -> None:
         intents = discord.Intents.none()
@@ -133,6 +139,8 @@ class DscBot(commands.AutoShardedBot):
         self.session = session
         self.extension_names = tuple(extensions)
         self.force_sync = force_sync
+        #: ``python -m bot api``: logged in for REST only (audit posts), no gateway, no commands.
+        self.api_only = api_only
         #: Set once a sync ran in this process: True if it synced, False if the hash was unchanged.
         self.synced: bool | None = None
 
@@ -151,9 +159,19 @@ class DscBot(commands.AutoShardedBot):
             max_rate_limit_wait=settings.dscgg_max_rate_limit_wait,
             rate_limiter=rate_limiter,
         )
+        self.metrics = Metrics()
+        self.dscgg.observer = self.metrics
         self.audit = self._build_audit_log()
         self.tokens = TokenService(self.token_store, self.dscgg, self.audit)
         self.links = self._build_link_service()
+        self.api_key_store = ApiKeyStore(db)
+        self.api_keys = ApiKeyService(self.api_key_store, self.audit)
+        self.idempotency = IdempotencyStore(db)
+        self.server_info = ServerService(ServerOverviewStore(db), self.audit_events)
+        #: The HTTP API's public base URL (None: the API is off); ``api`` is its server once started.
+        self.api_url = settings.api_url
+        self.api: ApiServer | None = None
+        self.add_listener(self._count_interaction, "on_interaction")
         #: Page sources and paging state; cogs register their sources when they load.
         self.pager = Pager()
         self.lifecycle = GuildLifecycle(
@@ -217,6 +235,8 @@ class DscBot(commands.AutoShardedBot):
         if self.tree.closing:
             return  # asked to stop while logging in: start nothing, sync nothing
         self.audit.start()
+        if self.api_only:
+            return  # REST only: audit posts; no commands, no gateway tasks
         if self.cipher.has_older_keys:
             # The operator prepended a new key: move every stored token onto it, so the old key can
             # be removed from TOKEN_ENCRYPTION_KEYS after this start.
@@ -311,7 +331,12 @@ class DscBot(commands.AutoShardedBot):
         return max(self._deadline - keep - asyncio.get_running_loop().time(), 0.0)
 
     async def _close_once(self) -> None:
+        api = self.api
+        # The HTTP API drains in the same grace as the commands (its requests get a 503 after it).
+        api_stop = None if api is None else asyncio.create_task(api.stop(self._remaining(_AFTER_DRAIN)))
         await self.tree.drain(self._remaining(_AFTER_DRAIN), settle=_SETTLE)
+        if api_stop is not None:
+            await api_stop
         for task in (self._health_task, self._purge_task):
             if task is not None:
                 task.cancel()
@@ -329,6 +354,10 @@ class DscBot(commands.AutoShardedBot):
             log.warning("Discord did not confirm the disconnect in time; closing anyway")
         finally:
             await self.http.close()  # idempotent; needed when the gateway close was cut short
+
+    async def _count_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is discord.InteractionType.application_command and interaction.data:
+            self.metrics.command(str(interaction.data.get("name", "?")))
 
     # ---------------------------------------------------------------- servers joined and left
 

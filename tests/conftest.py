@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.discord",
     "tests.fixtures.bot",
     "tests.fixtures.services",
+    "tests.fixtures.api",
 ]

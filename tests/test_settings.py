@@ -514,3 +514,27 @@ def test_invalid_shards_are_one_clear_line(
         if value is not None:
             monkeypatch.setenv(name, value)
     assert error_line() == expected
+
+
+def test_the_http_api_is_on_by_default_and_an_empty_api_port_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    on = load_settings(env_file=None, discord_token="token-for-the-api-test")
+    assert (on.api_host, on.api_port, on.api_url) == ("127.0.0.1", 8080, "http://127.0.0.1:8080")
+    monkeypatch.setenv("API_PORT", "")
+    assert load_settings(env_file=None, discord_token="token-for-the-api-test").api_port is None
+    monkeypatch.delenv("API_PORT")
+    env = tmp_path / "api.env"
+    env.write_text("API_PORT=\n")
+    off = load_settings(env_file=env, discord_token="token-for-the-api-test")
+    assert (off.api_port, off.api_url) == (None, None)
+    public = load_settings(
+        env_file=None, discord_token="token-for-the-api-test", api_public_url="https://api.example.com/"
+    )
+    assert public.api_url == "https://api.example.com"
+    assert error_line(discord_token="t0ken-value", api_port="99999") == (
+        "API_PORT: must be a port number from 0 to 65535, or empty to turn the HTTP API off"
+    )
+    assert error_line(discord_token="t0ken-value", api_public_url="ftp://x") == (
+        "API_PUBLIC_URL: must be an http(s) URL, such as https://api.example.com"
+    )

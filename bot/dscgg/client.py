@@ -44,7 +44,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, Literal, TypeAlias, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -253,6 +253,16 @@ class _AttemptFailed(Exception):
         self.stage = stage
 
 
+class CallObserver(Protocol):
+    """Told about every attempt and every rate-limit wait (e.g. for metrics); must not raise or block."""
+
+    def attempt_done(self, endpoint: str, status: int | None, seconds: float) -> None:
+        """One attempt of ``endpoint`` ended: HTTP ``status``, or None when no answer came."""
+
+    def limiter_waited(self, endpoint: str, seconds: float) -> None:
+        """A call waited ``seconds`` for the pre-send rate limiter."""
+
+
 class DscggClient:
     """Async client for the dsc.gg v2 API on a caller-owned ``aiohttp.ClientSession``."""
 
@@ -287,6 +297,8 @@ class DscggClient:
         self._retries = retries
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
+        #: Told about attempts and limiter waits (``bot.metrics``); None: nobody listens.
+        self.observer: CallObserver | None = None
 
     def __repr__(self) -> str:
         return f"<DscggClient base_url={self.base_url!r}>"
@@ -525,12 +537,16 @@ class DscggClient:
             stage = _Stage.NO_ANSWER
             try:
                 if not rate_limiter.ready(reservation):
+                    waited = time.perf_counter()
                     refusal = await rate_limiter.wait(reservation)
+                    if self.observer is not None:
+                        self.observer.limiter_waited(endpoint, time.perf_counter() - waited)
                     if refusal is not None:
                         raise self._refused(endpoint, refusal, token)
                 timeout = self._attempt_timeout(window)
                 debug = log.isEnabledFor(logging.DEBUG)
-                started = time.perf_counter() if debug else 0.0
+                started = time.perf_counter()
+                status = 0
                 may_have_left = True
                 try:
                     async with self._session.request(
@@ -550,6 +566,8 @@ class DscggClient:
                     failure = Unavailable(f"connection to dsc.gg failed: {type(error).__name__}")
             finally:
                 if may_have_left:
+                    if self.observer is not None:
+                        self.observer.attempt_done(endpoint, status or None, time.perf_counter() - started)
                     rate_limiter.settle(reservation)
                 else:
                     # Nothing reached dsc.gg: the slot was not used.

@@ -30,6 +30,9 @@ Faithfulness rules kept on purpose, so bugs surface in tests instead of in produ
   received but not answered until released) or rate limited (429 with ``retry_after`` and
   ``Retry-After``, like Discord);
 - anything the fake does not know answers 404 ``0`` and is recorded in ``unknown_requests``;
+- Discord OAuth logins: ``add_oauth_token(token, user_id, guilds=…)`` makes ``GET /users/@me`` and
+  ``GET /users/@me/guilds`` answer ``Authorization: Bearer <token>`` as that user (401 for any other
+  Bearer token); ``GET /guilds/{id}`` answers the bot for the configured guilds (404 ``10004`` else);
 - command permission overrides (Server Settings → Integrations) are served by
   ``GET /applications/{app}/guilds/{guild}/commands/permissions``; ``set_command_permissions`` changes
   them and returns the ``APPLICATION_COMMAND_PERMISSIONS_UPDATE`` payload Discord would dispatch
@@ -349,6 +352,7 @@ class RecordedRequest:
     response: Any = None
     t_done_perf: float = 0.0
     files: list[str] = field(default_factory=list)
+    authorization: str = field(default="", repr=False)
 
     @property
     def error_code(self) -> int | None:
@@ -648,6 +652,8 @@ class FakeDiscord:
         self._command_ids: dict[tuple[int | None, str, int], int] = {}
         #: Command permission overrides: guild id → target (command id, or the app id) → overrides.
         self.command_permissions: dict[int, dict[int, list[dict[str, Any]]]] = {}
+        #: Discord OAuth access tokens: token → (user payload, partial guilds as /users/@me/guilds lists).
+        self.oauth_tokens: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         self.channel_posts: list[ChannelPost] = []
         self.deleted_channels: set[int] = set()
         self.forbidden_channels: set[int] = set()
@@ -757,6 +763,32 @@ class FakeDiscord:
         except KeyError:
             return None
         return guild, guild.channel_payload(channel_id)
+
+    def add_oauth_token(
+        self, token: str, user_id: int, guilds: Sequence[tuple[int, int, bool]] = (), name: str = "oauth-user"
+    ) -> None:
+        """Let ``token`` log in as ``user_id``; ``guilds``: (guild id, permissions, owner) of each server
+        the user is in."""
+        user = {
+            "id": str(user_id),
+            "username": name,
+            "global_name": None,
+            "discriminator": "0",
+            "avatar": None,
+            "public_flags": 0,
+        }
+        partial: list[dict[str, Any]] = [
+            {
+                "id": str(guild_id),
+                "name": f"Guild {guild_id}",
+                "icon": None,
+                "owner": owner,
+                "permissions": str(permissions),
+                "features": [],
+            }
+            for guild_id, permissions, owner in guilds
+        ]
+        self.oauth_tokens[token] = (user, partial)
 
     # -- fault switches ----------------------------------------------------------------------------
 
@@ -1080,6 +1112,8 @@ class FakeDiscord:
     _ROUTES: tuple[tuple[str, tuple[str, ...], str], ...] = (
         # (method, path segments, route name); "{x}" captures, "@me"/"@original" literal
         ("GET", ("users", "@me"), "get_me"),
+        ("GET", ("users", "@me", "guilds"), "get_my_guilds"),
+        ("GET", ("guilds", "{guild}"), "get_guild"),
         ("GET", ("oauth2", "applications", "@me"), "application_info"),
         ("GET", ("applications", "@me"), "application_info"),
         ("GET", ("gateway",), "gateway"),
@@ -1152,6 +1186,7 @@ class FakeDiscord:
             t_monotonic=time.monotonic(),
             t_perf=time.perf_counter(),
             files=files,
+            authorization=request.headers.get("Authorization", ""),
         )
         self.requests.append(record)
         self._notify()
@@ -1228,8 +1263,40 @@ class FakeDiscord:
 
     # -- REST routes -------------------------------------------------------------------------------
 
+    def _oauth(self, r: RecordedRequest) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The OAuth login of a Bearer request; None for a bot request. FakeHTTPError 401 if unknown."""
+        if not r.authorization.startswith("Bearer "):
+            return None
+        login = self.oauth_tokens.get(r.authorization.removeprefix("Bearer "))
+        if login is None:
+            raise FakeHTTPError(401, 0, "401: Unauthorized")
+        return login
+
     def _route_get_me(self, r: RecordedRequest) -> tuple[int, Any]:
-        return 200, self.bot_user
+        login = self._oauth(r)
+        return 200, self.bot_user if login is None else login[0]
+
+    def _route_get_my_guilds(self, r: RecordedRequest) -> tuple[int, Any]:
+        login = self._oauth(r)
+        if login is None:
+            return 200, [
+                {
+                    "id": str(g.id),
+                    "name": g.name,
+                    "icon": None,
+                    "owner": False,
+                    "permissions": "0",
+                    "features": [],
+                }
+                for g in self.guilds()
+            ]
+        return 200, login[1]
+
+    def _route_get_guild(self, r: RecordedRequest) -> tuple[int, Any]:
+        try:
+            return 200, self.guild_payload(int(r.params["guild"]))
+        except (KeyError, ValueError):
+            raise FakeHTTPError(404, 10004, "Unknown Guild") from None
 
     def _route_application_info(self, r: RecordedRequest) -> tuple[int, Any]:
         return 200, {
