@@ -72,6 +72,7 @@ _LABELS: Final = {
     "password": N_("Password"),
     "channel": N_("Channel"),
     "token": N_("Token"),
+    "name": N_("Name"),
 }
 
 _TITLES: Final = {
@@ -85,6 +86,8 @@ _TITLES: Final = {
     EventKind.TOKEN_MALFORMED: N_("dsc.gg token not saved"),
     EventKind.MUTATION_REFUSED: N_("Change refused"),
     EventKind.LOG_CHANNEL_CHANGED: N_("Log channel changed"),
+    EventKind.API_KEY_CREATED: N_("API key created"),
+    EventKind.API_KEY_REVOKED: N_("API key revoked"),
 }
 
 _COLOURS: Final = {
@@ -98,7 +101,11 @@ _COLOURS: Final = {
     EventKind.TOKEN_MALFORMED: discord.Colour.dark_red(),
     EventKind.MUTATION_REFUSED: discord.Colour.dark_red(),
     EventKind.LOG_CHANNEL_CHANGED: discord.Colour.light_grey(),
+    EventKind.API_KEY_CREATED: discord.Colour.gold(),
+    EventKind.API_KEY_REVOKED: discord.Colour.orange(),
 }
+
+_KEY_KINDS: Final = (EventKind.API_KEY_CREATED, EventKind.API_KEY_REVOKED)
 
 #: What a stored log-channel problem code means, for ``/dscgg status``.
 _PROBLEMS: Final = {
@@ -124,9 +131,13 @@ def label(field_name: str, t: Tr = SOURCE) -> str:
     return field_name.replace("_", " ").strip().capitalize() or t._("Field")
 
 
-def actor_text(actor_id: int | None, t: Tr = SOURCE) -> str:
-    """A mention of the user (rendered, never pinged) or "An API key" — never the key itself."""
-    return t._(API_KEY_ACTOR) if actor_id is None else f"<@{actor_id}>"
+def actor_text(actor_id: int | None, t: Tr = SOURCE, key_name: str | None = None) -> str:
+    """A mention of the user (rendered, never pinged) or "An API key (its name)" — never the key itself."""
+    if actor_id is not None:
+        return f"<@{actor_id}>"
+    if key_name:
+        return t._("An API key ({name})", name=safe(key_name, 100))
+    return t._(API_KEY_ACTOR)
 
 
 def timestamp(at: datetime, style: str = "f") -> str:
@@ -161,9 +172,21 @@ def _refused_sentence(event: AuditEvent, who: str, link: str, t: Tr) -> str:
     return t._("{who} tried to change {link}, but it was refused.", who=who, link=link)
 
 
+def _api_key_sentence(event: AuditEvent, who: str, t: Tr) -> str:
+    name = next((c.after or c.before for c in event.changes if c.field == "name"), None)
+    created = event.kind is EventKind.API_KEY_CREATED
+    if name is None:
+        if created:
+            return t._("{who} created an API key.", who=who)
+        return t._("{who} revoked an API key.", who=who)
+    if created:
+        return t._("{who} created the API key **{name}**.", who=who, name=safe(name, 100))
+    return t._("{who} revoked the API key **{name}**.", who=who, name=safe(name, 100))
+
+
 def _sentence(event: AuditEvent, t: Tr) -> str:
     """What happened, in one sentence without the time."""
-    who = actor_text(event.actor_id, t)
+    who = actor_text(event.actor_id, t, event.actor_key)
     link = link_text(event.slug)
     shown = link or t._("a link")
     match event.kind:
@@ -194,6 +217,8 @@ def _sentence(event: AuditEvent, t: Tr) -> str:
             if after is None:
                 return t._("{who} turned the audit log off.", who=who)
             return t._("{who} set the audit log channel to {channel}.", who=who, channel=_channel(after, t))
+        case EventKind.API_KEY_CREATED | EventKind.API_KEY_REVOKED:
+            return _api_key_sentence(event, who, t)
     return f"{who} ({safe(str(event.kind), 60)})"  # pragma: no cover - new kinds
 
 
@@ -234,7 +259,7 @@ def _change_value(kind: EventKind, change: FieldChange, t: Tr, limit: int = 1024
         return t._(_VALUE_WORDS.get(after or "removed", N_("removed")))
     if kind is EventKind.LOG_CHANNEL_CHANGED:
         return f"{_channel(change.before, t)} → {_channel(change.after, t)}"
-    if kind in (EventKind.LINK_CREATED, EventKind.LINK_DELETED) and change.before is None:
+    if kind in (EventKind.LINK_CREATED, EventKind.LINK_DELETED, *_KEY_KINDS) and change.before is None:
         return _value(change.after, limit, t, change.field)
     side = (limit - 3) // 2
     return f"{_value(change.before, side, t, change.field)} → {_value(change.after, side, t, change.field)}"

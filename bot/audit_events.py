@@ -39,6 +39,9 @@ class EventKind(enum.StrEnum):
     MUTATION_REFUSED = "mutation_refused"
     #: The log channel itself was set, changed or turned off (``changes``: one "channel" change).
     LOG_CHANNEL_CHANGED = "log_channel_changed"
+    #: An HTTP API key was created or revoked (``changes``: its "name"; never the key).
+    API_KEY_CREATED = "api_key_created"
+    API_KEY_REVOKED = "api_key_revoked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,8 @@ class AuditEvent:
     action: str | None = None
     reason: Reason | str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: The name of the API key that acted (with ``actor_id`` None); never the key or any part of it.
+    actor_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ __all__ = [
     "link_page_embed",
     "page_count",
     "record_page_embed",
+    "shard_text",
     "short_label",
     "slug_label",
     "truncate",
@@ -406,3 +407,8 @@ def record_page_embed(
         description="\n".join(lines) if lines else empty,
         footer=page_footer(page, pages, t.ngettext("{count} link", "{count} links", total), t),
     )
+
+
+def shard_text(shard_id: int, shard_count: int, t: Tr = SOURCE) -> str:
+    """The ``/dscgg status`` line naming the shard that serves the server (ids from 0, as in SHARD_IDS)."""
+    return t._("Shard {shard} of {count}", shard=t.number(shard_id), count=t.number(shard_count))

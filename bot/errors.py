@@ -17,7 +17,7 @@ import math
 import secrets
 import time
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import discord
@@ -43,6 +43,8 @@ from bot.failures import (
     ShuttingDown,
     TokenRejected,
     TokenUnreadable,
+    TooManyApiKeys,
+    UnknownApiKey,
     reason_of,
     unwrap,
 )
@@ -66,7 +68,10 @@ __all__ = [
     "ShuttingDown",
     "TokenRejected",
     "TokenUnreadable",
+    "TooManyApiKeys",
+    "UnknownApiKey",
     "describe",
+    "invalid_phrase",
     "is_unexpected",
     "new_error_id",
     "permission_name",
@@ -222,8 +227,10 @@ def _developer_portal(t: Tr) -> str:
     )
 
 
-def _invalid(params: Mapping[str, Any], t: Tr) -> str:
-    """What is wrong with the option, as a phrase after "Check the `option` option:"."""
+def _invalid(params: Mapping[str, Any], t: Tr, option: Callable[[str], str] | None = None) -> str:
+    """What is wrong with the option, as a phrase after "Check the `option` option:". ``option`` names
+    other options (default: as this locale's users see them in Discord)."""
+    option = option or t.option_name
     field = str(params.get("field", ""))
     length = int(params.get("length", 0) or 0)
     limit = t.number(int(params.get("limit", 0) or 0))
@@ -321,7 +328,7 @@ def _invalid(params: Mapping[str, Any], t: Tr) -> str:
                 "“{kind}”, or give {wanted_kind}",
                 wanted=kind_name(wanted, t),
                 redirect_kind=kind_phrase(kind, t),
-                type=t.option_name("type"),
+                type=option("type"),
                 kind=kind_name(kind, t),
                 wanted_kind=kind_phrase(wanted, t),
             )
@@ -338,7 +345,7 @@ def _invalid(params: Mapping[str, Any], t: Tr) -> str:
         case Invalid.PASSWORD_EMPTY:
             return t._(
                 "it is empty; use `{remove_password}:True` to take the password off",
-                remove_password=t.option_name("remove_password"),
+                remove_password=option("remove_password"),
             )
         case Invalid.PASSWORD_TOO_LONG:
             return t.ngettext(
@@ -347,7 +354,7 @@ def _invalid(params: Mapping[str, Any], t: Tr) -> str:
                 int(params.get("limit", 0) or 0),
             )
         case Invalid.REMOVE_CONFLICT:
-            other = t.option_name(str(params.get("other", field.removeprefix("remove_"))))
+            other = option(str(params.get("other", field.removeprefix("remove_"))))
             return t._("it can't be used together with `{other}`; give one or the other", other=other)
         case Invalid.IMAGE_CHAR:
             return t._("it contains {char}; give a plain https:// image address", char=char)
@@ -365,6 +372,10 @@ def _invalid(params: Mapping[str, Any], t: Tr) -> str:
             )
         case Invalid.CHANNEL_NOT_TEXT:
             return t._("pick a text channel I can post messages in")
+        case Invalid.KEY_NAME_EMPTY:
+            return t._("it is empty; give the key a name that says where it is used, e.g. `ci`")
+        case Invalid.KEY_NAME_INVISIBLE:
+            return t._("it contains invisible characters; use letters, digits and punctuation")
     return t._("it is not a value I can use")  # pragma: no cover - every Invalid has its case
 
 
@@ -607,6 +618,22 @@ def _parts(reason: Reason, t: Tr) -> tuple[str, str | None] | None:
                 text = t._(
                     "These page buttons don't work any more. Run the command again to get fresh pages."
                 )
+        case "too_many_api_keys":
+            limit = int(p.get("limit") or 0)
+            text = t.ngettext(
+                "This server already has {count} API key, the most it can have. Revoke one you no longer "
+                "use with {command}, then create the new one.",
+                "This server already has {count} API keys, the most it can have. Revoke one you no longer "
+                "use with {command}, then create the new one.",
+                limit,
+                command=t.command("dscgg apikey revoke"),
+            )
+        case "unknown_api_key":
+            text = t._(
+                "This server has no such API key (it may have been revoked already). {command} shows the "
+                "keys it has.",
+                command=t.command("dscgg apikey list"),
+            )
         case "shutting_down":
             text = t._("The bot is restarting. Try again in a moment.")
         case "bot_error":
@@ -651,6 +678,12 @@ def render(reason: Reason, t: Tr | None = None, *, next_step: bool = True) -> st
         return t._(UNEXPECTED_REFUSAL)
     what, advice = parts
     return f"{what} {advice}" if advice and next_step else what
+
+
+def invalid_phrase(error: InvalidInput, t: Tr | None = None) -> str:
+    """What is wrong with ``error``'s value, as a phrase ("it is empty; …"), for a caller that names the
+    field itself (the HTTP API: other fields are named as they are, not as Discord options)."""
+    return _invalid(reason_of(error).params, t or for_locale(None), option=str).strip().rstrip(".")
 
 
 def is_unexpected(error: BaseException) -> bool:

@@ -42,6 +42,8 @@ __all__ = [
     "ShuttingDown",
     "TokenRejected",
     "TokenUnreadable",
+    "TooManyApiKeys",
+    "UnknownApiKey",
     "reason_of",
     "unwrap",
 ]
@@ -118,6 +120,8 @@ class Invalid(enum.StrEnum):
     QUERY_CHAR = "query_char"
     TOKEN_MALFORMED = "token_malformed"
     CHANNEL_NOT_TEXT = "channel_not_text"
+    KEY_NAME_EMPTY = "key_name_empty"
+    KEY_NAME_INVISIBLE = "key_name_invisible"
 
 
 class InvalidInput(BotError):
@@ -217,6 +221,21 @@ class PagesUnavailable(BotError):
         super().__init__(f"page buttons of {command or 'an unknown command'} cannot be served")
 
 
+class TooManyApiKeys(BotError):
+    """The server already has as many API keys as allowed; nothing was created."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"already {limit} API keys")
+
+
+class UnknownApiKey(BotError):
+    """The server has no API key with that id (revoked already, or never one of its keys)."""
+
+    def __init__(self) -> None:
+        super().__init__("no such API key")
+
+
 class ShuttingDown(BotError):
     """The process is stopping; new interactions are turned away."""
 
@@ -302,6 +321,10 @@ def reason_of(error: BaseException, *, slug: str | None = None) -> Reason:
             return Reason("log_channel_unusable", {"channel_id": error.channel_id, "missing": error.missing})
         case PagesUnavailable():
             return Reason("pages_unavailable", {"command": error.command})
+        case TooManyApiKeys():
+            return Reason("too_many_api_keys", {"limit": error.limit})
+        case UnknownApiKey():
+            return Reason("unknown_api_key")
         case ShuttingDown():
             return Reason("shutting_down")
         case BotError():

@@ -5,4 +5,6 @@ pytest_plugins = [
     "tests.fixtures.storage",
     "tests.fixtures.discord",
     "tests.fixtures.bot",
+    "tests.fixtures.services",
+    "tests.fixtures.api",
 ]

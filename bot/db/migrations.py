@@ -114,6 +114,41 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX audit_outbox_by_guild ON audit_outbox (guild_id, event_id)",
         ),
     ),
+    Migration(
+        5,
+        "HTTP API keys and idempotent POST responses",
+        (
+            # A server's API keys: only the SHA-256 digest of each key is stored, never the key.
+            """
+            CREATE TABLE api_keys (
+                id           INTEGER PRIMARY KEY AUTOINCREMENT,
+                guild_id     INTEGER NOT NULL,
+                name         TEXT    NOT NULL,
+                digest       BLOB    NOT NULL UNIQUE,
+                created_by   INTEGER NOT NULL,
+                created_at   TEXT    NOT NULL,
+                last_used_at TEXT
+            )
+            """,
+            "CREATE INDEX api_keys_by_guild ON api_keys (guild_id, id)",
+            # The first response to a POST with an Idempotency-Key, per credential, kept 24 hours.
+            # status is NULL while the first request is still running.
+            """
+            CREATE TABLE api_idempotency (
+                credential  TEXT    NOT NULL,
+                key         TEXT    NOT NULL,
+                guild_id    INTEGER NOT NULL,
+                fingerprint TEXT    NOT NULL,
+                status      INTEGER,
+                headers     TEXT,
+                body        BLOB,
+                created_at  TEXT    NOT NULL,
+                PRIMARY KEY (credential, key)
+            )
+            """,
+            "CREATE INDEX api_idempotency_by_time ON api_idempotency (created_at)",
+        ),
+    ),
 )
 
 #: The schema version this code writes; a database with a higher user_version is refused.
