@@ -17,7 +17,8 @@ Marking, so that ``make i18n-extract`` (pybabel extract, ``babel.cfg``) finds ev
 
 Placeholders are named (``{slug}``), never positional. Which ``Tr`` to use: ``for_user(interaction)``
 for a reply (the user's Discord language), ``for_locale(guild_settings.locale)`` for a post to the
-server's log channel (the server's language as last seen, see ``bot.tree``).
+server's log channel (the server's language as last seen, see ``bot.tree``),
+``for_accept_language(header)`` for what the HTTP API shows people (the ``Accept-Language`` header).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import discord
+from babel import negotiate_locale
 from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -50,10 +52,12 @@ __all__ = [
     "CatalogTranslator",
     "Tr",
     "catalog_for",
+    "for_accept_language",
     "for_locale",
     "for_user",
     "load_catalogs",
     "locale_str",
+    "negotiate",
 ]
 
 log = logging.getLogger(__name__)
@@ -232,3 +236,57 @@ class CatalogTranslator(app_commands.Translator):
         location_context = _CONTEXTS.get(context.location)
         text = tr.pgettext(location_context, message) if location_context else tr._(message)
         return None if text == message else text
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP: Accept-Language
+# --------------------------------------------------------------------------------------------------
+
+#: Language ranges read from one Accept-Language header (the rest is ignored).
+_ACCEPT_MAX = 32
+
+
+def _preferences(header: str) -> list[str]:
+    """The language ranges of an Accept-Language header, most wanted first (RFC 9110: ``q`` weights,
+    ties in the order given; ``q=0`` and ``*`` say nothing we can serve)."""
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate(header.split(",")[:_ACCEPT_MAX]):
+        tag, *params = (piece.strip() for piece in part.split(";"))
+        if not tag or tag == "*" or len(tag) > 35:
+            continue
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value.strip())
+                except ValueError:
+                    weight = 0.0
+        if 0.0 < weight <= 1.0:  # also drops nan
+            ranked.append((-weight, index, tag))
+    return [tag for _, _, tag in sorted(ranked)]
+
+
+def _available() -> dict[str, str]:
+    """What a client may ask for (lowercase) → the locale serving it: en-US, every catalog's Discord
+    locale, and each one's bare language (``en``, ``pt``), as ``catalog_for`` serves Discord users."""
+    served = {SOURCE_LOCALE.lower(): SOURCE_LOCALE}
+    for locale in (SOURCE_LOCALE, *LANGUAGES):
+        served.setdefault(locale.lower(), locale)
+        served.setdefault(locale.split("-", 1)[0].lower(), locale)
+    return served
+
+
+def negotiate(accept_language: str | None) -> str:
+    """The locale (``SOURCE_LOCALE`` or a key of ``LANGUAGES``) that best serves an ``Accept-Language``
+    header, chosen with Babel's ``negotiate_locale``; en-US when nothing matches (or no header)."""
+    if not accept_language:
+        return SOURCE_LOCALE
+    available = _available()
+    found = negotiate_locale(_preferences(accept_language), list(available), sep="-")
+    return available.get(found.lower(), SOURCE_LOCALE) if found else SOURCE_LOCALE
+
+
+def for_accept_language(accept_language: str | None) -> Tr:
+    """The messages for the reader of an HTTP answer (its request's ``Accept-Language`` header)."""
+    return for_locale(negotiate(accept_language))

@@ -363,10 +363,11 @@ def api_key_created_text(name: str, key: str, api_url: str | None, t: Tr = SOURC
     created = t._("Created the API key **{name}**. Copy it now: it won't be shown again.", name=escape(name))
     revoke = t.command("dscgg apikey revoke")
     if api_url:
+        where = f"{api_url}/v1"
         use = t._(
             "Send it as `Authorization: Bearer <key>` to this server's HTTP API on {url}. It can do what an "
             "admin can do in this server only: keep it secret, and revoke it with {command} if it leaks.",
-            url=f"{api_url}/v1",
+            url=where,
             command=revoke,
         )
     else:

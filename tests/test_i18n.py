@@ -4,7 +4,8 @@
 - the template is what `make i18n-extract` would write from the code today;
 - every localized command and option name keeps Discord's rules and is unique where it must be,
   every description and choice name fits;
-- the cogs, the views and the pager pass no user-facing text to discord.py that is not marked;
+- the cogs, the views, the pager and the embed builders pass no user-facing text to discord.py that is
+  not marked, and the HTTP API builds no problem from words that are not;
 - the command sync hash covers the translations.
 """
 
@@ -56,8 +57,9 @@ def source_forms(message: Message) -> list[str]:
 
 
 def translations(message: Message) -> list[str]:
-    forms = message.string if isinstance(message.string, tuple | list) else [message.string]
-    return [form or "" for form in forms]
+    string: Any = message.string  # typed differently across Babel releases
+    forms = list(string) if isinstance(string, tuple | list) else [string]
+    return [str(form or "") for form in forms]
 
 
 # --------------------------------------------------------------------------------------------- catalogs
@@ -158,6 +160,31 @@ def test_catalogs_compile_and_plural_forms_follow_the_language() -> None:
     assert i18n.SOURCE.ngettext("{count} link", "{count} links", 1) == "1 link"
 
 
+@pytest.mark.parametrize(
+    ("header", "locale"),
+    [
+        ("de", "de"),
+        ("DE-at", "de"),  # case and region ignored when only the language has a catalog
+        ("fr;q=0.9, nl;q=0.8", "fr"),
+        ("nl;q=0.2, fr;q=0.9", "fr"),  # by weight, not by order
+        ("ja, fr;q=0.9", "fr"),  # no catalog for the first: the next one
+        ("en-GB, de;q=0.8", "en-US"),  # English wanted first: the source language
+        ("pt-PT", "pt-BR"),  # the language's catalog, as for Discord's locales
+        ("es-MX, es;q=0.9", "es-ES"),
+        ("de;q=0, fr;q=0.1", "fr"),  # q=0: not acceptable
+        ("ja", "en-US"),
+        ("*", "en-US"),
+        ("", "en-US"),
+        (None, "en-US"),
+        ("fr;q=abc, nl;q=nan", "en-US"),
+        (",;=, q=1", "en-US"),
+    ],
+)
+def test_accept_language_is_negotiated_against_the_catalogs(header: str | None, locale: str) -> None:
+    assert i18n.negotiate(header) == locale
+    assert i18n.for_accept_language(header).locale == locale
+
+
 # ---------------------------------------------------------------------------------------- commands
 
 
@@ -256,7 +283,21 @@ USER_FACING_CALLS = frozenset({"describe", "send_message", "send"})
 _NOT_WORDS = re.compile(r"[\w.:/-]+\.[a-z]{2,}[\w./-]*")
 #: Marking: what may hold a literal shown to users.
 MARKERS = frozenset({"_", "ngettext", "pgettext", "N_", "locale_str"})
-FILES = [*(ROOT / "cogs").glob("*.py"), ROOT / "bot" / "views.py", ROOT / "bot" / "pager.py"]
+FILES = [
+    *(ROOT / "cogs").glob("*.py"),
+    *(ROOT / "bot" / name for name in ("views.py", "pager.py", "embeds.py", "audit_embeds.py")),
+]
+#: The HTTP API: the calls that make a problem, and the first of their positional arguments that people
+#: read (``detail`` too, as a keyword). Its OpenAPI descriptions are documentation, in English.
+API_FILES = sorted((ROOT / "bot" / "api").glob("*.py"))
+API_CALLS = {
+    "Problem": 1,
+    "ProblemInfo": 1,
+    "FieldProblem": 2,
+    "invalid_input": 2,
+    "invalid_token": 0,
+    "rate_limited": 1,
+}
 
 
 def _name(node: ast.expr) -> str | None:
@@ -289,12 +330,18 @@ def _literals(node: ast.AST) -> Iterator[ast.AST]:
         yield from _literals(child)
 
 
-def unmarked(source: str, filename: str = "<code>") -> list[str]:
-    """Literal user-facing texts passed to discord.py without being marked for translation."""
+def unmarked(source: str, filename: str = "<code>", *, api: bool = False) -> list[str]:
+    """Literal user-facing texts passed to discord.py (``api``: to the HTTP API's problems) without
+    being marked for translation."""
     found: list[tuple[int, str]] = []
     for node in ast.walk(ast.parse(source, filename)):
         arguments: list[ast.AST] = []
-        if isinstance(node, ast.Call):
+        if api:
+            name = _name(node.func) if isinstance(node, ast.Call) else None
+            if isinstance(node, ast.Call) and name in API_CALLS:
+                arguments.extend(node.args[API_CALLS[name] :])
+                arguments.extend(k.value for k in node.keywords if k.arg == "detail")
+        elif isinstance(node, ast.Call):
             name = _name(node.func)
             if name in MARKERS:
                 continue
@@ -321,6 +368,37 @@ def test_the_cogs_and_views_mark_every_message() -> None:
         problem for path in FILES for problem in unmarked(path.read_text(), str(path.relative_to(ROOT)))
     ]
     assert not problems, "mark these for translation (t._, N_, locale_str):\n" + "\n".join(problems)
+
+
+def test_the_api_marks_every_problem_detail() -> None:
+    assert API_FILES
+    problems = [
+        problem
+        for path in API_FILES
+        for problem in unmarked(path.read_text(), str(path.relative_to(ROOT)), api=True)
+    ]
+    assert not problems, "mark these for translation (N_, t._):\n" + "\n".join(problems)
+
+
+def test_the_api_check_finds_unmarked_details() -> None:
+    code = """
+raise Problem("not-found", "There is no such server.")
+raise Problem("not-found", N_("There is no such server."))
+raise Problem("method-not-allowed", f"{method} is not allowed here.")
+raise invalid_input("query", "cursor", "it is not a cursor")
+raise invalid_input("query", "cursor", N_("it is not a cursor"))
+raise invalid_token(detail="Log in again.")
+INFO = ProblemInfo(404, "Not found", N_("Nothing at this address."))
+fine = Field(description="documentation, not a problem")
+"""
+    found = [line.split(": ", 1)[1] for line in unmarked(code, api=True)]
+    assert found == [
+        "'There is no such server.'",
+        "f'{method} is not allowed here.'",
+        "'it is not a cursor'",
+        "'Log in again.'",
+        "'Not found'",
+    ], found
 
 
 def test_the_marking_check_finds_unmarked_text() -> None:
