@@ -1,5 +1,6 @@
-"""Real interactions in German and Brazilian Portuguese (and an audit post in French): every text a
-user reads is in their language, with no English left in it.
+"""Real interactions in German and Brazilian Portuguese (and audit posts in French), and HTTP API
+problems in the language of Accept-Language: every text a person reads is in their language, with no
+English left in it, while the machine fields stay as they are.
 
 "No English left" is checked against the catalogs themselves: every piece of an English source
 message that its translation changed (split at the placeholders and markdown) must not appear in
@@ -18,7 +19,12 @@ import pytest
 from babel.messages.pofile import read_po
 
 from bot import i18n
+from bot.api.problems import PROBLEMS
+from bot.db.apikeys import MAX_KEYS_PER_GUILD
+from bot.errors import render
+from bot.failures import Reason
 from tests.fakes.discord import walk_components
+from tests.fixtures.api import Api
 from tests.fixtures.bot import ADMIN_TOKEN, WiredBot
 from tests.harness import ADMIN, MEMBER, Message, Result
 
@@ -185,6 +191,65 @@ async def test_a_page_of_top_links(w: WiredBot, locale: str) -> None:
     assert_in_language(message_texts(message), locale)
 
 
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_the_status_names_the_shard(w: WiredBot, locale: str) -> None:
+    result = await w.run("dscgg status", locale=locale)
+    t = i18n.for_locale(locale)
+    message = result.final_message
+    assert message is not None
+    fields = {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
+    assert fields[t._("Served by")] == t._("Shard {shard} of {count}", shard="0", count="1")
+    assert_in_language(message_texts(message), locale)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_api_keys_are_created_listed_and_revoked_in_the_users_language(
+    w: WiredBot, locale: str
+) -> None:
+    t = i18n.for_locale(locale)
+    created = await w.run("dscgg apikey create", {"name": "ci"}, locale=locale)
+    key = next(word for word in created.text().split() if word.startswith("dscggbot_"))
+    assert created.text().startswith(
+        t._("Created the API key **{name}**. Copy it now: it won't be shown again.", name="ci")
+    )
+    assert t.command("dscgg apikey revoke") in created.text()  # as this user sees the command
+    assert_in_language(result_texts(created), locale)
+
+    listed = await w.run("dscgg apikey list", locale=locale)
+    message = listed.final_message
+    assert message is not None
+    assert message.embeds[0]["title"] == t._("HTTP API keys of this server")
+    assert key not in listed.text()
+    assert_in_language(message_texts(message), locale)
+
+    choices = (
+        await w.harness.autocomplete("dscgg apikey revoke", {"key": ""}, focused="key", locale=locale)
+    ).choices
+    assert choices is not None
+    [choice] = choices
+    assert_in_language([choice["name"]], locale)
+    revoked = await w.run("dscgg apikey revoke", {"key": choice["value"]}, locale=locale)
+    assert revoked.text() == t._(
+        "Revoked the API key **{name}**: requests made with it are refused from now on.", name="ci"
+    )
+    again = await w.run("dscgg apikey revoke", {"key": choice["value"]}, locale=locale)
+    assert again.ephemeral
+    assert t.command("dscgg apikey list") in again.text()
+    assert_in_language([revoked.text(), again.text()], locale)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_the_most_api_keys_a_server_may_have(w: WiredBot, locale: str) -> None:
+    for index in range(MAX_KEYS_PER_GUILD):
+        await w.bot.api_keys.create(w.guild_id, ADMIN.id, f"key {index}")
+    refused = await w.run("dscgg apikey create", {"name": "one more"}, locale=locale)
+    t = i18n.for_locale(locale)
+    assert refused.ephemeral
+    assert t.number(MAX_KEYS_PER_GUILD) in refused.text()
+    assert t.command("dscgg apikey revoke") in refused.text()
+    assert_in_language([refused.text()], locale)
+
+
 # --------------------------------------------------------------------------------------- audit posts
 
 
@@ -242,6 +307,149 @@ async def test_a_refusal_in_the_log_is_explained_in_the_servers_language(w: Wire
         )
     )
     assert_in_language([embed["title"], embed["description"], reason], "fr")
+
+
+async def test_a_change_made_with_an_api_key_is_posted_in_the_servers_language(api: Api) -> None:
+    """The key acts over HTTP; the French server's log channel says "Une clé d'API (ci)"."""
+    w = api.wired
+    french = replace(w.harness.guild, locale="fr")
+    log_channel = french.log_channel_id
+    await w.run("dscgg logs", {"channel": log_channel}, guild=french, locale="de")
+    await api.set_token()
+    created = await api.post(
+        f"/v1/guilds/{api.guild_id}/links",
+        key=api.key,
+        json={"slug": "cle", "redirect": "https://discord.gg/abc"},
+        headers={"Accept-Language": "de"},
+    )
+    assert created.status_code == 201, created.text
+    posts = await w.discord.wait_for(
+        lambda: (
+            (found := [p for p in w.discord.channel_posts if p.channel_id == log_channel])
+            and len(found) >= 2
+            and found
+        )
+    )
+    embed = posts[-1].body["embeds"][0]
+    fr = i18n.for_locale("fr")
+    who = fr._("An API key ({name})", name="ci")
+    assert who == "Une clé d'API (ci)"
+    assert fr._("{who} created {link}.", who=who, link="**dsc.gg/cle**") in embed["description"]
+    assert_in_language([embed["title"], embed["description"]], "fr")
+    [summary] = (await w.bot.audit.status(w.guild_id)).recent[:1]
+    assert summary.actor_key == "ci"
+
+
+# --------------------------------------------------------------------------------------------- the API
+
+
+async def _owner_mismatch(api: Api, accept_language: str | None) -> Any:
+    headers = {} if accept_language is None else {"Accept-Language": accept_language}
+    return await api.request(
+        "PATCH",
+        f"/v1/guilds/{api.guild_id}/links/theirs",
+        key=api.key,
+        json={"title": "x"},
+        headers=headers,
+    )
+
+
+@pytest.fixture
+async def theirs(api: Api) -> Api:
+    """A link this server manages but another dsc.gg account owns: editing it is an owner_mismatch."""
+    await api.set_token()
+    api.wired.dscgg.add_link("theirs", owner_id=STRANGER_ID)
+    await api.wired.bot.link_records.record(api.guild_id, "theirs", ADMIN.id)
+    return api
+
+
+@pytest.mark.parametrize("locale", ["de", "pt-BR"])
+async def test_an_api_problem_follows_accept_language(theirs: Api, locale: str) -> None:
+    english = await _owner_mismatch(theirs, None)
+    translated = await _owner_mismatch(theirs, locale)
+    assert english.status_code == translated.status_code == 403
+    t = i18n.for_locale(locale)
+    body, en = translated.json(), english.json()
+    assert body["detail"] == render(Reason("dscgg.owner_mismatch"), t)
+    assert body["title"] == t._(PROBLEMS["owner-mismatch"].title)
+    assert body["detail"] != en["detail"]
+    assert_in_language([body["title"], body["detail"]], locale)
+    # The machine fields are the same in every language; dsc.gg's own words are as it said them.
+    for name in ("type", "status", "message"):
+        assert body[name] == en[name], name
+    assert en["type"].endswith("/problems/owner-mismatch")
+    assert translated.headers["content-language"] == locale
+    assert english.headers["content-language"] == "en-US"
+    assert "accept-language" in translated.headers["vary"].lower()
+
+
+async def test_the_refusal_in_the_audit_events_follows_accept_language(theirs: Api) -> None:
+    await _owner_mismatch(theirs, None)
+    events = await theirs.get(
+        f"/v1/guilds/{theirs.guild_id}/audit-events", key=theirs.key, headers={"Accept-Language": "de"}
+    )
+    assert events.status_code == 200
+    [refused] = [item for item in events.json()["items"] if item["kind"] == "mutation_refused"]
+    assert refused["reason"].startswith(
+        i18n.for_locale("de")._(
+            "{link} is owned by a different dsc.gg account than the one whose token this server uses, so "
+            "this server can't change it.",
+            link="`dsc.gg/theirs`",
+        )
+    )
+    assert refused["action"] == "edit"
+
+
+async def test_accept_language_is_negotiated_with_weights(theirs: Api) -> None:
+    french = await _owner_mismatch(theirs, "ja, fr;q=0.9, de;q=0.8")
+    assert french.headers["content-language"] == "fr"
+    assert french.json()["detail"] == render(Reason("dscgg.owner_mismatch"), i18n.for_locale("fr"))
+    dutch = await _owner_mismatch(theirs, "fr;q=0.5, nl-BE")
+    assert dutch.headers["content-language"] == "nl"
+    english = await _owner_mismatch(theirs, "en-GB, de;q=0.8")  # English first: the source language
+    assert english.headers["content-language"] == "en-US"
+
+
+async def test_an_unknown_language_gets_english(theirs: Api) -> None:
+    plain = await _owner_mismatch(theirs, None)
+    for header in ("ja", "*", "de;q=0", "x" * 200, ";;,,"):
+        unknown = await _owner_mismatch(theirs, header)
+        assert unknown.json() == plain.json(), header
+        assert unknown.headers["content-language"] == "en-US"
+    assert plain.json()["detail"] == render(Reason("dscgg.owner_mismatch"))
+    assert plain.json()["title"] == "Owned by another account"
+
+
+async def test_invalid_values_are_explained_in_the_readers_language(api: Api) -> None:
+    await api.set_token()
+    base = f"/v1/guilds/{api.guild_id}/links"
+    ours = await api.post(
+        base,
+        key=api.key,
+        json={"slug": "x", "redirect": "javascript:alert(1)"},
+        headers={"Accept-Language": "pt-BR"},
+    )
+    assert ours.status_code == 422
+    [entry] = ours.json()["errors"]
+    assert (entry["location"], entry["field"], entry["pointer"]) == ("body", "redirect", "#/redirect")
+    assert_in_language([ours.json()["title"], ours.json()["detail"], entry["detail"]], "pt-BR")
+    pydantic = await api.post(base, key=api.key, json={"slug": "x"}, headers={"Accept-Language": "nl"})
+    assert pydantic.status_code == 422
+    [missing] = pydantic.json()["errors"]
+    assert (missing["location"], missing["field"]) == ("body", "redirect")
+    assert missing["detail"] == i18n.for_locale("nl")._("it is required")
+    assert_in_language([pydantic.json()["detail"]], "nl")
+
+
+async def test_a_problem_page_follows_accept_language(api: Api) -> None:
+    page = await api.get("/problems/owner-mismatch", headers={"Accept-Language": "de-DE,de;q=0.9"})
+    assert page.status_code == 200
+    de = i18n.for_locale("de")
+    assert "<html lang=de>" in page.text
+    assert f"<h1>{de._(PROBLEMS['owner-mismatch'].title)}</h1>" in page.text
+    assert page.headers["content-language"] == "de"
+    words = re.sub(r"<[^>]+>", "\n", page.text)
+    assert_in_language([line for line in words.splitlines() if line.strip() and "{" not in line], "de")
 
 
 # ------------------------------------------------------------------------------------------ fallback
