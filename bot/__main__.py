@@ -102,6 +102,7 @@ async def run(settings: Settings, *, sync_only: bool = False, handle_signals: bo
     from bot.log import register_secret
 
     register_secret(settings.discord_token.get_secret_value())
+    _register_database_password(settings)
     stopper = _Stopper()
     if handle_signals:
         stopper.install()  # before the database and migrations, so a signal there is clean too
@@ -112,14 +113,13 @@ async def run(settings: Settings, *, sync_only: bool = False, handle_signals: bo
 
 
 async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool) -> int:
-    import sqlite3
-
     import aiohttp
     import discord
+    from sqlalchemy.exc import SQLAlchemyError
 
     from bot.client import DscBot
     from bot.crypto import TokenCipher
-    from bot.db import Database, SchemaTooNew
+    from bot.db import CannotOpenDatabase, Database, SchemaTooNew
     from bot.settings import SettingsError, resolve_encryption_keys
 
     token = settings.discord_token.get_secret_value()
@@ -132,7 +132,7 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool) -> int
         async with (
             # The dsc.gg session serves every server's token: no cookie may carry over between them.
             aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session,
-            Database.open(settings.database_path) as db,
+            Database.open(settings.database) as db,
         ):
             if stopper.signal is not None:
                 log.info("Stopped before connecting to Discord")
@@ -159,7 +159,7 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool) -> int
         log.error("Discord refused the bot token")
         _say("Discord refused DISCORD_TOKEN: check the bot token in the Discord developer portal")
         return 1
-    except SchemaTooNew as exc:
+    except (SchemaTooNew, CannotOpenDatabase) as exc:
         log.error("%s", exc)
         _say(str(exc))
         return 1
@@ -171,9 +171,10 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool) -> int
         log.error("Discord closed the gateway connection with code %s: %s", exc.code, exc.reason)
         _say(f"Discord closed the gateway connection (code {exc.code}); see the log")
         return 1
-    except sqlite3.Error as exc:
-        log.exception("Cannot open the database %s", settings.database_path)
-        _say(f"{settings.database_path}: cannot open the database ({exc})")
+    except SQLAlchemyError as exc:
+        log.exception("Database error")
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+        _say(f"database error: {reason}; the log has the details")
         return 1
     except (aiohttp.ClientError, OSError) as exc:
         log.exception("Start-up failed")
@@ -187,6 +188,18 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool) -> int
         return 1
     log.info("Stopped")
     return 0
+
+
+def _register_database_password(settings: Settings) -> None:
+    """The database password never reaches the log or the terminal."""
+    if settings.database_url is None:
+        return
+    from bot.db.urls import database_url
+    from bot.log import register_secret
+
+    password = database_url(settings.database_url.get_secret_value()).password
+    if password:
+        register_secret(password)
 
 
 def _discord_host() -> str:

@@ -65,7 +65,7 @@ from bot.embeds import truncate
 from bot.errors import InvalidInput, LogChannelUnusable
 
 if TYPE_CHECKING:
-    import aiosqlite
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from bot.db import AuditEventStore, GuildSettingsStore, PendingPost, StoredAuditEvent
 
@@ -208,7 +208,7 @@ class AuditPage:
 class AuditTransaction:
     """A write transaction that can also record audit events (see ``AuditLog.transaction``)."""
 
-    def __init__(self, audit: AuditLog, conn: aiosqlite.Connection) -> None:
+    def __init__(self, audit: AuditLog, conn: AsyncConnection) -> None:
         #: The transaction's connection: pass it to the stores whose change is being recorded.
         self.conn = conn
         self._audit = audit

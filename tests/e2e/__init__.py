@@ -40,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTING_NAMES = (
     "DISCORD_TOKEN",
     "DATABASE_PATH",
+    "DATABASE_URL",
     "TOKEN_ENCRYPTION_KEYS",
     "DSCGG_API_URL",
     "DSCGG_TIMEOUT",
