@@ -1,8 +1,10 @@
-"""``python -m bot [run|sync]``: settings → logging → HTTP session + database → DscBot.
+"""``python -m bot [run|sync|migrate-db --to URL]``: settings → logging → HTTP session + database → DscBot.
 
 ``run`` (the default) connects to Discord and serves commands until SIGTERM or SIGINT. Commands are
 synced at start only when their definitions changed since the last sync. ``sync`` logs in, forces a
-command sync (to DEV_GUILD_ID if set, else globally) and exits.
+command sync (to DEV_GUILD_ID if set, else globally) and exits. ``migrate-db --to URL`` copies the
+database (DATABASE_URL, or the SQLite file DATABASE_PATH) into the empty database at URL and exits
+(``bot.db.copy``).
 
 Exit codes: 0 after a clean stop (a signal at any point, start-up included), 1 when Discord refuses the
 token, cannot be reached or start-up fails, 2 for a missing or invalid setting. Problems are printed
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from bot.client import DscBot
     from bot.settings import Settings
 
-__all__ = ["LOGIN_TIMEOUT", "main", "run"]
+__all__ = ["LOGIN_TIMEOUT", "main", "migrate_db", "run"]
 
 log = logging.getLogger("bot")
 
@@ -202,6 +204,63 @@ def _register_database_password(settings: Settings) -> None:
         register_secret(password)
 
 
+async def migrate_db(settings: Settings, target: str) -> int:
+    """``python -m bot migrate-db --to URL``: copy the bot's database into the empty one at ``target``.
+
+    Prints what it copied and what to change; returns the exit code (2: ``target`` is not a usable URL,
+    1: it could not be copied, 0: done).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.db import CannotOpenDatabase, Database, SchemaTooNew
+    from bot.db.copy import CopyRefused, copy_database
+    from bot.db.urls import BadDatabaseURL, database_url
+    from bot.log import register_secret
+
+    _register_database_password(settings)
+    try:
+        target_url = database_url(target) if "://" in target else None
+    except BadDatabaseURL as exc:
+        target_url = None
+        problem = str(exc)
+    else:
+        problem = f"is not a database URL; use {_TARGET_EXAMPLE}"
+    if target_url is None:
+        _say(f"--to {problem}")
+        return 2
+    if target_url.password:
+        register_secret(target_url.password)
+    try:
+        async with Database.open(settings.database) as source, Database.open(target_url) as destination:
+            print(f"Copying {source.name} to {destination.name}")
+            print("(Stop the bot first: changes made while copying are not copied.)")
+            counts = await copy_database(source, destination)
+    except (CannotOpenDatabase, SchemaTooNew, CopyRefused) as exc:
+        _say(str(exc))
+        return 1
+    except SQLAlchemyError as exc:
+        log.exception("Copying the database failed")
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+        _say(f"copying the database failed, nothing was copied: {reason}")
+        return 1
+    width = max(len(name) for name in counts)
+    for name, rows in counts.items():
+        print(f"  {name:<{width}}  {rows} row{'s' if rows != 1 else ''}")
+    print(f"Copied {sum(counts.values())} rows in one transaction; every table's row count matches.")
+    print("Now set this in .env (or the environment) and start the bot:")
+    shown = target_url.render_as_string(hide_password=True)
+    password_note = " (with the real password in place of ***)" if target_url.password else ""
+    print(f"  DATABASE_URL={shown}{password_note}")
+    print(
+        "Keep TOKEN_ENCRYPTION_KEYS (or the token.key file next to DATABASE_PATH): the stored dsc.gg tokens "
+        "were copied still encrypted with it. The old database is left as it was."
+    )
+    return 0
+
+
+_TARGET_EXAMPLE = "postgresql+asyncpg://user:password@host:5432/database"
+
+
 def _discord_host() -> str:
     from urllib.parse import urlsplit
 
@@ -260,10 +319,17 @@ def _main(argv: Sequence[str] | None) -> int:
         "command",
         nargs="?",
         default="run",
-        choices=("run", "sync"),
-        help="run the bot (default), or force a command sync and exit",
+        choices=("run", "sync", "migrate-db"),
+        help="run the bot (default), force a command sync and exit, or copy the database (migrate-db)",
+    )
+    parser.add_argument(
+        "--to",
+        metavar="URL",
+        help="migrate-db: the empty database to copy into, e.g. " + _TARGET_EXAMPLE,
     )
     args = parser.parse_args(argv)
+    if (args.command == "migrate-db") != (args.to is not None):
+        parser.error("--to URL goes with migrate-db, and migrate-db needs it")
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -272,6 +338,8 @@ def _main(argv: Sequence[str] | None) -> int:
     from bot.log import setup_logging
 
     setup_logging(settings.log_level)
+    if args.command == "migrate-db":
+        return asyncio.run(migrate_db(settings, args.to))
     return asyncio.run(run(settings, sync_only=args.command == "sync"))
 
 
