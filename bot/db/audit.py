@@ -16,15 +16,42 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, delete, exists, func, literal, select, update
+from sqlalchemy import Integer, Row, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.db.database import Database, utc_now
 from bot.db.schema import audit_events, audit_outbox, guild_settings
-from bot.db.types import UTCDateTime
+from bot.db.types import Snowflake, UTCDateTime
 
 _EVENTS = audit_events.c
 _OUTBOX = audit_outbox.c
+# Built once (statements are cached by SQLAlchemy per statement object).
+_INSERT_EVENT = audit_events.insert().returning(_EVENTS.id)
+#: The event's post, queued only when the guild has a log channel.
+_QUEUE_IF_LOGGED = audit_outbox.insert().from_select(
+    [_OUTBOX.event_id, _OUTBOX.guild_id, _OUTBOX.next_attempt_at],
+    select(
+        bindparam("event_id", type_=Snowflake),
+        bindparam("guild_id", type_=Snowflake),
+        bindparam("next_attempt_at", type_=UTCDateTime),
+    ).where(
+        exists().where(
+            guild_settings.c.guild_id == bindparam("guild_id"), guild_settings.c.log_channel_id.is_not(None)
+        )
+    ),
+)
+#: The guild's events beyond the newest ``keep``, except those whose post is pending.
+_TRIM = delete(audit_events).where(
+    _EVENTS.guild_id == bindparam("guild_id"),
+    _EVENTS.id
+    <= select(_EVENTS.id)
+    .where(_EVENTS.guild_id == bindparam("guild_id"))
+    .order_by(_EVENTS.id.desc())
+    .limit(1)
+    .offset(bindparam("keep", type_=Integer))
+    .scalar_subquery(),
+    _EVENTS.id.not_in(select(_OUTBOX.event_id).where(_OUTBOX.guild_id == bindparam("guild_id"))),
+)
 _EVENT_COLUMNS = (
     _EVENTS.id,
     _EVENTS.guild_id,
@@ -105,54 +132,23 @@ class AuditEventStore:
             await self._db.lock(db, "audit_events.guild", guild_id)
             event_id = (
                 await db.execute(
-                    audit_events.insert()
-                    .values(
-                        guild_id=guild_id,
-                        kind=str(kind),
-                        actor_id=actor_id,
-                        slug=slug,
-                        payload=payload_json,
-                        at=moment,
-                    )
-                    .returning(_EVENTS.id)
+                    _INSERT_EVENT,
+                    {
+                        "guild_id": guild_id,
+                        "kind": str(kind),
+                        "actor_id": actor_id,
+                        "slug": slug,
+                        "payload": payload_json,
+                        "at": moment,
+                    },
                 )
             ).scalar_one()
-            due = self._clock()
+            post = {"event_id": event_id, "guild_id": guild_id, "next_attempt_at": self._clock()}
             if also_to is not None:
-                await db.execute(
-                    audit_outbox.insert().values(
-                        event_id=event_id, guild_id=guild_id, also_to=also_to, next_attempt_at=due
-                    )
-                )
+                await db.execute(audit_outbox.insert(), {**post, "also_to": also_to})
             else:
-                has_log_channel = exists().where(
-                    guild_settings.c.guild_id == guild_id, guild_settings.c.log_channel_id.is_not(None)
-                )
-                await db.execute(
-                    audit_outbox.insert().from_select(
-                        [_OUTBOX.event_id, _OUTBOX.guild_id, _OUTBOX.next_attempt_at],
-                        select(
-                            literal(event_id, BigInteger),
-                            literal(guild_id, BigInteger),
-                            literal(due, UTCDateTime),
-                        ).where(has_log_channel),
-                    )
-                )
-            oldest_kept = (
-                select(_EVENTS.id)
-                .where(_EVENTS.guild_id == guild_id)
-                .order_by(_EVENTS.id.desc())
-                .limit(1)
-                .offset(self.keep)
-                .scalar_subquery()
-            )
-            await db.execute(
-                delete(audit_events).where(
-                    _EVENTS.guild_id == guild_id,
-                    _EVENTS.id <= oldest_kept,
-                    _EVENTS.id.not_in(select(_OUTBOX.event_id).where(_OUTBOX.guild_id == guild_id)),
-                )
-            )
+                await db.execute(_QUEUE_IF_LOGGED, post)
+            await db.execute(_TRIM, {"guild_id": guild_id, "keep": self.keep})
         return int(event_id)
 
     async def latest(self, guild_id: int, n: int) -> list[StoredAuditEvent]:

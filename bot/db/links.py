@@ -11,7 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Text, case, collate, delete, func, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Text,
+    bindparam,
+    case,
+    collate,
+    delete,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.db.database import Database, utc_now
@@ -47,6 +59,29 @@ class LinkRecordStore:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._db = db
         self._clock = clock
+        # Built once: the statements of the busiest calls (one per database kind).
+        upsert = db.insert(link_records)
+        self._upsert = upsert.on_conflict_do_update(
+            index_elements=[_LINKS.guild_id, _LINKS.slug],
+            set_={
+                "last_touched_by": upsert.excluded.last_touched_by,
+                "touched_at": upsert.excluded.touched_at,
+            },
+        )
+        self._page = (
+            select(
+                _LINKS.guild_id,
+                _LINKS.slug,
+                _LINKS.created_by,
+                _LINKS.last_touched_by,
+                _LINKS.created_at,
+                _LINKS.touched_at,
+            )
+            .where(_LINKS.guild_id == bindparam("guild_id"))
+            .order_by(self._bytewise(func.lower(_LINKS.slug)), self._bytewise(_LINKS.slug))
+            .limit(bindparam("limit", type_=Integer))
+            .offset(bindparam("offset", type_=Integer))
+        )
 
     async def record(
         self, guild_id: int, slug: str, user_id: int, *, conn: AsyncConnection | None = None
@@ -56,23 +91,9 @@ class LinkRecordStore:
         Runs in ``conn``'s transaction when given (e.g. with the audit event), else in its own.
         """
         now = self._clock()
-        statement = self._db.insert(link_records).values(
-            guild_id=guild_id,
-            slug=slug,
-            created_by=user_id,
-            last_touched_by=user_id,
-            created_at=now,
-            touched_at=now,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[_LINKS.guild_id, _LINKS.slug],
-            set_={
-                "last_touched_by": statement.excluded.last_touched_by,
-                "touched_at": statement.excluded.touched_at,
-            },
-        )
+        values = {"guild_id": guild_id, "slug": slug, "created_by": user_id, "last_touched_by": user_id}
         async with self._db.joining(conn) as db:
-            await db.execute(statement)
+            await db.execute(self._upsert, {**values, "created_at": now, "touched_at": now})
 
     async def touch(
         self, guild_id: int, slug: str, user_id: int, *, conn: AsyncConnection | None = None
@@ -157,18 +178,7 @@ class LinkRecordStore:
         if limit <= 0:
             return []
         rows = await self._db.fetch_all(
-            select(
-                _LINKS.guild_id,
-                _LINKS.slug,
-                _LINKS.created_by,
-                _LINKS.last_touched_by,
-                _LINKS.created_at,
-                _LINKS.touched_at,
-            )
-            .where(_LINKS.guild_id == guild_id)
-            .order_by(self._bytewise(func.lower(_LINKS.slug)), self._bytewise(_LINKS.slug))
-            .limit(limit)
-            .offset(max(offset, 0))
+            self._page, {"guild_id": guild_id, "limit": limit, "offset": max(offset, 0)}
         )
         return [
             LinkRecord(
