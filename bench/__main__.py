@@ -15,7 +15,7 @@ import sys
 import time
 
 #: Module names under bench/, run in this order.
-BENCHES: tuple[str, ...] = ("client", "latency", "concurrency", "top_burst", "memory", "startup")
+BENCHES: tuple[str, ...] = ("client", "latency", "concurrency", "top_burst", "memory", "startup", "storage")
 
 
 def run(name: str) -> None:
