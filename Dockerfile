@@ -6,17 +6,14 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# This layer is keyed on the whole pyproject.toml, so editing any part of it (a version, a tool setting)
-# reinstalls the dependencies too. That is accepted: the file changes rarely, and no separate
-# requirements file has to be kept in step with it.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
-COPY README.md LICENSE ./
+# Exactly the locked versions, each file checked against its sha256 (`make lock` writes the lock from
+# pyproject.toml; it holds the build backend too). This layer is keyed on the lock alone.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
+COPY pyproject.toml README.md LICENSE ./
 COPY bot ./bot
 COPY cogs ./cogs
-RUN pip install --no-deps .
+RUN pip install --no-deps --no-build-isolation .
 
 # --- runtime: slim, non-root, state on a volume -----------------------------------------------------
 FROM python:3.11-slim AS runtime
@@ -32,7 +29,7 @@ USER dscgg
 WORKDIR /data
 # The database, its WAL files and the generated encryption key (when TOKEN_ENCRYPTION_KEYS is unset).
 VOLUME ["/data"]
-# The bot refreshes HEALTH_FILE only while it is connected to Discord; stale or missing = unhealthy.
+# The bot refreshes HEALTH_FILE only while all its shards are connected; stale or missing = unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["python", "-m", "bot.health"]
 # Exec form: python is PID 1 and receives SIGTERM from `docker stop` to shut down cleanly.
 CMD ["python", "-m", "bot"]

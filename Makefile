@@ -2,8 +2,14 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Pinned versions with the sha256 of every file (`make lock` writes them from pyproject.toml).
+LOCK     := requirements.lock
+DEV_LOCK := requirements-dev.lock
+# Install exactly the locked files, then the project itself. The build backend (setuptools) is in the
+# lock too, hence --no-build-isolation: nothing is downloaded unchecked.
+INSTALL_PROJECT := $(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 
-.PHONY: run test lint typecheck format bench sync clean
+.PHONY: run test lint typecheck check-lock check-minimums lock lock-upgrade format bench sync clean
 
 # A failed step removes the half-made .venv, so that the next run starts over instead of failing
 # with "No module named pip" (Debian and Ubuntu ship venv without pip: install python3-venv).
@@ -14,20 +20,27 @@ $(BIN)/python:
 	@$(BIN)/python -m pip install -q --upgrade pip || { rm -rf $(VENV); \
 		echo "Could not upgrade pip in $(VENV): check the network, then run make again." >&2; exit 1; }
 
-# Reinstall only when the dependency list changes.
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+# Reinstall only when the locked versions (or the project's metadata) change.
+$(VENV)/.runtime: $(LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
+	$(INSTALL_PROJECT)
 	touch $@
 
-$(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+# The dev lock holds the runtime lock's versions plus the tools (pytest, ruff, mypy, uv).
+$(VENV)/.dev: $(DEV_LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes -r $(DEV_LOCK)
+	$(INSTALL_PROJECT)
 	touch $@ $(VENV)/.runtime
 
-run: $(VENV)/.runtime
+run: check-lock $(VENV)/.runtime
 	$(BIN)/python -m bot
 
-sync: $(VENV)/.runtime
+sync: check-lock $(VENV)/.runtime
 	$(BIN)/python -m bot sync
+
+# pyproject.toml's dependencies changed since the last `make lock`? (reads files only)
+check-lock: | $(BIN)/python
+	@$(BIN)/python -m tools.deps check
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -36,8 +49,20 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-test: lint typecheck
+# The lowest versions pyproject.toml allows, in a throwaway venv: imports, lint, mypy, smoke tests.
+check-minimums: $(VENV)/.dev
+	$(BIN)/python -m tools.deps minimums
+
+test: check-lock lint typecheck check-minimums
 	$(BIN)/pytest
+
+# After editing pyproject.toml's dependencies: re-resolve, keeping the versions already locked.
+lock: $(VENV)/.dev
+	$(BIN)/python -m tools.deps lock
+
+# Move every locked version to the newest that pyproject.toml allows.
+lock-upgrade: $(VENV)/.dev
+	$(BIN)/python -m tools.deps lock --upgrade
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .

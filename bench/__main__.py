@@ -15,7 +15,17 @@ import sys
 import time
 
 #: Module names under bench/, run in this order.
-BENCHES: tuple[str, ...] = ("client", "latency", "concurrency", "top_burst", "memory", "startup", "storage")
+BENCHES: tuple[str, ...] = (
+    "client",
+    "ratelimit",
+    "latency",
+    "concurrency",
+    "top_burst",
+    "memory",
+    "startup",
+    "api",
+    "storage",
+)
 
 
 def run(name: str) -> None:

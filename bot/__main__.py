@@ -1,10 +1,13 @@
-"""``python -m bot [run|sync|migrate-db --to URL]``: settings → logging → HTTP session + database → DscBot.
+"""``python -m bot [run|sync|api|migrate-db --to URL]``: settings → logging → HTTP session + database →
+HTTP API → DscBot.
 
-``run`` (the default) connects to Discord and serves commands until SIGTERM or SIGINT. Commands are
-synced at start only when their definitions changed since the last sync. ``sync`` logs in, forces a
-command sync (to DEV_GUILD_ID if set, else globally) and exits. ``migrate-db --to URL`` copies the
-database (DATABASE_URL, or the SQLite file DATABASE_PATH) into the empty database at URL and exits
-(``bot.db.copy``).
+``run`` (the default) connects to Discord and serves commands until SIGTERM or SIGINT, and the HTTP API
+(``bot.api``) unless API_PORT is empty. Commands are synced at start only when their definitions
+changed since the last sync. ``sync`` logs in, forces a command sync (to DEV_GUILD_ID if set, else
+globally) and exits. ``api`` serves the HTTP API alone: it logs in to Discord's REST API (audit posts)
+but opens no gateway connection and registers no commands, so several can run beside the bot.
+``migrate-db --to URL`` copies the database (DATABASE_URL, or the SQLite file DATABASE_PATH) into the
+empty database at URL and exits (``bot.db.copy``).
 
 Exit codes: 0 after a clean stop (a signal at any point, start-up included), 1 when Discord refuses the
 token, cannot be reached or start-up fails, 2 for a missing or invalid setting. Problems are printed
@@ -20,16 +23,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 # Heavier imports (discord.py, aiohttp, the database) happen inside the functions, so that a
 # settings error never waits on them and Ctrl+C during start-up is caught by ``main``.
 if TYPE_CHECKING:
     from bot.client import DscBot
+    from bot.dscgg.ratelimit import Limiter
     from bot.settings import Settings
 
 __all__ = ["LOGIN_TIMEOUT", "main", "migrate_db", "run"]
@@ -65,6 +70,9 @@ class _Stopper:
         self.starting: asyncio.Task[None] | None = None
         self._shutdown: asyncio.Task[None] | None = None
         self._installed: list[signal.Signals] = []
+        #: Set by a signal once ``python -m bot api`` is serving (``stop_serving_armed``): serving ends.
+        self.stop_serving = asyncio.Event()
+        self.stop_serving_armed = False
 
     def install(self) -> None:
         loop = asyncio.get_running_loop()
@@ -93,14 +101,19 @@ class _Stopper:
         from bot.client import SHUTDOWN_GRACE
 
         bot.begin_shutdown(SHUTDOWN_GRACE)  # the deadline counts from the signal
-        if bot.is_ready():
+        if bot.api_only and self.stop_serving_armed:
+            self.stop_serving.set()
+        elif bot.is_ready():
             self._shutdown = asyncio.get_running_loop().create_task(bot.close(), name="shutdown")
         elif self.starting is not None and not self.starting.done():
             self.starting.cancel()
 
 
-async def run(settings: Settings, *, sync_only: bool = False, handle_signals: bool = True) -> int:
-    """Run the bot (or only sync its commands) until it stops. Returns the process exit code."""
+async def run(
+    settings: Settings, *, sync_only: bool = False, api_only: bool = False, handle_signals: bool = True
+) -> int:
+    """Run the bot (or only sync its commands, or serve only the API) until it stops. Returns the
+    process exit code."""
     from bot.log import register_secret
 
     register_secret(settings.discord_token.get_secret_value())
@@ -109,22 +122,26 @@ async def run(settings: Settings, *, sync_only: bool = False, handle_signals: bo
     if handle_signals:
         stopper.install()  # before the database and migrations, so a signal there is clean too
     try:
-        return await _run(settings, stopper, sync_only=sync_only)
+        return await _run(settings, stopper, sync_only=sync_only, api_only=api_only)
     finally:
         stopper.uninstall()
 
 
-async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool) -> int:
+async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool, api_only: bool = False) -> int:
     import aiohttp
     import discord
     from sqlalchemy.exc import SQLAlchemyError
 
+    from bot.api.server import ApiServer, ApiStartError
     from bot.client import DscBot
     from bot.crypto import TokenCipher
     from bot.db import CannotOpenDatabase, Database, SchemaTooNew
     from bot.settings import SettingsError, resolve_encryption_keys
 
     token = settings.discord_token.get_secret_value()
+    if api_only and settings.api_port is None:
+        _say("API_PORT is empty, which turns the HTTP API off: set API_PORT to serve it with `api`")
+        return 2
     try:
         cipher = TokenCipher(resolve_encryption_keys(settings))
     except SettingsError as exc:
@@ -135,16 +152,34 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool) -> int
             # The dsc.gg session serves every server's token: no cookie may carry over between them.
             aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session,
             Database.open(settings.database) as db,
+            _rate_limiter(settings) as rate_limiter,
         ):
             if stopper.signal is not None:
                 log.info("Stopped before connecting to Discord")
                 return 0
-            bot = DscBot(settings, db, session, cipher=cipher, force_sync=sync_only)
+            bot = DscBot(
+                settings,
+                db,
+                session,
+                cipher=cipher,
+                force_sync=sync_only,
+                rate_limiter=rate_limiter,
+                api_only=api_only,
+            )
             stopper.bot = bot
             async with bot:
+                if settings.api_port is not None and not sync_only and stopper.signal is None:
+                    api = ApiServer(bot, host=settings.api_host, port=settings.api_port)
+                    try:
+                        await api.start()
+                    except ApiStartError as exc:
+                        log.error("HTTP API not started: %s", exc)
+                        _say(str(exc))
+                        return 1
+                    bot.api = api
                 if stopper.signal is None:
                     stopper.starting = asyncio.get_running_loop().create_task(
-                        _start(bot, token, sync_only=sync_only), name="discord-start"
+                        _start(bot, token, sync_only=sync_only, stopper=stopper), name="discord-start"
                     )
                     try:
                         await stopper.starting
@@ -261,6 +296,25 @@ async def migrate_db(settings: Settings, target: str) -> int:
 _TARGET_EXAMPLE = "postgresql+asyncpg://user:password@host:5432/database"
 
 
+@contextlib.asynccontextmanager
+async def _rate_limiter(settings: Settings) -> AsyncIterator[Limiter | None]:
+    """The dsc.gg rate limiter shared through REDIS_URL; None (each process keeps its own) without it."""
+    if settings.redis_url is None:
+        yield None
+        return
+    from urllib.parse import urlsplit
+
+    from bot.dscgg.redislimit import RedisRateLimiter
+    from bot.log import register_secret
+
+    url = settings.redis_url.get_secret_value()
+    register_secret(urlsplit(url).password)
+    async with RedisRateLimiter.from_url(url, processes=settings.rate_limit_processes) as limiter:
+        if await limiter.ping():  # a failure is logged by the limiter, which then falls back
+            log.info("dsc.gg rate limits are shared through Redis")
+        yield limiter
+
+
 def _discord_host() -> str:
     from urllib.parse import urlsplit
 
@@ -269,8 +323,9 @@ def _discord_host() -> str:
     return urlsplit(discord.http.Route.BASE).hostname or "discord.com"
 
 
-async def _start(bot: DscBot, token: str, *, sync_only: bool) -> None:
-    """Log in (bounded by LOGIN_TIMEOUT until Discord answers), then connect unless only syncing."""
+async def _start(bot: DscBot, token: str, *, sync_only: bool, stopper: _Stopper | None = None) -> None:
+    """Log in (bounded by LOGIN_TIMEOUT until Discord answers), then connect unless only syncing (or
+    serving the API alone: then wait for a signal)."""
     import aiohttp
 
     reached = False
@@ -294,6 +349,12 @@ async def _start(bot: DscBot, token: str, *, sync_only: bool) -> None:
         if reached:
             raise
         raise CannotReachDiscord(f"no answer within {LOGIN_TIMEOUT:g} s") from None
+    if bot.api_only and stopper is not None:
+        log.info("Serving the HTTP API only: no gateway connection, no commands")
+        stopper.stop_serving_armed = True
+        if stopper.signal is None:
+            await stopper.stop_serving.wait()
+        return
     if not sync_only:
         await bot.connect()
 
@@ -319,8 +380,9 @@ def _main(argv: Sequence[str] | None) -> int:
         "command",
         nargs="?",
         default="run",
-        choices=("run", "sync", "migrate-db"),
-        help="run the bot (default), force a command sync and exit, or copy the database (migrate-db)",
+        choices=("run", "sync", "api", "migrate-db"),
+        help="run the bot (default), force a command sync and exit, serve the HTTP API alone, "
+        "or copy the database into another one (migrate-db)",
     )
     parser.add_argument(
         "--to",
@@ -340,7 +402,7 @@ def _main(argv: Sequence[str] | None) -> int:
     setup_logging(settings.log_level)
     if args.command == "migrate-db":
         return asyncio.run(migrate_db(settings, args.to))
-    return asyncio.run(run(settings, sync_only=args.command == "sync"))
+    return asyncio.run(run(settings, sync_only=args.command == "sync", api_only=args.command == "api"))
 
 
 if __name__ == "__main__":

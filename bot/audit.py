@@ -40,10 +40,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -77,6 +78,8 @@ __all__ = [
     "EventKind",
     "FieldChange",
     "LogStatus",
+    "act_as_key",
+    "acting_as_key",
     "event_from_row",
     "event_payload",
 ]
@@ -116,6 +119,8 @@ def event_payload(event: AuditEvent) -> dict[str, Any]:
         payload["action"] = event.action
     if event.reason is not None:
         payload["reason"] = event.reason
+    if event.actor_key is not None:
+        payload["actor_key"] = event.actor_key
     return payload
 
 
@@ -144,6 +149,7 @@ def event_from_row(row: StoredAuditEvent) -> AuditEvent | None:
         action=_text(payload.get("action")),
         reason=_text(payload.get("reason")),
         at=row.at,
+        actor_key=_text(payload.get("actor_key")),
     )
 
 
@@ -205,6 +211,34 @@ class AuditPage:
 # --------------------------------------------------------------------------------------------------
 
 
+#: The name of the API key the current task acts with (set by the HTTP API around a request): every
+#: event recorded meanwhile shows "An API key (name)" instead of a user. Never the key itself.
+_acting_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("acting_key", default=None)
+
+
+@contextlib.contextmanager
+def acting_as_key(name: str) -> Iterator[None]:
+    """Record the events of the block (and of the tasks it starts) as made with the API key ``name``."""
+    token = _acting_key.set(name)
+    try:
+        yield
+    finally:
+        _acting_key.reset(token)
+
+
+def act_as_key(name: str) -> None:
+    """Like ``acting_as_key``, for the rest of the current task's context (each asyncio task runs in its
+    own copy of the context, so this never leaks out of it): for a task that serves one request."""
+    _acting_key.set(name)
+
+
+def _stamped(event: AuditEvent) -> AuditEvent:
+    name = _acting_key.get()
+    if name is None or event.actor_key is not None:
+        return event
+    return dataclasses.replace(event, actor_id=None, actor_key=name)
+
+
 class AuditTransaction:
     """A write transaction that can also record audit events (see ``AuditLog.transaction``)."""
 
@@ -217,7 +251,7 @@ class AuditTransaction:
     async def record(self, event: AuditEvent, *, also_to: int | None = None) -> None:
         """Store ``event`` (and its pending post) in this transaction. ``also_to``: another channel to
         post it to as well (the previous log channel)."""
-        event = sanitize(event)
+        event = sanitize(_stamped(event))
         await self._audit.events.add(
             event.guild_id,
             event.kind.value,

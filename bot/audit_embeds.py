@@ -61,6 +61,9 @@ class EventKind(enum.StrEnum):
     MUTATION_REFUSED = "mutation_refused"
     #: The log channel itself was set, changed or turned off (``changes``: one "channel" change).
     LOG_CHANNEL_CHANGED = "log_channel_changed"
+    #: An HTTP API key was created or revoked (``changes``: its "name"; never the key).
+    API_KEY_CREATED = "api_key_created"
+    API_KEY_REVOKED = "api_key_revoked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,8 @@ class AuditEvent:
     action: str | None = None
     reason: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: The name of the API key that acted (with ``actor_id`` None); never the key or any part of it.
+    actor_key: str | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -139,6 +144,7 @@ def sanitize(event: AuditEvent) -> AuditEvent:
         action=event.action,
         reason=event.reason,
         at=event.at,
+        actor_key=event.actor_key,
     )
 
 
@@ -158,6 +164,7 @@ _LABELS: Final = {
     "password": "Password",
     "channel": "Channel",
     "token": "Token",
+    "name": "Name",
 }
 
 _TITLES: Final = {
@@ -171,6 +178,8 @@ _TITLES: Final = {
     EventKind.TOKEN_MALFORMED: "dsc.gg token not saved",
     EventKind.MUTATION_REFUSED: "Change refused",
     EventKind.LOG_CHANNEL_CHANGED: "Log channel changed",
+    EventKind.API_KEY_CREATED: "API key created",
+    EventKind.API_KEY_REVOKED: "API key revoked",
 }
 
 _COLOURS: Final = {
@@ -184,7 +193,11 @@ _COLOURS: Final = {
     EventKind.TOKEN_MALFORMED: discord.Colour.dark_red(),
     EventKind.MUTATION_REFUSED: discord.Colour.dark_red(),
     EventKind.LOG_CHANNEL_CHANGED: discord.Colour.light_grey(),
+    EventKind.API_KEY_CREATED: discord.Colour.gold(),
+    EventKind.API_KEY_REVOKED: discord.Colour.orange(),
 }
+
+_KEY_KINDS: Final = (EventKind.API_KEY_CREATED, EventKind.API_KEY_REVOKED)
 
 #: What a stored log-channel problem code means, for ``/dscgg status``.
 _PROBLEMS: Final = {
@@ -198,9 +211,11 @@ def label(field_name: str) -> str:
     return _LABELS.get(field_name.lower(), field_name.replace("_", " ").strip().capitalize() or "Field")
 
 
-def actor_text(actor_id: int | None) -> str:
-    """A mention of the user (rendered, never pinged) or "An API key" — never the key itself."""
-    return API_KEY_ACTOR if actor_id is None else f"<@{actor_id}>"
+def actor_text(actor_id: int | None, key_name: str | None = None) -> str:
+    """A mention of the user (rendered, never pinged) or "An API key (its name)" — never the key itself."""
+    if actor_id is not None:
+        return f"<@{actor_id}>"
+    return f"{API_KEY_ACTOR} ({safe(key_name, 100)})" if key_name else API_KEY_ACTOR
 
 
 def timestamp(at: datetime, style: str = "f") -> str:
@@ -219,7 +234,7 @@ def _channel(value: str | None) -> str:
 
 def _sentence(event: AuditEvent) -> str:
     """What happened, in one sentence without the time."""
-    who = actor_text(event.actor_id)
+    who = actor_text(event.actor_id, event.actor_key)
     link = link_text(event.slug)
     match event.kind:
         case EventKind.LINK_CREATED:
@@ -250,6 +265,11 @@ def _sentence(event: AuditEvent) -> str:
             if after is None:
                 return f"{who} turned the audit log off."
             return f"{who} set the audit log channel to {_channel(after)}."
+        case EventKind.API_KEY_CREATED | EventKind.API_KEY_REVOKED:
+            name = next((c.after or c.before for c in event.changes if c.field == "name"), None)
+            what = f"the API key **{safe(name, 100)}**" if name else "an API key"
+            done = "created" if event.kind is EventKind.API_KEY_CREATED else "revoked"
+            return f"{who} {done} {what}."
     return f"{who} did something ({safe(str(event.kind), 60)})."  # pragma: no cover - new kinds
 
 
@@ -275,7 +295,7 @@ def _change_value(kind: EventKind, change: FieldChange, limit: int = FIELD_VALUE
         return after or "removed"
     if kind is EventKind.LOG_CHANNEL_CHANGED:
         return f"{_channel(change.before)} → {_channel(change.after)}"
-    if kind in (EventKind.LINK_CREATED, EventKind.LINK_DELETED) and change.before is None:
+    if kind in (EventKind.LINK_CREATED, EventKind.LINK_DELETED, *_KEY_KINDS) and change.before is None:
         return _value(change.after, limit)
     side = (limit - 3) // 2
     return f"{_value(change.before, side)} → {_value(change.after, side)}"

@@ -7,7 +7,12 @@ Long-lived resources (the aiohttp session, the database) are opened by ``bot.__m
 Command sync policy: a stable hash of the command payloads is kept per application and scope in
 AppStateStore. At start the tree is synced only when the hash differs from the stored one — to
 DEV_GUILD_ID if set (global commands copied there), otherwise globally. ``python -m bot sync``
-forces it. There is never a global sync on every boot.
+forces it. There is never a global sync on every boot. When shards are split over several processes
+(SHARD_IDS), only the process holding shard 0 syncs at start; ``sync`` forces it in any process.
+
+Shards: the bot is an AutoShardedBot running SHARD_IDS of SHARD_COUNT shards (default: every shard of
+the count Discord recommends, all in this process). The health file is touched only while every shard
+of this process is connected.
 """
 
 from __future__ import annotations
@@ -37,11 +42,16 @@ from bot.db import (
     LinkRecordStore,
     TokenStore,
 )
+from bot.db.apikeys import ApiKeyStore, IdempotencyStore, ServerOverviewStore
 from bot.dscgg.client import DscggClient
+from bot.dscgg.ratelimit import Limiter
+from bot.metrics import Metrics
 from bot.pager import PageButton, Pager
 from bot.permissions import CommandPermissions, parse_overrides
+from bot.services.apikeys import ApiKeyService
 from bot.services.guilds import DEFAULT_PURGE_INTERVAL, GuildLifecycle, Reconciled
 from bot.services.links import LinkService
+from bot.services.server import ServerService
 from bot.services.tokens import TokenService
 from bot.tree import DscCommandTree
 from cogs import EXTENSIONS
@@ -49,6 +59,7 @@ from cogs import EXTENSIONS
 if TYPE_CHECKING:
     import aiohttp
 
+    from bot.api.server import ApiServer
     from bot.settings import Settings
 
 __all__ = ["CLOSE_GRACE", "SHUTDOWN_BUDGET", "SHUTDOWN_GRACE", "DscBot", "Interaction", "command_hash"]
@@ -88,7 +99,7 @@ def command_hash(tree: discord.app_commands.CommandTree[Any], guild: discord.abc
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
-class DscBot(commands.Bot):
+class DscBot(commands.AutoShardedBot):
     tree: DscCommandTree  # narrowed by tree_cls
     #: Seconds between two purges of the data of servers the bot left (the first runs once connected).
     purge_interval: float = DEFAULT_PURGE_INTERVAL
@@ -103,10 +114,14 @@ class DscBot(commands.Bot):
         extensions: Sequence[str] = EXTENSIONS,
         force_sync: bool = False,
         dscgg: DscggClient | None = None,
+        rate_limiter: Limiter | None = None,
+        api_only: bool = False,
         **options: Any,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
+        if settings.shard_ids is not None:
+            options["shard_ids"] = list(settings.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
@@ -116,6 +131,7 @@ class DscBot(commands.Bot):
             member_cache_flags=discord.MemberCacheFlags.none(),
             chunk_guilds_at_startup=False,
             allowed_mentions=discord.AllowedMentions.none(),
+            shard_count=settings.shard_count,
             **options,
         )
         self.settings = settings
@@ -123,6 +139,8 @@ class DscBot(commands.Bot):
         self.session = session
         self.extension_names = tuple(extensions)
         self.force_sync = force_sync
+        #: ``python -m bot api``: logged in for REST only (audit posts), no gateway, no commands.
+        self.api_only = api_only
         #: Set once a sync ran in this process: True if it synced, False if the hash was unchanged.
         self.synced: bool | None = None
 
@@ -139,10 +157,21 @@ class DscBot(commands.Bot):
             base_url=settings.dscgg_api_url,
             timeout=settings.dscgg_timeout,
             max_rate_limit_wait=settings.dscgg_max_rate_limit_wait,
+            rate_limiter=rate_limiter,
         )
+        self.metrics = Metrics()
+        self.dscgg.observer = self.metrics
         self.audit = self._build_audit_log()
         self.tokens = TokenService(self.token_store, self.dscgg, self.audit)
         self.links = self._build_link_service()
+        self.api_key_store = ApiKeyStore(db)
+        self.api_keys = ApiKeyService(self.api_key_store, self.audit)
+        self.idempotency = IdempotencyStore(db)
+        self.server_info = ServerService(ServerOverviewStore(db), self.audit_events)
+        #: The HTTP API's public base URL (None: the API is off); ``api`` is its server once started.
+        self.api_url = settings.api_url
+        self.api: ApiServer | None = None
+        self.add_listener(self._count_interaction, "on_interaction")
         #: Page sources and paging state; cogs register their sources when they load.
         self.pager = Pager()
         self.lifecycle = GuildLifecycle(
@@ -206,6 +235,8 @@ class DscBot(commands.Bot):
         if self.tree.closing:
             return  # asked to stop while logging in: start nothing, sync nothing
         self.audit.start()
+        if self.api_only:
+            return  # REST only: audit posts; no commands, no gateway tasks
         if self.cipher.has_older_keys:
             # The operator prepended a new key: move every stored token onto it, so the old key can
             # be removed from TOKEN_ENCRYPTION_KEYS after this start.
@@ -231,7 +262,8 @@ class DscBot(commands.Bot):
         """Sync the tree if its commands changed since the last sync (or when forced).
 
         Returns True if it synced. Raises discord.HTTPException if Discord refuses the sync (the hash
-        is then not stored, so the next start tries again).
+        is then not stored, so the next start tries again). Unless forced, only the process that runs
+        shard 0 syncs: several processes starting at once must not all register the commands.
         """
         guild_id = self.settings.dev_guild_id
         guild = discord.Object(guild_id) if guild_id is not None else None
@@ -243,6 +275,10 @@ class DscBot(commands.Bot):
         stored = await self.app_state.get(key)
         if stored == digest and not force:
             log.info("Commands unchanged since the last sync %s; not syncing", where)
+            self.synced = False
+            return False
+        if not force and not self.holds_shard_zero:
+            log.info("Commands %s: not syncing here, the process running shard 0 does it", where)
             self.synced = False
             return False
         reason = "requested" if force else ("first sync" if stored is None else "commands changed")
@@ -295,7 +331,12 @@ class DscBot(commands.Bot):
         return max(self._deadline - keep - asyncio.get_running_loop().time(), 0.0)
 
     async def _close_once(self) -> None:
+        api = self.api
+        # The HTTP API drains in the same grace as the commands (its requests get a 503 after it).
+        api_stop = None if api is None else asyncio.create_task(api.stop(self._remaining(_AFTER_DRAIN)))
         await self.tree.drain(self._remaining(_AFTER_DRAIN), settle=_SETTLE)
+        if api_stop is not None:
+            await api_stop
         for task in (self._health_task, self._purge_task):
             if task is not None:
                 task.cancel()
@@ -313,6 +354,10 @@ class DscBot(commands.Bot):
             log.warning("Discord did not confirm the disconnect in time; closing anyway")
         finally:
             await self.http.close()  # idempotent; needed when the gateway close was cut short
+
+    async def _count_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is discord.InteractionType.application_command and interaction.data:
+            self.metrics.command(str(interaction.data.get("name", "?")))
 
     # ---------------------------------------------------------------- servers joined and left
 
@@ -332,8 +377,8 @@ class DscBot(commands.Bot):
         count = self.shard_count
         if count is None or count <= 1:
             return True
-        shard_ids = getattr(self, "shard_ids", None)  # AutoShardedBot; a plain Bot runs one shard
-        return shard_ids is not None and set(range(count)) <= set(shard_ids)
+        # None: this process launches every shard (SHARD_IDS unset)
+        return self.shard_ids is None or set(range(count)) <= set(self.shard_ids)
 
     async def reconcile_guilds(self) -> Reconciled | None:
         """Catch up on servers that removed (or re-invited) the bot while it was offline, from the
@@ -352,10 +397,31 @@ class DscBot(commands.Bot):
         await self.wait_until_ready()
         await self.lifecycle.run(self.purge_interval)
 
+    # ---------------------------------------------------------------- shards
+
+    @property
+    def holds_shard_zero(self) -> bool:
+        """Whether this process runs shard 0 (every process does, unless SHARD_IDS says otherwise)."""
+        return self.shard_ids is None or 0 in self.shard_ids
+
+    def shard_of(self, guild_id: int) -> tuple[int, int]:
+        """(shard id, shard count) of the shard that serves ``guild_id``, as Discord assigns it."""
+        count = self.shard_count or 1  # None until connected when Discord recommends the count
+        return (guild_id >> 22) % count, count
+
     # ---------------------------------------------------------------- health file
 
     def healthy(self) -> bool:
-        return self.is_ready() and not self.is_closed() and math.isfinite(self.latency)
+        """Ready, not closing, and every shard of this process connected with a heartbeat answered."""
+        if not self.is_ready() or self.is_closed():
+            return False
+        latencies = dict(self.latencies)
+        wanted = self.shard_ids if self.shard_ids is not None else range(self.shard_count or 1)
+        for shard_id in wanted:
+            shard = self.get_shard(shard_id)
+            if shard is None or shard.is_closed() or not math.isfinite(latencies.get(shard_id, math.nan)):
+                return False
+        return True
 
     async def _health_loop(self) -> None:
         path = self.settings.health_file

@@ -29,6 +29,7 @@ __all__ = [
     "link_page_embed",
     "page_count",
     "record_page_embed",
+    "shard_text",
     "short_label",
     "slug_label",
     "truncate",
@@ -333,3 +334,8 @@ def record_page_embed(
         description="\n".join(lines) if lines else empty,
         footer=_page_footer(page, pages, total, "link"),
     )
+
+
+def shard_text(shard_id: int, shard_count: int) -> str:
+    """The ``/dscgg status`` line naming the shard that serves the server (ids from 0, as in SHARD_IDS)."""
+    return f"Shard {shard_id} of {shard_count}"

@@ -41,6 +41,8 @@ __all__ = [
     "ShuttingDown",
     "TokenRejected",
     "TokenUnreadable",
+    "TooManyApiKeys",
+    "UnknownApiKey",
     "audit_reason",
     "describe",
     "is_unexpected",
@@ -181,6 +183,21 @@ class PagesUnavailable(BotError):
     def __init__(self, command: str | None = None) -> None:
         self.command = command
         super().__init__(f"page buttons of {command or 'an unknown command'} cannot be served")
+
+
+class TooManyApiKeys(BotError):
+    """The server already has as many API keys as allowed; nothing was created."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"already {limit} API keys")
+
+
+class UnknownApiKey(BotError):
+    """The server has no API key with that id (revoked already, or never one of its keys)."""
+
+    def __init__(self) -> None:
+        super().__init__("no such API key")
 
 
 class ShuttingDown(BotError):
@@ -441,6 +458,16 @@ def _bot_error(error: BotError) -> str:
         case PagesUnavailable():
             again = f"Run `{error.command}` again" if error.command else "Run the command again"
             return f"These page buttons don't work any more. {again} to get fresh pages."
+        case TooManyApiKeys():
+            return (
+                f"This server already has {error.limit} API keys, the most it can have. Revoke one you no "
+                "longer use with `/dscgg apikey revoke`, then create the new one."
+            )
+        case UnknownApiKey():
+            return (
+                "This server has no such API key (it may have been revoked already). "
+                "`/dscgg apikey list` shows the keys it has."
+            )
         case ShuttingDown():
             return "The bot is restarting. Try again in a moment."
     return "That didn't work. Try again in a moment."

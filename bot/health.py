@@ -1,7 +1,7 @@
 """Container health check: ``python -m bot.health [path] [--max-age 60]``.
 
-The running bot touches its health file (HEALTH_FILE) every few seconds while it is connected to
-Discord, and removes it when it stops. This exits 0 if the file was touched within ``--max-age``
+The running bot touches its health file (HEALTH_FILE) every few seconds while every shard it runs is
+connected to Discord, and removes it when it stops. This exits 0 if the file was touched within ``--max-age``
 seconds, else 1 — for a Docker ``HEALTHCHECK``. The path defaults to the HEALTH_FILE environment
 variable. No settings, network or database are touched.
 """

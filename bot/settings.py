@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -40,6 +40,7 @@ _SENTENCE = "sentence"
 _DATABASE_URL_EXAMPLES = (
     "sqlite+aiosqlite:///data/bot.sqlite3 or postgresql+asyncpg://user:password@host:5432/database"
 )
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 #: DISCORD_TOKEN's value in .env.example.
 DISCORD_TOKEN_PLACEHOLDER = "paste-your-bot-token-here"
@@ -91,6 +92,32 @@ class Settings(BaseSettings):
     guild_data_retention_days: int = 30
     #: Audit events kept per server (``/dscgg audit``); older ones are dropped once posted.
     audit_keep: int = 1000
+    #: Shards across every process (None: the count Discord recommends, all in this process).
+    shard_count: int | None = None
+    #: The shards this process runs (None: all of 0..shard_count-1); needs shard_count.
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
+    #: Optional: keep the dsc.gg rate limits in this Redis, shared by every process using it.
+    redis_url: SecretStr | None = None
+    #: How many processes share the dsc.gg limits; while Redis is unavailable each uses 1/this of them.
+    rate_limit_processes: int = 2
+    #: The HTTP API (``bot.api``): where it listens; ``API_PORT`` empty (None) turns it off.
+    api_host: str = "127.0.0.1"
+    api_port: int | None = 8080
+    #: The base URL users see (problem types and the key reply use it); default http://API_HOST:API_PORT.
+    api_public_url: str | None = None
+    #: Requests per API_RATE_WINDOW seconds, per credential (API key or Discord login).
+    api_rate_limit: int = 60
+    api_rate_window: float = 10.0
+
+    @property
+    def api_url(self) -> str | None:
+        """The API's public base URL (without ``/v1``), or None when the API is off."""
+        if self.api_port is None:
+            return None
+        if self.api_public_url:
+            return self.api_public_url
+        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        return f"http://{host}:{self.api_port}"
 
     @field_validator("discord_token")
     @classmethod
@@ -201,6 +228,24 @@ class Settings(BaseSettings):
             raise ValueError("out of range")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The URL may carry a password: the message never shows it.
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if urlsplit(url).scheme not in _REDIS_SCHEMES:
+            raise PydanticCustomError(_WORDED, "must be a redis:// URL, such as redis://localhost:6379/0")
+        return SecretStr(url)
+
+    @field_validator("rate_limit_processes")
+    @classmethod
+    def _processes(cls, value: int) -> int:
+        if not 1 <= value <= 1000:
+            raise ValueError("out of range")
+        return value
+
     @field_validator("dev_guild_id")
     @classmethod
     def _snowflake(cls, value: int | None) -> int | None:
@@ -208,11 +253,90 @@ class Settings(BaseSettings):
             raise ValueError("not a snowflake")
         return value
 
-    @field_validator("audit_keep")
+    @field_validator("audit_keep", "shard_count")
     @classmethod
-    def _at_least_one(cls, value: int) -> int:
+    def _at_least_one(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError("less than 1")
+        return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _split_shard_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(","))
+        return value
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_of_the_count(
+        cls, ids: tuple[int, ...] | None, info: ValidationInfo
+    ) -> tuple[int, ...] | None:
+        if ids is None or "shard_count" not in info.data:  # an invalid SHARD_COUNT has its own line
+            return ids
+        count: int | None = info.data["shard_count"]
+        if count is None:
+            raise PydanticCustomError(
+                _SENTENCE, "needs SHARD_COUNT: set it to the number of shards across all processes"
+            )
+        if not ids:
+            raise PydanticCustomError(_SENTENCE, "is set but lists no shard")
+        for shard_id in ids:
+            if not 0 <= shard_id < count:
+                raise PydanticCustomError(
+                    _WORDED,
+                    "shard {shard_id} does not exist with SHARD_COUNT={count} (ids go from 0 to {last})",
+                    {"shard_id": shard_id, "count": count, "last": count - 1},
+                )
+        duplicates = sorted({shard_id for shard_id in ids if ids.count(shard_id) > 1})
+        if duplicates:
+            raise PydanticCustomError(
+                _WORDED, "shard {shard_id} is listed twice", {"shard_id": duplicates[0]}
+            )
+        return ids
+
+    @field_validator("api_port", mode="before")
+    @classmethod
+    def _blank_port(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= 65535:
+            raise ValueError("out of range")
+        return value
+
+    @field_validator("api_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        value = value.strip().removeprefix("[").removesuffix("]")
+        if not value or any(char.isspace() or char == "/" for char in value):
+            raise ValueError("not a host")
+        return value
+
+    @field_validator("api_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise PydanticCustomError(_WORDED, "must be an http(s) URL, such as https://api.example.com")
+        return value.strip().rstrip("/")
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: int) -> int:
         if value < 1:
             raise ValueError("less than 1")
+        return value
+
+    @field_validator("api_rate_window")
+    @classmethod
+    def _rate_window(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("not positive")
         return value
 
     @field_validator("log_level", mode="before")
@@ -237,6 +361,15 @@ _PROBLEMS: dict[str, str] = {
     "health_file": "must be a file path",
     "guild_data_retention_days": f"must be a whole number of days from 0 to {MAX_RETENTION_DAYS}",
     "audit_keep": "must be a whole number of events, 1 or more",
+    "shard_count": "must be a whole number of shards, 1 or more",
+    "shard_ids": "must be shard ids separated by commas, such as 0,1",
+    "redis_url": "must be a redis:// URL, such as redis://localhost:6379/0",
+    "rate_limit_processes": "must be a whole number from 1 to 1000",
+    "api_host": "must be a host name or IP address to listen on, such as 127.0.0.1",
+    "api_port": "must be a port number from 0 to 65535, or empty to turn the HTTP API off",
+    "api_public_url": "must be an http(s) URL, such as https://api.example.com",
+    "api_rate_limit": "must be a whole number of requests, 1 or more",
+    "api_rate_window": "must be a number of seconds greater than 0",
 }
 
 
@@ -259,6 +392,8 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     Raises SettingsError with one line that names every failing setting and never shows a value.
     """
     init = {key.lower(): value for key, value in overrides.items()}
+    if "api_port" not in init and _api_port_blank(env_file):
+        init["api_port"] = None  # `API_PORT=` turns the API off (empty values mean "default" elsewhere)
     try:
         return Settings(_env_file=env_file, **init)
     except ValidationError as exc:
@@ -267,6 +402,22 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable as UTF-8 text"
         raise SettingsError(f"{env_file}: cannot read the settings file ({reason})") from None
+
+
+def _api_port_blank(env_file: str | Path | None) -> bool:
+    """Whether API_PORT is set to an empty value: in the environment, else in ``env_file``."""
+    value = os.environ.get("API_PORT")
+    if value is not None:
+        return not value.strip()
+    if env_file is None:
+        return False
+    try:
+        from dotenv import dotenv_values
+
+        found = dotenv_values(env_file).get("API_PORT") if Path(env_file).is_file() else None
+    except (OSError, UnicodeDecodeError):
+        return False  # reported by load_settings itself
+    return found is not None and not found.strip()
 
 
 def is_fernet_key(key: str) -> bool:

@@ -6,9 +6,11 @@
   bot checks it can view, send and embed links there, and names what is missing); without a
   channel it turns the audit log off. Both are announced in the affected channel.
 - ``/dscgg status``      token (last 4 characters), who set it and when, whether dsc.gg accepts it;
-  the log channel, any problem posting there, and the latest changes.
+  the log channel, any problem posting there, and the latest changes; the shard serving the server.
 - ``/dscgg audit``       the server's history of link and token changes (and refused ones), newest
   first, with page buttons.
+- ``/dscgg apikey create|list|revoke``  the server's HTTP API keys: a new key is shown once, in the
+  ephemeral reply; the list shows names, creators and last use, never a key; revoke picks a key by name.
 
 Every reply is ephemeral and sent with ``AllowedMentions.none()``. Errors are raised, not answered
 here: the tree's renderer (bot/tree.py) turns them into one ephemeral sentence, modal errors included.
@@ -16,25 +18,33 @@ here: the tree's renderer (bot/tree.py) turns them into one ephemeral sentence, 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
+from discord.app_commands import Choice, Range
 from discord.ext import commands
 
 from bot import checks
 from bot.audit_embeds import history_embed
-from bot.errors import NotInGuild, relative_time
+from bot.embeds import escape, shard_text
+from bot.errors import NotInGuild, UnknownApiKey, relative_time
 from bot.pager import Page
 from bot.permissions import command_id_of
+from bot.services.apikeys import NAME_MAX
 from bot.services.tokens import TokenCheck, TokenStatus
 from bot.tree import defer
 from bot.views import ConfirmView
 
 if TYPE_CHECKING:
     from bot.client import DscBot, Interaction
+    from bot.db.apikeys import ApiKeyRecord
 
 __all__ = ["AdminCog", "TokenModal", "setup"]
+
+log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 SET_TOKEN = "`/dscgg token set`"
@@ -91,6 +101,7 @@ class TokenModal(discord.ui.Modal, title="dsc.gg API token"):
 @app_commands.guild_only()
 class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up dsc.gg for this server"):
     token = app_commands.Group(name="token", description="The dsc.gg API token this server uses")
+    apikey = app_commands.Group(name="apikey", description="Keys for this server's HTTP API")
     #: Seconds the clear confirmation waits for an answer.
     confirm_timeout: float = 60.0
 
@@ -183,6 +194,7 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
         log_line = await self.log_channel_line(guild_id)
         if log_line is not None:
             embed.add_field(name="Audit log", value=log_line, inline=False)
+        embed.add_field(name="Served by", value=shard_text(*self.bot.shard_of(guild_id)), inline=False)
         await interaction.edit_original_response(embed=embed, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="audit", description="Show this server's history of link and token changes")
@@ -190,6 +202,59 @@ class AdminCog(commands.GroupCog, group_name="dscgg", group_description="Set up 
         await defer(interaction, ephemeral=True)
         checks.ensure_guild(interaction)
         await self.bot.pager.start(interaction, "audit")
+
+    @apikey.command(name="create", description="Create a key for this server's HTTP API (shown once)")
+    @app_commands.describe(name="What the key is for, e.g. ci or deploy-script")
+    async def apikey_create(self, interaction: Interaction, name: Range[str, 1, NAME_MAX]) -> None:
+        await defer(interaction, ephemeral=True)
+        guild_id = checks.ensure_guild(interaction)
+        new = await self.bot.api_keys.create(guild_id, interaction.user.id, name)
+        await interaction.edit_original_response(
+            content=api_key_created_text(new.record.name, new.key.get_secret_value(), self.bot.api_url),
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @apikey.command(name="list", description="Show this server's HTTP API keys")
+    async def apikey_list(self, interaction: Interaction) -> None:
+        await defer(interaction, ephemeral=True)
+        guild_id = checks.ensure_guild(interaction)
+        keys = await self.bot.api_keys.list(guild_id)
+        await interaction.edit_original_response(
+            embed=api_keys_embed(keys, self.bot.api_keys.limit), allowed_mentions=NO_MENTIONS
+        )
+
+    async def _key_autocomplete(self, interaction: Interaction, current: str) -> list[Choice[str]]:
+        """The server's keys by name (members who may not use /dscgg get nothing). Never raises."""
+        try:
+            if interaction.guild_id is None or not await checks.may_manage(interaction):
+                return []
+            keys = await self.bot.api_keys.list(interaction.guild_id)
+        except Exception:
+            log.exception("API key autocomplete failed in guild %s", interaction.guild_id)
+            return []
+        wanted = current.strip().lower()
+        return [
+            Choice(name=key_choice_name(key), value=str(key.id))
+            for key in keys
+            if wanted in key.name.lower() or wanted == str(key.id)
+        ][:25]
+
+    @apikey.command(name="revoke", description="Revoke one of this server's HTTP API keys")
+    @app_commands.describe(key="The key to revoke (pick it by name)")
+    @app_commands.autocomplete(key=_key_autocomplete)
+    async def apikey_revoke(self, interaction: Interaction, key: Range[str, 1, 100]) -> None:
+        await defer(interaction, ephemeral=True)
+        guild_id = checks.ensure_guild(interaction)
+        if not key.strip().isdigit():
+            raise UnknownApiKey
+        record = await self.bot.api_keys.revoke(guild_id, interaction.user.id, int(key.strip()))
+        await interaction.edit_original_response(
+            content=(
+                f"Revoked the API key **{escape(record.name)}**: requests made with it are refused "
+                "from now on."
+            ),
+            allowed_mentions=NO_MENTIONS,
+        )
 
     async def _audit_page(self, bot: DscBot, interaction: Interaction, page: int, args: str) -> Page:
         """The ``audit`` page source: changes recorded while someone browses move the pages, so the
@@ -240,6 +305,39 @@ def status_embed(state: TokenStatus) -> discord.Embed:
     embed.add_field(name="Token", value=token, inline=False)
     if check is not None:
         embed.add_field(name="dsc.gg", value=check, inline=False)
+    return embed
+
+
+def api_key_created_text(name: str, key: str, api_url: str | None) -> str:
+    """The one reply that shows a new key; it is never shown again."""
+    where = f" on {api_url}/v1" if api_url else ""
+    return (
+        f"Created the API key **{escape(name)}**. Copy it now: it won't be shown again.\n"
+        f"```\n{key}\n```\n"
+        f"Send it as `Authorization: Bearer <key>` to this server's HTTP API{where}. It can do what an admin "
+        "can do in this server only: keep it secret, and revoke it with `/dscgg apikey revoke` if it leaks."
+    )
+
+
+def key_choice_name(key: ApiKeyRecord) -> str:
+    when = key.created_at.strftime("%Y-%m-%d")
+    return f"{key.name[:70]} (created {when}, id {key.id})"
+
+
+def api_keys_embed(keys: Sequence[ApiKeyRecord], limit: int) -> discord.Embed:
+    embed = discord.Embed(title="HTTP API keys of this server", colour=STATUS_COLOUR)
+    if not keys:
+        embed.description = "No API keys yet. Create one with `/dscgg apikey create name:`."
+        return embed
+    lines = []
+    for key in keys:
+        used = discord.utils.format_dt(key.last_used_at, "R") if key.last_used_at else "never"
+        created = discord.utils.format_dt(key.created_at, "R")
+        lines.append(
+            f"**{escape(key.name)}** (id {key.id}) · by <@{key.created_by}> {created} · last used {used}"
+        )
+    embed.description = "\n".join(lines)[:4000]
+    embed.set_footer(text=f"{len(keys)} of {limit} keys · revoke one with /dscgg apikey revoke")
     return embed
 
 

@@ -315,7 +315,7 @@ class Harness:
 
     def __init__(
         self,
-        bot: commands.Bot,
+        bot: commands.Bot | commands.AutoShardedBot,
         fake: FakeDiscord,
         *,
         token: str = "fake-bot-token",

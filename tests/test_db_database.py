@@ -31,6 +31,7 @@ from bot.db import (
     TokenStore,
     migrations,
 )
+from bot.db.apikeys import ApiKeyStore, IdempotencyStore
 from bot.db.schema import app_state, metadata
 from bot.db.urls import database_url
 
@@ -65,7 +66,9 @@ async def insert_state(conn, key: str, value: str) -> None:
 def test_revisions_are_numbered_in_order_and_the_head_is_the_schema_version() -> None:
     assert migrations.revisions() == [f"{n:04d}" for n in range(1, len(migrations.revisions()) + 1)]
     assert migrations.revisions()[-1] == SCHEMA_VERSION
-    assert list(migrations.LEGACY_REVISIONS.values()) == migrations.revisions()[:4]
+    legacy = migrations.LEGACY_REVISIONS
+    assert list(legacy) == list(LEGACY_MIGRATIONS)
+    assert list(legacy.values()) == migrations.revisions()[: len(legacy)]
 
 
 @pytest.mark.parametrize(
@@ -244,9 +247,38 @@ LEGACY_MIGRATIONS: dict[int, tuple[str, ...]] = {
         """,
         "CREATE INDEX audit_outbox_by_guild ON audit_outbox (guild_id, event_id)",
     ),
+    5: (
+        """
+        CREATE TABLE api_keys (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            guild_id     INTEGER NOT NULL,
+            name         TEXT    NOT NULL,
+            digest       BLOB    NOT NULL UNIQUE,
+            created_by   INTEGER NOT NULL,
+            created_at   TEXT    NOT NULL,
+            last_used_at TEXT
+        )
+        """,
+        "CREATE INDEX api_keys_by_guild ON api_keys (guild_id, id)",
+        """
+        CREATE TABLE api_idempotency (
+            credential  TEXT    NOT NULL,
+            key         TEXT    NOT NULL,
+            guild_id    INTEGER NOT NULL,
+            fingerprint TEXT    NOT NULL,
+            status      INTEGER,
+            headers     TEXT,
+            body        BLOB,
+            created_at  TEXT    NOT NULL,
+            PRIMARY KEY (credential, key)
+        )
+        """,
+        "CREATE INDEX api_idempotency_by_time ON api_idempotency (created_at)",
+    ),
 }
 
 LEGACY_TOKEN = "token-written-by-the-old-bot-1234"
+LEGACY_DIGEST = bytes(range(32))
 CREATED = "2024-05-01T12:00:00.000000+00:00"
 TOUCHED = "2024-06-02T08:30:00.250000+00:00"
 
@@ -284,6 +316,16 @@ def write_legacy_database(path: Path, version: int, cipher: TokenCipher) -> None
         if version >= 4:
             conn.execute(
                 "INSERT INTO audit_outbox (event_id, guild_id, next_attempt_at) VALUES (1, ?, ?)",
+                (GUILD, TOUCHED),
+            )
+        if version >= 5:
+            conn.execute(
+                "INSERT INTO api_keys (guild_id, name, digest, created_by, created_at) "
+                "VALUES (?, 'ci', ?, ?, ?)",
+                (GUILD, LEGACY_DIGEST, USER, CREATED),
+            )
+            conn.execute(
+                "INSERT INTO api_idempotency VALUES ('key:1', 'k1', ?, 'POST /x', 201, '{}', X'7B7D', ?)",
                 (GUILD, TOUCHED),
             )
     finally:
@@ -325,6 +367,17 @@ async def test_a_database_written_before_alembic_is_upgraded_in_place_with_nothi
             post = await events.next_post(GUILD)
             assert post is not None
             assert post.event.slug == "Old-Link"
+        if version >= 5:
+            found = await ApiKeyStore(db).lookup(LEGACY_DIGEST)
+            assert found is not None
+            assert (found[0].name, found[0].created_at) == ("ci", datetime(2024, 5, 1, 12, tzinfo=UTC))
+            assert found[1] == LEGACY_DIGEST
+            later = IdempotencyStore(db, clock=lambda: datetime(2024, 6, 2, 9, tzinfo=UTC))
+            begun = await later.begin("key:1", "k1", GUILD, "POST /x")
+            assert begun.response is not None
+            assert (begun.response.status, begun.response.body) == (201, b"{}")
+        # The API's tables work whatever the version was.
+        await ApiKeyStore(db).create(GUILD, "new", bytes(32), USER)
         # Tables added after that version exist and work; new ids follow the old ones.
         await GuildSettingsStore(db).set_log_channel(GUILD, 43)
         new_id = await events.add(GUILD, "link_edited", USER, "Old-Link", {})

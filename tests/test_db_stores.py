@@ -24,6 +24,7 @@ from bot.db import (
     TokenStore,
     TokenUnreadable,
 )
+from bot.db.apikeys import ApiKeyStore, IdempotencyStore, ServerOverviewStore, TooManyKeys
 from bot.db.schema import app_state, audit_events, guild_tokens
 
 GUILD = 111111111111111111
@@ -457,3 +458,67 @@ async def test_a_token_set_during_rotation_is_not_overwritten(db: Database, othe
     for guild in range(1, 41):
         expected = f"new-token-of-{guild:04d}" if guild % 2 else f"old-token-of-{guild:04d}"
         assert await reader.get(guild) == expected  # every one under the new key, none lost
+
+
+# --- the HTTP API's storage -------------------------------------------------------------------------------
+
+
+async def test_api_keys_round_trip_and_overview(db: Database, token_store: TokenStore) -> None:
+    clock = ticking_clock()
+    keys = ApiKeyStore(db, limit=3, clock=clock)
+    first = await keys.create(GUILD, "ci", b"\x01" * 32, ADMIN)
+    second = await keys.create(GUILD, "deploy", b"\x02" * 32, OTHER_ADMIN)
+    assert [key.name for key in await keys.keys(GUILD)] == ["ci", "deploy"]
+    assert await keys.get(GUILD, first.id) == first
+    assert await keys.get(OTHER_GUILD, first.id) is None
+    found = await keys.lookup(b"\x02" * 32)
+    assert found == (second, b"\x02" * 32)
+    used = datetime(2024, 7, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    await keys.touch(first.id, used)
+    assert (await keys.get(GUILD, first.id)).last_used_at == used  # type: ignore[union-attr]
+    assert await keys.revoke(GUILD, second.id) == second
+    assert await keys.revoke(GUILD, second.id) is None
+    assert await keys.lookup(b"\x02" * 32) is None
+
+    await token_store.set(GUILD, TOKEN, set_by=ADMIN)
+    await LinkRecordStore(db).record(GUILD, "listed", ADMIN)
+    await AuditEventStore(db).add(GUILD, "link_created", ADMIN, "listed", {})
+    row = await ServerOverviewStore(db).get(GUILD)
+    assert (row.token_last4, row.token_set_by, row.links, row.api_keys, row.audit_events) == (
+        "WXYZ",
+        ADMIN,
+        1,
+        1,
+        1,
+    )
+    assert row.token_set_at is not None
+    assert row.token_set_at.tzinfo is not None
+    empty = await ServerOverviewStore(db).get(OTHER_GUILD)
+    assert (empty.token_last4, empty.log_channel_id, empty.links, empty.api_keys) == (None, None, 0, 0)
+
+
+async def test_two_processes_creating_keys_never_pass_the_limit(
+    db: Database, other_process: Database
+) -> None:
+    results = await asyncio.gather(
+        *(
+            ApiKeyStore(database, limit=5).create(GUILD, f"key-{n}", bytes([n]) * 32, ADMIN)
+            for n, database in enumerate([db, other_process] * 6)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(result, BaseException) for result in results) == 5
+    assert all(isinstance(result, TooManyKeys) for result in results if isinstance(result, BaseException))
+    assert await ApiKeyStore(db).count(GUILD) == 5
+
+
+async def test_one_idempotency_key_sent_twice_at_once_is_claimed_once(
+    db: Database, other_process: Database
+) -> None:
+    begun = await asyncio.gather(
+        *(
+            IdempotencyStore(database).begin("key:1", "same", GUILD, "POST /links")
+            for database in [db, other_process] * 5
+        )
+    )
+    assert sorted(b.claimed.value for b in begun if b.claimed) == ["in_progress"] * 9 + ["new"]

@@ -25,6 +25,7 @@ from bot.dscgg import (
     OwnerMismatch,
     PasswordProtected,
     RateLimited,
+    RateLimiter,
     Unavailable,
     UnknownAPIError,
     VersionDeprecated,
@@ -434,12 +435,12 @@ async def _every_failure(
         yield lambda: client.create_link("x", token=SECRET, redirect=INVITE, type="server")
         yield lambda: client.get_app("x", token=SECRET)
         # The bucket may now be blocked by a 429; a fresh one per fault keeps every path reachable.
-        client.rate_limiter = type(client.rate_limiter)(client.rate_limiter.limits)
+        client.rate_limiter = RateLimiter(client.rate_limiter.limits)
     fake.reset()
     yield lambda: client.get_link("x", token=SECRET + "\n")  # refused locally
     for _ in range(4):  # the fourth create is refused by the local bucket
         yield lambda: client.create_link("x", token=SECRET, redirect=INVITE, type="video")
-    client.rate_limiter = type(client.rate_limiter)({"create_link": (1, 60.0)})
+    client.rate_limiter = RateLimiter({"create_link": (1, 60.0)})
     yield lambda: client.create_link("y", token=SECRET, redirect=INVITE, type="server")
     yield lambda: client.create_link("y", token=SECRET, redirect=INVITE, type="server")
 

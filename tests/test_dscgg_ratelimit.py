@@ -267,7 +267,7 @@ async def test_a_cancelled_waiter_gives_its_slot_back(scaled_fake: FakeDscgg) ->
             waiter.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await waiter
-        reservation = client.rate_limiter.reserve("wl", Endpoint.GET_APP, max_wait=5)
+        reservation = await client.rate_limiter.book("wl", Endpoint.GET_APP, max_wait=5)
     assert isinstance(reservation, Reservation)
     assert reservation.delay < 0.5
 

@@ -327,3 +327,111 @@ async def test_sigterm_during_a_slow_login_exits_cleanly(
     assert "Stopped" in output
     assert discord_fake.identified_sessions == []
     assert discord_fake.syncs == []
+
+
+async def api_url(process: BotProcess) -> str:
+    found = await process.wait_for_log(r"HTTP API listening on (http://127\.0\.0\.1:\d+)")
+    return found.group(1)
+
+
+def posts_to(discord_fake: FakeDiscord, channel_id: int) -> list[str]:
+    return [
+        str(post.body.get("embeds", [{}])[0].get("description", ""))
+        for post in discord_fake.channel_posts
+        if post.channel_id == channel_id and post.status == 200
+    ]
+
+
+async def test_an_api_key_made_in_discord_manages_links_over_http(
+    discord_fake: FakeDiscord, dscgg: FakeDscgg, processes: list[BotProcess], tmp_path: Path
+) -> None:
+    import httpx
+
+    env = bot_env(discord_fake, dscgg.base_url, tmp_path, API_PORT="0")
+    bot = await start_bot(processes, env, tmp_path, "bot")
+    driver = Driver(discord_fake)
+    await driver.wait_connected(bot)
+    url = await api_url(bot)
+    await set_token(driver)
+    log_channel = discord_fake.guild().log_channel_id
+    logs = await driver.command("dscgg logs", {"channel": log_channel})
+    await driver.final_message(logs, contains="will be posted in")
+
+    created = await driver.command("dscgg apikey create", {"name": "e2e-ci"})
+    message = await driver.final_message(created, contains="won't be shown again")
+    assert_ephemeral(message.flags)
+    key = next(word for word in message.text().split() if word.startswith("dscggbot_"))
+
+    guild = f"{url}/v1/guilds/{discord_fake.guild_ids[0]}"
+    auth = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        made = await http.post(f"{guild}/links", headers=auth, json={"slug": "over-http", "redirect": INVITE})
+        assert made.status_code == 201, made.text
+        edited = await http.patch(f"{guild}/links/over-http", headers=auth, json={"title": "Via the API"})
+        assert edited.status_code == 200, edited.text
+        assert dscgg.links["over-http"]["meta"]["title"] == "Via the API"
+        deleted = await http.delete(f"{guild}/links/over-http", headers=auth)
+        assert deleted.status_code == 204
+        assert "over-http" not in dscgg.links
+        other = await http.get(f"{url}/v1/guilds/{discord_fake.guild_ids[1]}", headers=auth)
+        assert other.status_code == 404
+
+    def posted() -> bool:
+        return sum("An API key (e2e-ci)" in text for text in posts_to(discord_fake, log_channel)) >= 3
+
+    await discord_fake.wait_for(posted, timeout=10)
+    texts = [text for text in posts_to(discord_fake, log_channel) if "An API key" in text]
+    assert "An API key (e2e-ci) created **dsc.gg/over-http**." in texts[0]
+    assert "edited **dsc.gg/over-http**" in texts[1]
+    assert "deleted **dsc.gg/over-http**" in texts[2]
+    assert all(key not in str(post.body) for post in discord_fake.channel_posts)
+
+    assert await bot.stop() == 0
+    assert_no_secrets(bot.stderr(), DSCGG_TOKEN, env["DISCORD_TOKEN"], key, key[9:])
+
+
+async def test_python_m_bot_api_serves_the_api_alone_and_posts_the_audit_log(
+    discord_fake: FakeDiscord, dscgg: FakeDscgg, processes: list[BotProcess], tmp_path: Path
+) -> None:
+    import httpx
+
+    # The bot makes the key and the log channel, then stops; the API process serves alone.
+    env = bot_env(
+        discord_fake, dscgg.base_url, tmp_path, TOKEN_ENCRYPTION_KEYS=Fernet.generate_key().decode()
+    )
+    bot = await start_bot(processes, env, tmp_path, "bot")
+    driver = Driver(discord_fake)
+    await driver.wait_connected(bot)
+    await set_token(driver)
+    log_channel = discord_fake.guild().log_channel_id
+    await driver.final_message(
+        await driver.command("dscgg logs", {"channel": log_channel}), contains="posted in"
+    )
+    created = await driver.command("dscgg apikey create", {"name": "replica"})
+    message = await driver.final_message(created, contains="won't be shown again")
+    key = next(word for word in message.text().split() if word.startswith("dscggbot_"))
+    assert await bot.stop() == 0
+    sessions = len(discord_fake.gateway_connections)
+
+    api_env = {**env, "API_PORT": "0"}
+    api = BotProcess(env=api_env, workdir=tmp_path, args=["api"], name="api")
+    processes.append(api)
+    await api.start()
+    url = await api_url(api)
+    await api.wait_for_log("Serving the HTTP API only")
+    async with httpx.AsyncClient(timeout=10) as http:
+        made = await http.post(
+            f"{url}/v1/guilds/{discord_fake.guild_ids[0]}/links",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"slug": "from-replica", "redirect": INVITE},
+        )
+        assert made.status_code == 201, made.text
+    await discord_fake.wait_for(
+        lambda: any("An API key (replica) created" in text for text in posts_to(discord_fake, log_channel)),
+        timeout=10,
+    )
+    assert len(discord_fake.gateway_connections) == sessions  # no gateway connection
+    api.send_signal(signal.SIGTERM)
+    assert await api.wait(timeout=10) == 0
+    assert "Traceback" not in api.stderr()
+    assert_no_secrets(api.stderr(), DSCGG_TOKEN, env["DISCORD_TOKEN"], key)

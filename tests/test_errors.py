@@ -350,7 +350,7 @@ def test_unexpected_errors_get_fresh_ids() -> None:
 
 def test_discord_http_failures_are_bugs_not_user_errors() -> None:
     response = SimpleNamespace(status=400, reason="Bad Request")
-    http_error = discord.HTTPException(response, {"code": 50035, "message": "Invalid Form Body"})
+    http_error = discord.HTTPException(response, {"code": 50035, "message": "Invalid Form Body"})  # type: ignore[arg-type]
     assert errors.is_unexpected(http_error)
     assert "error id" in errors.describe(http_error)
 

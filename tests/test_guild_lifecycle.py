@@ -264,6 +264,9 @@ async def test_a_process_without_every_shard_never_deduces_departures(w: WiredBo
     elsewhere = w.guild_id + 1  # could be on a shard this process does not run
     await fill(w, elsewhere, "theirs")
     w.bot.shard_count = 2
+    w.bot.shard_ids = None  # SHARD_IDS unset: this process launches both shards
+    assert w.bot.holds_every_shard()
+    w.bot.shard_ids = [0]  # SHARD_IDS=0: the other shard runs elsewhere
     assert not w.bot.holds_every_shard()
     assert await w.bot.reconcile_guilds() is None
     assert (await holdings(w, elsewhere))["token"] is True

@@ -234,7 +234,7 @@ async def test_subcommand_options_are_parsed_and_reply_is_ephemeral(h: Harness) 
         {"slug": "abc", "count": 3, "public": False, "channel": h.guild.log_channel_id, "kind": "bot"},
         user=ADMIN,
     )
-    slug, count, public, channel, kind = h.bot.seen["create"]  # type: ignore[attr-defined]
+    slug, count, public, channel, kind = h.bot.seen["create"]  # type: ignore[union-attr]
     assert (slug, count, public, kind) == ("abc", 3, False, "bot")
     assert channel.id == h.guild.log_channel_id
     assert result.initial is not None
@@ -351,7 +351,7 @@ async def test_command_waiting_on_a_view_resumes_after_the_click(h: Harness) -> 
     assert answer.initial is not None
     assert answer.initial.type == 7
     assert not answer.waiting_for_input
-    assert h.bot.seen["delete"] is True  # type: ignore[attr-defined]
+    assert h.bot.seen["delete"] is True  # type: ignore[union-attr]
     # the command finished after the click and edited its own message last
     assert question.content == "Deleted abc."
     assert [r.route for r in asked.requests] == ["interaction_callback", "edit_original", "edit_original"]
@@ -361,7 +361,7 @@ async def test_close_releases_a_command_still_waiting(h: Harness) -> None:
     asked = await h.run("link delete", {"slug": "abc"})
     assert asked.waiting_for_input
     await h.close()
-    assert h.bot.seen["delete"] is None  # type: ignore[attr-defined]
+    assert h.bot.seen["delete"] is None  # type: ignore[union-attr]
     assert h.bot.is_closed()
 
 
@@ -376,7 +376,7 @@ async def test_expired_views_disable_their_buttons(h: Harness) -> None:
     assert all(b.get("disabled") for b in message.buttons())
     with pytest.raises(HarnessError, match="disabled"):
         await h.click(pages, "next", user=MEMBER)
-    assert h.bot.seen["delete"] is None  # type: ignore[attr-defined]  # the confirmation lapsed
+    assert h.bot.seen["delete"] is None  # type: ignore[union-attr]  # the confirmation lapsed
     assert asked.final_message is not None
     assert asked.final_message.content == "Delete abc?"
 
@@ -424,7 +424,7 @@ async def test_autocomplete_returns_choices(h: Harness) -> None:
     assert result.initial is not None
     assert result.initial.type == 8
     assert result.choices == [{"name": s, "value": s} for s in ("abc", "abd", "about")]
-    assert h.bot.seen["autocomplete"] == ("ab", "ab")  # type: ignore[attr-defined]
+    assert h.bot.seen["autocomplete"] == ("ab", "ab")  # type: ignore[union-attr]
     assert result.final_message is None
 
 

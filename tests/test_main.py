@@ -1,4 +1,4 @@
-"""``python -m bot``: start-up errors in one line, the command-sync policy, login failure, health file."""
+"""``python -m bot``: start-up errors in one line, the command-sync policy, login failure, health check."""
 
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ async def test_bad_bot_token_is_one_clear_line(
 # --------------------------------------------------------------------------------- sync policy
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: commands.Bot | commands.AutoShardedBot) -> None:
     """Loaded as an extension by the "changed commands" test: one more command in the tree."""
 
     @app_commands.command(name="extra", description="a command that was not there before")
@@ -228,26 +228,6 @@ async def test_failed_sync_is_retried(tmp_path: Path, settings_factory: Callable
         assert await w.bot.sync_commands() is False
 
 
-# ---------------------------------------------------------------------------------- health file
-
-
-async def test_health_file_is_touched_while_ready_and_removed_on_close(
-    tmp_path: Path, settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(client_module, "HEALTH_INTERVAL", 0.02)
-    path = tmp_path / "health" / "alive"
-    async with wired(tmp_path, settings_factory, extensions=(), settings={"health_file": path}) as w:
-        monkeypatch.setattr(type(w.bot), "latency", property(lambda self: 0.05))
-        assert await eventually(path.exists)
-        assert health.main([str(path), "--max-age", "60"]) == 0
-        monkeypatch.setattr(type(w.bot), "latency", property(lambda self: float("inf")))
-        assert await eventually(lambda: not path.exists())  # not healthy while latency is unknown
-        monkeypatch.setattr(type(w.bot), "latency", property(lambda self: 0.05))
-        assert await eventually(path.exists)
-    assert not path.exists()  # removed on close
-    assert health.main([str(path)]) == 1
-
-
 # ---------------------------------------------------------------------------------- key rotation
 
 
@@ -269,14 +249,6 @@ async def test_a_start_with_a_new_key_in_front_moves_stored_tokens_onto_it(
 
     async with wired(tmp_path, settings_factory, extensions=(), keys=[new_key]) as w:
         assert await w.bot.token_store.get(guild_id) == "dscgg-token-under-the-old-key"
-
-
-async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> bool:
-    for _ in range(int(within / 0.02)):
-        if predicate():
-            return True
-        await asyncio.sleep(0.02)
-    return predicate()
 
 
 def test_health_check_staleness(tmp_path: Path) -> None:
@@ -521,3 +493,32 @@ async def test_sigterm_with_a_hung_command_and_slow_log_posts_stops_within_the_b
         for record in (asked, hung):
             message = await driver.final_message(record, contains=restarting, timeout=1)
             assert not message.buttons()
+
+
+async def test_redis_url_gives_the_dscgg_client_the_shared_limiter(
+    settings_factory: Callable[..., Settings],
+    live: Callable[[FakeDiscord], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.dscgg.redislimit import RedisRateLimiter
+
+    with socket.socket() as probe:  # a port nothing listens on: Redis is down from the start
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    password = "redis-password-never-in-any-log-line"
+    settings = settings_factory(redis_url=f"redis://:{password}@127.0.0.1:{port}/0", rate_limit_processes=3)
+    caplog.set_level(logging.INFO)
+    try:
+        async with FakeDiscord() as fake:
+            live(fake)
+            assert await asyncio.wait_for(entry.run(settings, sync_only=True), 10) == 0
+        (bot,) = RecordingBot.built
+        limiter = bot.dscgg.rate_limiter
+        assert isinstance(limiter, RedisRateLimiter)
+        assert limiter.processes == 3
+        # Found unavailable at start: said once, and the bot ran on regardless.
+        (warning,) = [r for r in caplog.records if r.name == "bot.dscgg.redislimit"]
+        assert "1/3 of each limit" in warning.getMessage()
+        assert bot_log.redact(f"url={password}") == "url=[redacted]"
+    finally:
+        bot_log.unregister_secret(password)

@@ -94,6 +94,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.database_url is None
     assert settings.database == Path("data/bot.sqlite3")  # sqlite+aiosqlite:///data/bot.sqlite3
     assert settings.uses_sqlite
+    assert settings.redis_url is None
+    assert settings.rate_limit_processes == 2
 
 
 @pytest.mark.parametrize(
@@ -148,6 +150,14 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
             "99999999999",
             "GUILD_DATA_RETENTION_DAYS: must be a whole number of days from 0 to 36500",
         ),
+        (
+            "REDIS_URL",
+            "http://:redis-password-never-shown@cache:6379",
+            "REDIS_URL: must be a redis:// URL, such as redis://localhost:6379/0",
+        ),
+        ("REDIS_URL", "cache:6379", "REDIS_URL: must be a redis:// URL, such as redis://localhost:6379/0"),
+        ("RATE_LIMIT_PROCESSES", "0", "RATE_LIMIT_PROCESSES: must be a whole number from 1 to 1000"),
+        ("RATE_LIMIT_PROCESSES", "two", "RATE_LIMIT_PROCESSES: must be a whole number from 1 to 1000"),
         (
             "TOKEN_ENCRYPTION_KEYS",
             "not-a-key",
@@ -229,6 +239,8 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOG_LEVEL", "debug")
     monkeypatch.setenv("HEALTH_FILE", "/tmp/health")
     monkeypatch.setenv("GUILD_DATA_RETENTION_DAYS", "0")
+    monkeypatch.setenv("REDIS_URL", " redis://:redis-password@cache:6379/2 ")
+    monkeypatch.setenv("RATE_LIMIT_PROCESSES", "4")
     settings = load_settings(env_file=None)
     assert [key.get_secret_value() for key in settings.token_encryption_keys] == [first, second]
     assert settings.dscgg_api_url == "http://127.0.0.1:8080/v2"
@@ -238,6 +250,10 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_level == "DEBUG"
     assert settings.health_file == Path("/tmp/health")
     assert settings.guild_data_retention_days == 0
+    assert settings.redis_url is not None
+    assert settings.redis_url.get_secret_value() == "redis://:redis-password@cache:6379/2"
+    assert "redis-password" not in repr(settings)
+    assert settings.rate_limit_processes == 4
 
 
 def test_settings_are_frozen() -> None:
@@ -511,3 +527,68 @@ def test_database_url_wins_over_database_path_and_hides_its_password(monkeypatch
 )
 def test_bad_database_url_is_one_line_without_the_password(value: str, expected: str) -> None:
     assert error_line(discord_token=SECRET_DISCORD_TOKEN, database_url=value) == expected
+
+
+# ---------------------------------------------------------------------------------------- shards
+
+
+def test_shards_default_to_one_process_with_the_recommended_count() -> None:
+    settings = load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN)
+    assert (settings.shard_count, settings.shard_ids) == (None, None)
+
+
+def test_shard_ids_are_read_from_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHARD_COUNT", "4")
+    monkeypatch.setenv("SHARD_IDS", "2, 3")
+    settings = load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN)
+    assert (settings.shard_count, settings.shard_ids) == (4, (2, 3))
+    monkeypatch.setenv("SHARD_IDS", "")  # empty: every shard of the count, in this process
+    assert load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN).shard_ids is None
+
+
+@pytest.mark.parametrize(
+    ("count", "ids", "expected"),
+    [
+        (None, "0,1", "SHARD_IDS needs SHARD_COUNT: set it to the number of shards across all processes"),
+        ("4", "2,4", "SHARD_IDS: shard 4 does not exist with SHARD_COUNT=4 (ids go from 0 to 3)"),
+        ("4", "-1", "SHARD_IDS: shard -1 does not exist with SHARD_COUNT=4 (ids go from 0 to 3)"),
+        ("4", "1,3,1", "SHARD_IDS: shard 1 is listed twice"),
+        ("4", "0;1", "SHARD_IDS: must be shard ids separated by commas, such as 0,1"),
+        ("4", "0,,1", "SHARD_IDS: must be shard ids separated by commas, such as 0,1"),
+        ("0", None, "SHARD_COUNT: must be a whole number of shards, 1 or more"),
+        ("two", None, "SHARD_COUNT: must be a whole number of shards, 1 or more"),
+        ("two", "0", "SHARD_COUNT: must be a whole number of shards, 1 or more"),  # not "needs SHARD_COUNT"
+    ],
+)
+def test_invalid_shards_are_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, count: str | None, ids: str | None, expected: str
+) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", SECRET_DISCORD_TOKEN)
+    for name, value in (("SHARD_COUNT", count), ("SHARD_IDS", ids)):
+        if value is not None:
+            monkeypatch.setenv(name, value)
+    assert error_line() == expected
+
+
+def test_the_http_api_is_on_by_default_and_an_empty_api_port_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    on = load_settings(env_file=None, discord_token="token-for-the-api-test")
+    assert (on.api_host, on.api_port, on.api_url) == ("127.0.0.1", 8080, "http://127.0.0.1:8080")
+    monkeypatch.setenv("API_PORT", "")
+    assert load_settings(env_file=None, discord_token="token-for-the-api-test").api_port is None
+    monkeypatch.delenv("API_PORT")
+    env = tmp_path / "api.env"
+    env.write_text("API_PORT=\n")
+    off = load_settings(env_file=env, discord_token="token-for-the-api-test")
+    assert (off.api_port, off.api_url) == (None, None)
+    public = load_settings(
+        env_file=None, discord_token="token-for-the-api-test", api_public_url="https://api.example.com/"
+    )
+    assert public.api_url == "https://api.example.com"
+    assert error_line(discord_token="t0ken-value", api_port="99999") == (
+        "API_PORT: must be a port number from 0 to 65535, or empty to turn the HTTP API off"
+    )
+    assert error_line(discord_token="t0ken-value", api_public_url="ftp://x") == (
+        "API_PUBLIC_URL: must be an http(s) URL, such as https://api.example.com"
+    )

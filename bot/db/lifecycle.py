@@ -24,6 +24,8 @@ PER_GUILD_TABLES: tuple[str, ...] = (
     "guild_settings",
     "audit_outbox",
     "audit_events",
+    "api_keys",
+    "api_idempotency",
     "guild_departures",
 )
 

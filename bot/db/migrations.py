@@ -2,7 +2,7 @@
 
 ``upgrade(connection)`` runs inside the transaction its caller opened (``Database.connect`` holds the
 database's write lock for it), so every pending revision is applied, or none. Before the move to
-Alembic the bot numbered its migrations with SQLite's ``PRAGMA user_version`` (1 to 4): such a file
+Alembic the bot numbered its migrations with SQLite's ``PRAGMA user_version`` (1 to 5): such a file
 (no ``alembic_version`` table) is first stamped with the matching revision (``LEGACY_REVISIONS``),
 then upgraded like any other, with nothing lost. A database whose revision this code does not know
 was written by a newer bot: it is refused (``SchemaTooNew``) and left untouched.
@@ -38,10 +38,10 @@ log = logging.getLogger(__name__)
 ALEMBIC_DIR = Path(__file__).with_name("alembic")
 
 #: The newest revision, the one this code writes (a test checks it against the versions folder).
-SCHEMA_VERSION = "0005"
+SCHEMA_VERSION = "0006"
 
 #: ``PRAGMA user_version`` of a SQLite file written before Alembic → the revision with the same schema.
-LEGACY_REVISIONS: dict[int, str] = {1: "0001", 2: "0002", 3: "0003", 4: "0004"}
+LEGACY_REVISIONS: dict[int, str] = {1: "0001", 2: "0002", 3: "0003", 4: "0004", 5: "0005"}
 
 #: user_version of a SQLite file managed by Alembic: a bot from before the switch reads it as a schema
 #: newer than it knows and refuses to start, instead of misreading a newer schema.

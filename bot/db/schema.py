@@ -7,11 +7,13 @@ that changes the schema changes this file too. Snowflakes are ``Snowflake`` (64-
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, Table, Text, func
+from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, MetaData, Table, Text, func
 
 from bot.db.types import Snowflake, UTCDateTime
 
 __all__ = [
+    "api_idempotency",
+    "api_keys",
     "app_state",
     "audit_events",
     "audit_outbox",
@@ -110,3 +112,33 @@ audit_outbox = Table(
 )
 # Each guild's posts go out oldest first.
 Index("audit_outbox_by_guild", audit_outbox.c.guild_id, audit_outbox.c.event_id)
+
+#: A server's HTTP API keys: only the SHA-256 digest of each key is stored, never the key.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Snowflake, primary_key=True, autoincrement=True),
+    Column("guild_id", Snowflake, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("digest", LargeBinary, nullable=False, unique=True),
+    Column("created_by", Snowflake, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    sqlite_autoincrement=True,
+)
+Index("api_keys_by_guild", api_keys.c.guild_id, api_keys.c.id)
+
+#: The first response to a POST with an Idempotency-Key, per credential (status NULL while running).
+api_idempotency = Table(
+    "api_idempotency",
+    metadata,
+    Column("credential", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("guild_id", Snowflake, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("status", Integer),
+    Column("headers", Text),
+    Column("body", LargeBinary),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("api_idempotency_by_time", api_idempotency.c.created_at)

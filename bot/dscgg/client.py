@@ -44,7 +44,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, Literal, TypeAlias, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -67,7 +67,7 @@ from bot.dscgg.errors import (
     VersionDeprecated,
 )
 from bot.dscgg.models import App, Link, LinkType, User
-from bot.dscgg.ratelimit import Endpoint, LimitTable, RateLimiter, Refusal
+from bot.dscgg.ratelimit import Endpoint, Limiter, LimitTable, RateLimiter, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,16 @@ class _AttemptFailed(Exception):
         self.stage = stage
 
 
+class CallObserver(Protocol):
+    """Told about every attempt and every rate-limit wait (e.g. for metrics); must not raise or block."""
+
+    def attempt_done(self, endpoint: str, status: int | None, seconds: float) -> None:
+        """One attempt of ``endpoint`` ended: HTTP ``status``, or None when no answer came."""
+
+    def limiter_waited(self, endpoint: str, seconds: float) -> None:
+        """A call waited ``seconds`` for the pre-send rate limiter."""
+
+
 class DscggClient:
     """Async client for the dsc.gg v2 API on a caller-owned ``aiohttp.ClientSession``."""
 
@@ -269,6 +279,7 @@ class DscggClient:
         retries: int = 2,
         backoff_base: float = 0.25,
         backoff_max: float = 2.0,
+        rate_limiter: Limiter | None = None,
     ) -> None:
         if retries < 0 or backoff_base < 0 or backoff_max < 0 or max_rate_limit_wait < 0:
             raise ValueError("retries, backoff and max_rate_limit_wait must not be negative")
@@ -277,7 +288,8 @@ class DscggClient:
         # sock_connect bounds opening a connection; waiting for a pooled one is covered by total.
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self.max_rate_limit_wait = max_rate_limit_wait
-        self.rate_limiter = RateLimiter(limits)
+        # ``limits`` builds the default in-process limiter; a limiter handed in has its own table.
+        self.rate_limiter: Limiter = rate_limiter if rate_limiter is not None else RateLimiter(limits)
         self._headers: Mapping[str, str] = {
             "User-Agent": user_agent or DEFAULT_USER_AGENT,
             "Accept": "application/json",
@@ -285,6 +297,8 @@ class DscggClient:
         self._retries = retries
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
+        #: Told about attempts and limiter waits (``bot.metrics``); None: nobody listens.
+        self.observer: CallObserver | None = None
 
     def __repr__(self) -> str:
         return f"<DscggClient base_url={self.base_url!r}>"
@@ -511,8 +525,8 @@ class DscggClient:
         retried_429 = False
         while True:
             max_wait = self._wait_allowed(window, needed)  # DeadlineExceeded if no attempt fits
-            # Booked before any await, or refused at once if the wait would be too long.
-            reservation = rate_limiter.reserve(token, endpoint, max_wait=max_wait)
+            # Booked (in-process, before any await), or refused at once if the wait would be too long.
+            reservation = await rate_limiter.book(token, endpoint, max_wait=max_wait)
             if isinstance(reservation, Refusal):
                 raise self._refused(endpoint, reservation, token)
             # One attempt. Failures are noted here and raised below, outside the except blocks, so
@@ -523,12 +537,16 @@ class DscggClient:
             stage = _Stage.NO_ANSWER
             try:
                 if not rate_limiter.ready(reservation):
+                    waited = time.perf_counter()
                     refusal = await rate_limiter.wait(reservation)
+                    if self.observer is not None:
+                        self.observer.limiter_waited(endpoint, time.perf_counter() - waited)
                     if refusal is not None:
                         raise self._refused(endpoint, refusal, token)
                 timeout = self._attempt_timeout(window)
                 debug = log.isEnabledFor(logging.DEBUG)
-                started = time.perf_counter() if debug else 0.0
+                started = time.perf_counter()
+                status = 0
                 may_have_left = True
                 try:
                     async with self._session.request(
@@ -548,6 +566,8 @@ class DscggClient:
                     failure = Unavailable(f"connection to dsc.gg failed: {type(error).__name__}")
             finally:
                 if may_have_left:
+                    if self.observer is not None:
+                        self.observer.attempt_done(endpoint, status or None, time.perf_counter() - started)
                     rate_limiter.settle(reservation)
                 else:
                     # Nothing reached dsc.gg: the slot was not used.

@@ -6,6 +6,10 @@ token (for example two guilds registered with the same key) never overshoot toge
 that would wait longer than the caller allows is not recorded and becomes a ``RateLimited`` error.
 Before sending, the caller waits until the send is safe even if earlier requests reached dsc.gg
 later than they left (their answers are what proves they arrived).
+
+``Limiter`` is what the client needs of a limiter: ``RateLimiter`` here keeps the buckets in this
+process (the default); ``bot.dscgg.redislimit.RedisRateLimiter`` keeps them in Redis, shared by
+every process that uses the same tokens.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 class Endpoint(enum.StrEnum):
@@ -65,6 +70,16 @@ def bucket_owner(token: str | None) -> str:
     if not token:
         return ANONYMOUS
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def limit_table(limits: LimitTable | None = None) -> dict[Endpoint, tuple[int, float]]:
+    """The documented limits with ``limits`` laid over them; a nonsense entry is a ValueError."""
+    table: dict[Endpoint, tuple[int, float]] = dict(DEFAULT_LIMITS)
+    for name, (count, window) in (limits or {}).items():
+        if count < 1 or window <= 0:
+            raise ValueError(f"invalid limit for {name}: {count} per {window} s")
+        table[Endpoint(name)] = (int(count), float(window))
+    return table
 
 
 def safety_margin(window: float) -> float:
@@ -156,6 +171,30 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+class Limiter(Protocol):
+    """What ``DscggClient._request`` asks of a rate limiter, in this order: ``book`` a send slot
+    (or be refused at once); unless ``ready``, ``wait`` for it (or be refused); then ``settle`` it
+    once the request may have left, or ``release`` it if nothing was sent; ``block`` a bucket after
+    a 429. ``limits`` is the table in force, endpoint -> (requests, window seconds)."""
+
+    @property
+    def limits(self) -> Mapping[Endpoint, tuple[int, float]]: ...
+
+    async def book(self, token: str | None, endpoint: Endpoint, *, max_wait: float) -> Reservation | Refusal:
+        """Book the earliest send time allowed; refuse if that is more than ``max_wait`` away."""
+        ...
+
+    def ready(self, reservation: Reservation) -> bool: ...
+
+    async def wait(self, reservation: Reservation) -> Refusal | None: ...
+
+    def release(self, reservation: Reservation) -> None: ...
+
+    def settle(self, reservation: Reservation) -> None: ...
+
+    def block(self, token: str | None, endpoint: Endpoint, retry_after: float) -> None: ...
+
+
 class RateLimiter:
     """Sliding-window buckets keyed by (token hash, endpoint), for one event loop.
 
@@ -173,12 +212,7 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        table: dict[Endpoint, tuple[int, float]] = dict(DEFAULT_LIMITS)
-        for name, (count, window) in (limits or {}).items():
-            if count < 1 or window <= 0:
-                raise ValueError(f"invalid limit for {name}: {count} per {window} s")
-            table[Endpoint(name)] = (int(count), float(window))
-        self.limits: Mapping[Endpoint, tuple[int, float]] = table
+        self.limits: Mapping[Endpoint, tuple[int, float]] = limit_table(limits)
         self._clock = clock
         self._buckets: dict[tuple[str, Endpoint], _Bucket] = {}
         self._reservations_since_sweep = 0
@@ -190,10 +224,18 @@ class RateLimiter:
             bucket = self._buckets[(owner, endpoint)] = _Bucket(limit, window)
         return bucket
 
+    async def book(self, token: str | None, endpoint: Endpoint, *, max_wait: float) -> Reservation | Refusal:
+        """``reserve`` for ``Limiter`` callers: it awaits nothing, so the booking is still made
+        before anything else runs on the loop."""
+        return self.reserve_for(bucket_owner(token), endpoint, max_wait=max_wait)
+
     def reserve(self, token: str | None, endpoint: Endpoint, *, max_wait: float) -> Reservation | Refusal:
         """Book the earliest send time allowed; refuse if that is more than ``max_wait`` away."""
+        return self.reserve_for(bucket_owner(token), endpoint, max_wait=max_wait)
+
+    def reserve_for(self, owner: str, endpoint: Endpoint, *, max_wait: float) -> Reservation | Refusal:
+        """``reserve`` by bucket owner (``bucket_owner(token)``)."""
         now = self._clock()
-        owner = bucket_owner(token)
         bucket = self._bucket(owner, endpoint)
         bucket.prune(now)
         if len(bucket.slots) < bucket.limit and now >= bucket.blocked_until:
@@ -303,8 +345,21 @@ class RateLimiter:
 
     def block(self, token: str | None, endpoint: Endpoint, retry_after: float) -> None:
         """dsc.gg answered 429: treat the bucket as exhausted for ``retry_after`` seconds."""
-        bucket = self._bucket(bucket_owner(token), endpoint)
+        self.block_for(bucket_owner(token), endpoint, retry_after)
+
+    def block_for(self, owner: str, endpoint: Endpoint, retry_after: float) -> None:
+        """``block`` by bucket owner (``bucket_owner(token)``)."""
+        bucket = self._bucket(owner, endpoint)
         bucket.blocked_until = max(bucket.blocked_until, self._clock() + max(0.0, retry_after))
+
+    def recent_sends(self) -> Iterator[tuple[str, Endpoint, float]]:
+        """(owner, endpoint, age in seconds) of every send still within its window: how long ago
+        it counts from (0 while in flight, negative if booked for later)."""
+        now = self._clock()
+        for (owner, endpoint), bucket in self._buckets.items():
+            bucket.prune(now)
+            for slot in bucket.slots:
+                yield owner, endpoint, now - slot.counted_at(now)
 
     def _sweep(self, now: float) -> None:
         # Forget idle buckets now and then so a long-running bot does not keep one per token forever.

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.settings import Settings
 from tests.fakes.discord import LOADING, Callback, FakeDiscord, InteractionRecord
 from tests.harness import ADMIN, FakeUser, Message, Payloads
 
@@ -37,20 +38,7 @@ __all__ = ["REPO_ROOT", "SETTING_NAMES", "BotProcess", "Driver", "base_env", "bo
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: Every setting the bot reads: never inherited from the developer's environment.
-SETTING_NAMES = (
-    "DISCORD_TOKEN",
-    "DATABASE_PATH",
-    "DATABASE_URL",
-    "TOKEN_ENCRYPTION_KEYS",
-    "DSCGG_API_URL",
-    "DSCGG_TIMEOUT",
-    "DSCGG_MAX_RATE_LIMIT_WAIT",
-    "COMMAND_DEADLINE",
-    "TOP_CACHE_TTL",
-    "DEV_GUILD_ID",
-    "LOG_LEVEL",
-    "HEALTH_FILE",
-)
+SETTING_NAMES = tuple(name.upper() for name in Settings.model_fields)
 _LAUNCHER_NAMES = ("FAKE_DISCORD_API", "FAKE_DISCORD_GATEWAY", "E2E_BOT_MODULE", "E2E_EXTRA_EXTENSIONS")
 
 
@@ -73,6 +61,7 @@ def bot_env(fake: FakeDiscord, dscgg_url: str, workdir: Path, **settings: str) -
         "DSCGG_API_URL": dscgg_url,
         "HEALTH_FILE": str(workdir / "health"),
         "LOG_LEVEL": "INFO",
+        "API_PORT": "",  # the HTTP API is off unless a test turns it on (API_PORT=0: any free port)
     }
     values.update(settings)
     return base_env(**values)

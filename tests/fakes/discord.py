@@ -14,7 +14,7 @@ In process::
 
 Standalone (end-to-end process tests)::
 
-    python -m tests.fakes.discord --port 8765 --guilds 1000
+    python -m tests.fakes.discord --port 8765 --guilds 1000 [--shards 4]
 
 prints ``FAKE_DISCORD_API=...`` and ``FAKE_DISCORD_GATEWAY=...`` and serves until SIGINT/SIGTERM. A
 small control API under ``/_fake`` (not under ``/api``) lets another process dispatch interactions
@@ -30,10 +30,17 @@ Faithfulness rules kept on purpose, so bugs surface in tests instead of in produ
   received but not answered until released) or rate limited (429 with ``retry_after`` and
   ``Retry-After``, like Discord);
 - anything the fake does not know answers 404 ``0`` and is recorded in ``unknown_requests``;
+- Discord OAuth logins: ``add_oauth_token(token, user_id, guilds=…)`` makes ``GET /users/@me`` and
+  ``GET /users/@me/guilds`` answer ``Authorization: Bearer <token>`` as that user (401 for any other
+  Bearer token); ``GET /guilds/{id}`` answers the bot for the configured guilds (404 ``10004`` else);
 - command permission overrides (Server Settings → Integrations) are served by
   ``GET /applications/{app}/guilds/{guild}/commands/permissions``; ``set_command_permissions`` changes
   them and returns the ``APPLICATION_COMMAND_PERMISSIONS_UPDATE`` payload Discord would dispatch
   (``update_command_permissions`` also sends it to the connected gateway sessions).
+- sharding: ``GET /gateway/bot`` recommends ``recommended_shards``; each gateway connection gets
+  (READY, GUILD_CREATE) only the guilds of the shard its IDENTIFY named, ``(guild_id >> 22) %
+  shard_count == shard_id``, and an interaction goes only to the connections of its guild's shard
+  (direct messages: shard 0). Consecutive configured guilds land on consecutive shards.
 """
 
 from __future__ import annotations
@@ -60,7 +67,10 @@ APP_ID = 1_180_000_000_000_000_001
 BOT_USER_ID = APP_ID
 OWNER_ID = 1_180_000_000_000_000_099
 GUILD_ID_BASE = 1_190_000_000_000_000_000
-GUILD_ID_STEP = 16
+# 1 << 22: the guild ids' shard bits ((id >> 22) % shard_count) differ from one guild to the next, so
+# any number of guilds spreads evenly over the shards, as real guilds do. A multiple of 16: the low bits
+# stay free for the ids derived from a guild's (channels, roles).
+GUILD_ID_STEP = 1 << 22
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions)
 CREATE_INSTANT_INVITE = 1 << 0
@@ -151,6 +161,11 @@ class Snowflakes:
 def guild_id_for(index: int) -> int:
     """The id of the index-th configured guild (0-based): cheap, deterministic, no storage."""
     return GUILD_ID_BASE + index * GUILD_ID_STEP
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard Discord serves ``guild_id`` on."""
+    return (guild_id >> 22) % shard_count
 
 
 @dataclass(frozen=True)
@@ -337,6 +352,7 @@ class RecordedRequest:
     response: Any = None
     t_done_perf: float = 0.0
     files: list[str] = field(default_factory=list)
+    authorization: str = field(default="", repr=False)
 
     @property
     def error_code(self) -> int | None:
@@ -456,6 +472,17 @@ class GatewaySession:
     def identified(self) -> bool:
         return self.identify is not None and not self.ws.closed
 
+    @property
+    def shard(self) -> tuple[int, int]:
+        """(shard id, shard count) from IDENTIFY; (0, 1) for an unsharded connection."""
+        shard = (self.identify or {}).get("shard") or (0, 1)
+        return int(shard[0]), int(shard[1])
+
+    def serves(self, guild_id: int | None) -> bool:
+        """Whether events of ``guild_id`` (None: direct messages, shard 0) go to this connection."""
+        shard_id, count = self.shard
+        return shard_id == (0 if guild_id is None else shard_of(guild_id, count))
+
 
 class FakeHTTPError(Exception):
     def __init__(self, status: int, code: int, message: str, errors: Any = None) -> None:
@@ -574,8 +601,10 @@ class FakeDiscord:
         initial_response_deadline: float | None = 3.0,
         bot_name: str = "dscgg-bot",
         token: str | None = None,
+        recommended_shards: int = 1,
     ) -> None:
         self.host = host
+        self.recommended_shards = recommended_shards  # GET /gateway/bot's "shards"
         self.port = port
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.initial_response_deadline = initial_response_deadline
@@ -623,6 +652,8 @@ class FakeDiscord:
         self._command_ids: dict[tuple[int | None, str, int], int] = {}
         #: Command permission overrides: guild id → target (command id, or the app id) → overrides.
         self.command_permissions: dict[int, dict[int, list[dict[str, Any]]]] = {}
+        #: Discord OAuth access tokens: token → (user payload, partial guilds as /users/@me/guilds lists).
+        self.oauth_tokens: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         self.channel_posts: list[ChannelPost] = []
         self.deleted_channels: set[int] = set()
         self.forbidden_channels: set[int] = set()
@@ -732,6 +763,32 @@ class FakeDiscord:
         except KeyError:
             return None
         return guild, guild.channel_payload(channel_id)
+
+    def add_oauth_token(
+        self, token: str, user_id: int, guilds: Sequence[tuple[int, int, bool]] = (), name: str = "oauth-user"
+    ) -> None:
+        """Let ``token`` log in as ``user_id``; ``guilds``: (guild id, permissions, owner) of each server
+        the user is in."""
+        user = {
+            "id": str(user_id),
+            "username": name,
+            "global_name": None,
+            "discriminator": "0",
+            "avatar": None,
+            "public_flags": 0,
+        }
+        partial: list[dict[str, Any]] = [
+            {
+                "id": str(guild_id),
+                "name": f"Guild {guild_id}",
+                "icon": None,
+                "owner": owner,
+                "permissions": str(permissions),
+                "features": [],
+            }
+            for guild_id, permissions, owner in guilds
+        ]
+        self.oauth_tokens[token] = (user, partial)
 
     # -- fault switches ----------------------------------------------------------------------------
 
@@ -888,21 +945,26 @@ class FakeDiscord:
         return record
 
     async def dispatch_interaction(self, payload: dict[str, Any]) -> InteractionRecord:
-        """Register the interaction and send INTERACTION_CREATE to the connected sessions."""
-        if not self.identified_sessions:
-            raise RuntimeError("no identified gateway session to dispatch to")
+        """Register the interaction and send INTERACTION_CREATE to the sessions of its guild's shard."""
+        guild_id = int(payload["guild_id"]) if payload.get("guild_id") else None
+        sessions = [s for s in self.identified_sessions if s.serves(guild_id)]
+        if not sessions:
+            raise RuntimeError(f"no identified gateway session serves guild {guild_id} to dispatch to")
         record = self.register_interaction(payload)
-        await self.dispatch("INTERACTION_CREATE", payload)
+        for session in sessions:
+            await self._send_dispatch(session, "INTERACTION_CREATE", payload)
         return record
 
     def ready_payload(self, session: GatewaySession) -> dict[str, Any]:
         return {
             "v": 10,
             "user": self.bot_user,
-            "guilds": [{"id": str(gid), "unavailable": True} for gid in self.guild_ids],
+            "guilds": [
+                {"id": str(gid), "unavailable": True} for gid in self.guild_ids if session.serves(gid)
+            ],
             "session_id": session.session_id,
             "resume_gateway_url": self.gateway_url,
-            "shard": [0, 1],
+            "shard": list(session.shard),
             "application": {"id": str(self.app_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
@@ -963,7 +1025,8 @@ class FakeDiscord:
             session.identify = data
             await self._send_dispatch(session, "READY", self.ready_payload(session))
             for guild in self.guilds():
-                await self._send_dispatch(session, "GUILD_CREATE", guild.payload(self.bot_user))
+                if session.serves(guild.id):
+                    await self._send_dispatch(session, "GUILD_CREATE", guild.payload(self.bot_user))
             self._notify()
         elif op == 6:  # RESUME: not supported; tell the client to identify afresh
             await self._send(session, {"op": 9, "d": False})
@@ -1031,6 +1094,7 @@ class FakeDiscord:
                 for i in self.interactions.values()
             },
             "identified_sessions": len(self.identified_sessions),
+            "identified_shards": [list(s.shard) for s in self.identified_sessions],
         }
 
     # -- REST plumbing -----------------------------------------------------------------------------
@@ -1048,6 +1112,8 @@ class FakeDiscord:
     _ROUTES: tuple[tuple[str, tuple[str, ...], str], ...] = (
         # (method, path segments, route name); "{x}" captures, "@me"/"@original" literal
         ("GET", ("users", "@me"), "get_me"),
+        ("GET", ("users", "@me", "guilds"), "get_my_guilds"),
+        ("GET", ("guilds", "{guild}"), "get_guild"),
         ("GET", ("oauth2", "applications", "@me"), "application_info"),
         ("GET", ("applications", "@me"), "application_info"),
         ("GET", ("gateway",), "gateway"),
@@ -1120,6 +1186,7 @@ class FakeDiscord:
             t_monotonic=time.monotonic(),
             t_perf=time.perf_counter(),
             files=files,
+            authorization=request.headers.get("Authorization", ""),
         )
         self.requests.append(record)
         self._notify()
@@ -1196,8 +1263,40 @@ class FakeDiscord:
 
     # -- REST routes -------------------------------------------------------------------------------
 
+    def _oauth(self, r: RecordedRequest) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The OAuth login of a Bearer request; None for a bot request. FakeHTTPError 401 if unknown."""
+        if not r.authorization.startswith("Bearer "):
+            return None
+        login = self.oauth_tokens.get(r.authorization.removeprefix("Bearer "))
+        if login is None:
+            raise FakeHTTPError(401, 0, "401: Unauthorized")
+        return login
+
     def _route_get_me(self, r: RecordedRequest) -> tuple[int, Any]:
-        return 200, self.bot_user
+        login = self._oauth(r)
+        return 200, self.bot_user if login is None else login[0]
+
+    def _route_get_my_guilds(self, r: RecordedRequest) -> tuple[int, Any]:
+        login = self._oauth(r)
+        if login is None:
+            return 200, [
+                {
+                    "id": str(g.id),
+                    "name": g.name,
+                    "icon": None,
+                    "owner": False,
+                    "permissions": "0",
+                    "features": [],
+                }
+                for g in self.guilds()
+            ]
+        return 200, login[1]
+
+    def _route_get_guild(self, r: RecordedRequest) -> tuple[int, Any]:
+        try:
+            return 200, self.guild_payload(int(r.params["guild"]))
+        except (KeyError, ValueError):
+            raise FakeHTTPError(404, 10004, "Unknown Guild") from None
 
     def _route_application_info(self, r: RecordedRequest) -> tuple[int, Any]:
         return 200, {
@@ -1228,7 +1327,7 @@ class FakeDiscord:
     def _route_gateway_bot(self, r: RecordedRequest) -> tuple[int, Any]:
         return 200, {
             "url": self.gateway_url,
-            "shards": 1,
+            "shards": self.recommended_shards,
             "session_start_limit": {
                 "total": 1000,
                 "remaining": 999,
@@ -1599,8 +1698,10 @@ class FakeDiscord:
         return 200, found[1]
 
 
-async def _serve_forever(port: int, guilds: int, deadline: float | None) -> None:
-    fake = FakeDiscord(guilds=guilds, port=port, initial_response_deadline=deadline)
+async def _serve_forever(port: int, guilds: int, deadline: float | None, shards: int = 1) -> None:
+    fake = FakeDiscord(
+        guilds=guilds, port=port, initial_response_deadline=deadline, recommended_shards=shards
+    )
     await fake.start()
     print(f"FAKE_DISCORD_API={fake.api_base}", flush=True)
     print(f"FAKE_DISCORD_GATEWAY={fake.gateway_url}", flush=True)
@@ -1623,8 +1724,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--deadline", type=float, default=3.0, help="initial-response deadline in seconds (0: none)"
     )
+    parser.add_argument("--shards", type=int, default=1, help="shard count GET /gateway/bot recommends")
     args = parser.parse_args(argv)
-    asyncio.run(_serve_forever(args.port, args.guilds, args.deadline or None))
+    asyncio.run(_serve_forever(args.port, args.guilds, args.deadline or None, args.shards))
 
 
 if __name__ == "__main__":

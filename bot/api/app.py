@@ -1,0 +1,352 @@
+"""The ASGI application: FastAPI routes inside an envelope that every request passes through.
+
+The envelope (outermost, plain ASGI) does what must hold for every answer, routed or not:
+
+- after ``close_gate()`` new requests get a 503 ``shutting-down`` problem; requests still running
+  when ``cut_off()`` is called are cancelled and answered with that 503 (if nothing was sent yet);
+- bodies over 64 KiB get 413 (from Content-Length, or while streaming), bodies that are not JSON 415;
+- ``RateLimit-Policy``/``RateLimit`` headers for authenticated callers, a response to an
+  ``Idempotency-Key`` claim stored for replay, and the request counted in ``/metrics``;
+- an error that escaped everything becomes a 500 problem with an error id, never a traceback.
+
+FastAPI's own handlers turn validation errors, unknown routes and service errors into problems
+(``bot.api.problems``); the OpenAPI 3.1 document is at ``/v1/openapi.json`` and Swagger UI, served
+from this process (no CDN), at ``/v1/docs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import importlib.resources
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bot import __version__
+from bot.api.deps import ApiState, Replay
+from bot.api.problems import MEDIA_TYPE, PROBLEMS, Problem, problem_for
+from bot.api.routes import router
+from bot.api.schemas import Health, ProblemOut
+from bot.db.apikeys import StoredResponse
+from bot.dscgg.errors import DscggError
+from bot.errors import BotError
+from bot.metrics import CONTENT_TYPE
+
+__all__ = ["MAX_BODY", "Envelope", "create_app"]
+
+log = logging.getLogger(__name__)
+
+#: Largest request body accepted (bytes).
+MAX_BODY: Final = 64 * 1024
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Swagger UI's files, shipped by the swagger-ui-py package (only its static folder is used).
+_SWAGGER_STATIC = Path(str(importlib.resources.files("swagger_ui").joinpath("static")))
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_PROBLEM_CONTENT = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}}
+_PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ProblemOut, "content": _PROBLEM_CONTENT, "description": "A problem (RFC 9457)"},
+    "5XX": {"model": ProblemOut, "content": _PROBLEM_CONTENT, "description": "A problem (RFC 9457)"},
+}
+
+
+def problem_response(problem: Problem, base_url: str) -> Response:
+    return Response(
+        problem.encode(base_url),
+        status_code=problem.code,
+        media_type=MEDIA_TYPE,
+        headers=dict(problem.headers),
+    )
+
+
+def _location(loc: tuple[Any, ...]) -> tuple[str, str]:
+    where = str(loc[0]) if loc else "body"
+    name = ".".join(str(part) for part in loc[1:]) or where
+    return where, name
+
+
+def create_app(state: ApiState) -> Envelope:
+    app = FastAPI(
+        title="dscgg-bot API",
+        version=f"1 ({__version__})",
+        summary="Manage a Discord server's dsc.gg links: what the bot's slash commands do, over HTTP.",
+        openapi_url="/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        responses=_PROBLEM_RESPONSES,
+    )
+    app.state.api = state
+    app.include_router(router)
+
+    def cut_off(request: Request) -> bool:
+        return bool(request.scope.get("state", {}).get("cut_off"))
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return problem_response(exc, state.public_url)
+
+    @app.exception_handler(Replay)
+    async def _replay(request: Request, exc: Replay) -> Response:
+        stored = exc.response
+        headers = {**stored.headers, "Idempotent-Replayed": "true"}
+        media_type = headers.pop("content-type", None)
+        return Response(stored.body, status_code=stored.status, headers=headers, media_type=media_type)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        entries = list(exc.errors())
+        if any(entry.get("type") == "json_invalid" for entry in entries):
+            return problem_response(
+                Problem("malformed-json", "The body is not valid JSON: fix it and retry."), state.public_url
+            )
+        errors = []
+        for entry in entries:
+            where, name = _location(tuple(entry.get("loc", ())))
+            item = {"location": where, "field": name, "detail": str(entry.get("msg", "is not valid"))}
+            if where == "body":
+                item["pointer"] = "#/" + "/".join(str(part) for part in entry.get("loc", ())[1:])
+            errors.append(item)
+        fields = ", ".join(dict.fromkeys(f"`{item['field']}`" for item in errors))
+        return problem_response(
+            Problem(
+                "invalid-input", f"Check {fields}: see `errors` for what is wrong with each.", errors=errors
+            ),
+            state.public_url,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            problem = Problem("method-not-allowed", f"{request.method} is not allowed here.")
+        else:
+            problem = Problem(
+                "not-found", "There is nothing at this address: check the path (it starts with /v1)."
+            )
+        return problem_response(problem, state.public_url)
+
+    @app.exception_handler(Exception)
+    async def _error(request: Request, exc: Exception) -> Response:
+        if cut_off(request):
+            return problem_response(
+                Problem("shutting-down", "The bot is restarting. Retry in a moment."), state.public_url
+            )
+        return problem_response(problem_for(exc), state.public_url)
+
+    # Every other error a service raises (BotError, dsc.gg errors) has a problem of its own.
+    for kind in (BotError, DscggError):
+        app.add_exception_handler(kind, _error)
+
+    # ----------------------------------------------------------------------- not under a credential
+
+    @app.get("/healthz", tags=["operations"], summary="200 while the database answers, 503 otherwise")
+    async def healthz() -> Health:
+        try:
+            async with asyncio.timeout(2.0):
+                await state.bot.db.fetch_one("SELECT 1")
+        except Exception as exc:
+            raise Problem("upstream-unavailable", "The bot's database is not answering.", status=503) from exc
+        return Health(status="ok")
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(state.bot.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/problems/{name}", include_in_schema=False, response_class=HTMLResponse)
+    async def problem_page(name: str) -> HTMLResponse:
+        info = PROBLEMS.get(name)
+        if info is None:
+            raise Problem("not-found", "There is no problem by that name.")
+        page = (
+            "<!doctype html><html lang=en><meta charset=utf-8>"
+            f"<title>{html.escape(info.title)}</title>"
+            "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:3em auto;"
+            "padding:0 1em}</style>"
+            f"<h1>{html.escape(info.title)}</h1><p>HTTP {info.status} · <code>{html.escape(name)}</code></p>"
+            f"<p>{html.escape(info.about)}</p>"
+            f'<p><a href="{html.escape(state.public_url)}/v1/docs">API documentation</a></p></html>'
+        )
+        return HTMLResponse(page)
+
+    @app.get("/v1/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/v1/openapi.json",
+            title="dscgg-bot API",
+            swagger_js_url="/v1/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/v1/docs/static/swagger-ui.css",
+            swagger_favicon_url="/v1/docs/static/favicon-32x32.png",
+        )
+
+    app.mount("/v1/docs/static", StaticFiles(directory=_SWAGGER_STATIC), name="swagger-static")
+    return Envelope(app, state)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Envelope:
+    """The outermost ASGI layer (see the module docstring)."""
+
+    def __init__(self, app: FastAPI, state: ApiState, *, max_body: int = MAX_BODY) -> None:
+        self.app = app
+        self.state = state
+        self.max_body = max_body
+        self.closing = False
+        self._running: dict[int, tuple[Scope, asyncio.Timeout]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def close_gate(self) -> None:
+        """From now on new requests get 503 ``shutting-down``."""
+        self.closing = True
+
+    async def drain(self, within: float) -> bool:
+        """Wait up to ``within`` seconds for running requests; True if none is left."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(within, 0.0)):
+                await self._idle.wait()
+        return not self._running
+
+    def cut_off(self) -> int:
+        """Cancel the requests still running; each is answered 503 if it had not started answering."""
+        now = asyncio.get_running_loop().time()
+        for scope, timeout in self._running.values():
+            scope.setdefault("state", {})["cut_off"] = True
+            timeout.reschedule(now)
+        return len(self._running)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)  # lifespan is off; nothing else is served
+            return
+        started = time.perf_counter()
+        sent: dict[str, Any] = {"status": 0, "started": False}
+        state: dict[str, Any] = scope.setdefault("state", {})
+        capture: list[bytes] | None = None
+        captured_headers: dict[str, str] = {}
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal capture
+            if message["type"] == "http.response.start":
+                sent["status"] = int(message["status"])
+                sent["started"] = True
+                verdict = state.get("ratelimit")
+                headers = list(message.get("headers", []))
+                if verdict is not None:
+                    headers.extend((k.lower().encode(), v.encode()) for k, v in verdict.headers().items())
+                message["headers"] = headers
+                if state.get("idempotency") is not None:
+                    capture = []
+                    for key, value in headers:
+                        name = key.decode("latin-1").lower()
+                        if name in ("content-type", "location", "cache-control"):
+                            captured_headers[name] = value.decode("latin-1")
+            elif message["type"] == "http.response.body" and capture is not None:
+                capture.append(bytes(message.get("body", b"")))
+            await send(message)
+
+        async def answer(problem: Problem) -> None:
+            if sent["started"]:
+                return
+            await problem_response(problem, self.state.public_url)(scope, receive, send_wrapper)
+
+        method = scope.get("method", "GET")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            if self.closing:
+                await answer(Problem("shutting-down", "The bot is restarting. Retry in a moment."))
+                return
+            length = headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                await answer(_too_large())
+                return
+            has_body = length not in (None, "0") or "transfer-encoding" in headers
+            if method in _WITH_BODY and has_body and not _is_json(headers.get("content-type", "")):
+                await answer(
+                    Problem(
+                        "unsupported-media-type",
+                        "Send the body as JSON with `Content-Type: application/json`.",
+                    )
+                )
+                return
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body:
+                        raise _TooLarge
+                return message
+
+            key = id(scope)
+            try:
+                async with asyncio.timeout(None) as timeout:
+                    self._running[key] = (scope, timeout)
+                    self._idle.clear()
+                    await self.app(scope, limited_receive, send_wrapper)
+            finally:
+                self._running.pop(key, None)
+                if not self._running:
+                    self._idle.set()
+        except _TooLarge:
+            await answer(_too_large())
+        except TimeoutError:  # cut off by the shutdown
+            await answer(Problem("shutting-down", "The bot is restarting. Retry in a moment."))
+        except Exception as exc:
+            await answer(problem_for(exc))
+        finally:
+            await self._settle_idempotency(state, sent["status"], captured_headers, capture)
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.state.bot.metrics.api_request(
+                method, template, sent["status"] or 500, time.perf_counter() - started
+            )
+
+    async def _settle_idempotency(
+        self, state: dict[str, Any], status: int, headers: dict[str, str], body: list[bytes] | None
+    ) -> None:
+        claim = state.get("idempotency")
+        if claim is None:
+            return
+        credential, key = claim
+        store = self.state.bot.idempotency
+        try:
+            # Worth replaying: what the request decided. Not: rate limits, restarts, upstream trouble.
+            if body is not None and status < 500 and status != 429 and not state.get("cut_off"):
+                await store.finish(credential, key, StoredResponse(status, headers, b"".join(body)))
+            else:
+                await store.abandon(credential, key)
+        except Exception:
+            log.exception("Could not store the response to an Idempotency-Key")
+
+
+def _too_large() -> Problem:
+    return Problem("payload-too-large", f"The body is larger than {MAX_BODY // 1024} KiB: send less.")
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
