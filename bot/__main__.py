@@ -288,7 +288,8 @@ async def migrate_db(settings: Settings, target: str) -> int:
     print(f"  DATABASE_URL={shown}{password_note}")
     print(
         "Keep TOKEN_ENCRYPTION_KEYS (or the token.key file next to DATABASE_PATH): the stored dsc.gg tokens "
-        "were copied still encrypted with it. The old database is left as it was."
+        "were copied still encrypted with it. The old database keeps its rows (like at any start, it was "
+        "first brought to the current schema)."
     )
     return 0
 
