@@ -105,6 +105,9 @@ class Database:
         self._in_use = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # SQLite file: the connection reads outside transactions go through (see _sqlite_reader).
+        self._read_lock = asyncio.Lock()
+        self._read_conn: AsyncConnection | None = None
 
     # ------------------------------------------------------------------ opening and closing
 
@@ -140,6 +143,13 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        async with self._read_lock:
+            if self._read_conn is not None:
+                conn, self._read_conn = self._read_conn, None
+                try:
+                    await conn.close()
+                finally:
+                    self._give_back()
         try:
             await asyncio.wait_for(self._idle.wait(), CLOSE_WAIT)
         except TimeoutError:
@@ -252,14 +262,51 @@ class Database:
         if marker is not None:
             yield marker.conn
             return
+        if self.is_sqlite and not self._memory:
+            async with self._sqlite_reader() as conn:
+                yield conn
+            return
         async with self._reader(), self._checked_out() as conn:
             if self.is_sqlite:
-                # No BEGIN: each statement commits on its own. (Not the AUTOCOMMIT isolation level:
-                # resetting it would give the connection back to the driver's implicit transactions.)
                 await conn.execution_options(sqlite_begin="NONE")
             else:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
+
+    @asynccontextmanager
+    async def _sqlite_reader(self) -> AsyncIterator[AsyncConnection]:
+        """SQLite: one connection kept for the reads outside transactions, one read at a time (as a
+        pool's checkout and reset cost more than the read itself). No BEGIN: each statement sees what
+        is committed when it runs (WAL), beside the writer. (Not the AUTOCOMMIT isolation level:
+        resetting it would give the connection back to the driver's implicit transactions.)"""
+        async with self._read_lock:
+            self._check_open()
+            if self._read_conn is None:
+                self._in_use += 1  # given back by close()
+                self._idle.clear()
+                conn = self.engine.connect()
+                try:
+                    await conn.start()
+                    await conn.execution_options(sqlite_begin="NONE")
+                except BaseException:
+                    self._give_back()
+                    raise
+                self._read_conn = conn
+            try:
+                yield self._read_conn
+            except BaseException:
+                # A failed or cancelled read may leave the connection mid-statement: the next read
+                # gets a new one.
+                conn, self._read_conn = self._read_conn, None
+                await asyncio.shield(self._discard(conn))
+                raise
+
+    async def _discard(self, conn: AsyncConnection) -> None:
+        try:
+            await conn.invalidate()
+            await conn.close()
+        finally:
+            self._give_back()
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
@@ -302,9 +349,12 @@ class Database:
             async with self.engine.connect() as conn:
                 yield conn
         finally:
-            self._in_use -= 1
-            if not self._in_use:
-                self._idle.set()
+            self._give_back()
+
+    def _give_back(self) -> None:
+        self._in_use -= 1
+        if not self._in_use:
+            self._idle.set()
 
     def _writer(self) -> contextlib.AbstractAsyncContextManager[Any]:
         return self._lock if self.is_sqlite else contextlib.nullcontext()
