@@ -8,10 +8,16 @@ from alembic import context
 
 from bot.db.schema import metadata
 
-connection = context.config.attributes.get("connection")
-if connection is None:
-    raise RuntimeError("the bot's migrations run from bot.db.migrations, not from the alembic command")
 
-context.configure(connection=connection, target_metadata=metadata)
-with context.begin_transaction():
-    context.run_migrations()
+def run() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("the bot's migrations run from bot.db.migrations, not from the alembic command")
+    context.configure(connection=connection, target_metadata=metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+# Alembic runs this file to migrate; a plain import (a tool listing every module) only defines run().
+if hasattr(context, "config"):
+    run()
