@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -125,6 +126,10 @@ async def test_sqlite_file_in_an_unwritable_place_is_one_clear_error(tmp_path: P
     blocker.write_text("not a folder")
     with pytest.raises(CannotOpenDatabase, match="cannot open the database"):
         await Database.connect(blocker / "bot.sqlite3")
+    # aiosqlite stops the failed connection's thread without waiting; let it finish on this loop.
+    for thread in threading.enumerate():
+        if "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, 5)
 
 
 async def test_open_creates_folder_and_full_schema_with_sqlite_settings(tmp_path: Path) -> None:
