@@ -59,7 +59,7 @@ from bot.failures import Invalid, InvalidInput, LogChannelUnusable, Reason
 from bot.i18n import for_locale
 
 if TYPE_CHECKING:
-    import aiosqlite
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from bot.db import AuditEventStore, GuildSettingsStore, PendingPost, StoredAuditEvent
 
@@ -206,7 +206,7 @@ def _stamped(event: AuditEvent) -> AuditEvent:
 class AuditTransaction:
     """A write transaction that can also record audit events (see ``AuditLog.transaction``)."""
 
-    def __init__(self, audit: AuditLog, conn: aiosqlite.Connection) -> None:
+    def __init__(self, audit: AuditLog, conn: AsyncConnection) -> None:
         #: The transaction's connection: pass it to the stores whose change is being recorded.
         self.conn = conn
         self._audit = audit
