@@ -33,6 +33,16 @@ trimmed. ``close()`` lets the lanes post what is due for at most ``close_timeout
 shutdown budget); whatever is left stays in the outbox for the next start. A post cut off by the close
 may have reached Discord already and is then posted again after the restart (at least once, never
 lost).
+
+Several processes (bot processes on different shards, the HTTP API process) may share the database.
+A lane claims each post before making it (``AuditEventStore.claim``) and holds it for ``lease``
+seconds (60); a send is cut off at half the lease, so a claim never runs out while its post is being
+made, and two processes never make the same post at the same time. A lane that finds its server's
+oldest post held by another process ends: that process posts the server's events in order. Claims
+are released at ``close()`` and after a failed attempt (any process may make the retry); those of a
+process that died expire after the lease. Every ``sweep_interval`` seconds (the lease) a process
+starts lanes for the servers it serves (``serves``: its shards; the HTTP API process serves none and
+posts only what it recorded) whose posts nobody holds: what a dead process left is taken over.
 """
 
 from __future__ import annotations
@@ -43,7 +53,10 @@ import contextvars
 import dataclasses
 import logging
 import math
+import os
 import random
+import secrets
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -262,9 +275,15 @@ class AuditLog:
         page_size: int = HISTORY_PAGE_SIZE,
         clock: Callable[[], datetime] = utc_now,
         jitter: Callable[[], float] = random.random,
+        lease: float = 60.0,
+        sweep_interval: float | None = None,
+        serves: Callable[[int], bool] | None = None,
+        owner: str | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        if lease <= 0:
+            raise ValueError("lease must be positive")
         self._bot = bot
         self.events = events
         self._settings = guild_settings
@@ -277,6 +296,13 @@ class AuditLog:
         self.page_size = page_size
         self._clock = clock
         self._jitter = jitter
+        #: Seconds a claimed post is held; the sweep looks for posts nobody holds this often.
+        self.lease = lease
+        self.sweep_interval = lease if sweep_interval is None else sweep_interval
+        self._serves = serves if serves is not None else _every_guild
+        #: This process's name on the posts it claims (unique per run).
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._sweeper: asyncio.Task[None] | None = None
         self._lanes: dict[int, _Lane] = {}
         #: Servers whose lane has work it can do now (``flush`` waits for this to empty).
         self._busy: set[int] = set()
@@ -331,20 +357,43 @@ class AuditLog:
         if self._started or self._closed:
             return
         self._started = True
-        self._resuming = asyncio.get_running_loop().create_task(
-            self._resume(), name="audit-resume", context=contextvars.Context()
-        )
+        loop = asyncio.get_running_loop()
+        fresh = contextvars.Context
+        self._resuming = loop.create_task(self._resume(), name="audit-resume", context=fresh())
+        self._sweeper = loop.create_task(self._sweep_loop(), name="audit-sweep", context=fresh())
 
     async def _resume(self) -> None:
         try:
-            guilds = await self.events.pending_guilds()
+            woken = await self.sweep()
         except Exception:
-            log.exception("Could not read the pending audit posts; they go out after the next start")
+            log.exception("Could not read the pending audit posts; looking again soon")
             return
-        if guilds:
-            log.info("Resuming pending audit posts of %d server(s)", len(guilds))
+        if woken:
+            log.info("Resuming pending audit posts of %d server(s)", woken)
+
+    async def sweep(self) -> int:
+        """Start a lane for each server this process serves whose pending posts nobody holds (left by
+        a previous run, a process that died, or one that stopped). Returns how many were started."""
+        guilds = await self.events.pending_guilds(unclaimed_at=self._clock())
+        woken = 0
         for guild_id in guilds:
-            self._wake(guild_id)
+            if guild_id not in self._lanes and self._serves(guild_id):
+                self._wake(guild_id)
+                woken += 1
+        return woken
+
+    async def _sweep_loop(self) -> None:
+        if self._resuming is not None:
+            await asyncio.shield(self._resuming)
+        while not self._closed:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                woken = await self.sweep()
+            except Exception:
+                log.warning("Could not look for audit posts left by other processes", exc_info=True)
+                continue
+            if woken:
+                log.info("Taking over the pending audit posts of %d server(s)", woken)
 
     async def flush(self) -> None:
         """Wait until every post that is due has been tried (a post waiting for a retry is not waited
@@ -363,6 +412,8 @@ class AuditLog:
         if self._closed:
             return
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         limit = self.close_timeout if within is None else min(self.close_timeout, within)
         tasks: list[asyncio.Task[None]] = [lane.task for lane in self._lanes.values()]
         if self._resuming is not None and not self._resuming.done():
@@ -378,6 +429,10 @@ class AuditLog:
         self._lanes.clear()
         self._busy.clear()
         self._idle.set()
+        try:  # what this process did not post, another process (or the next start) may post at once
+            await self.events.release(self.owner)
+        except Exception:
+            log.warning("Could not release the audit posts held here; they are free in %.0f s", self.lease)
         try:
             left = await self.events.pending_count()
         except Exception:  # the database may be in trouble too; the rows are there all the same
@@ -430,13 +485,19 @@ class AuditLog:
                         if wake.is_set():  # recorded while we looked
                             continue
                         return
-                    delay = (post.next_attempt_at - self._clock()).total_seconds()
+                    now = self._clock()
+                    if post.held_by_other(self.owner, now):
+                        return  # that process posts the server's events (or its claim expires)
+                    delay = (post.next_attempt_at - now).total_seconds()
                     if delay > 0:
                         if self._closed:
                             return
                         self._idle_now(guild_id)
                         await _wait(wake, delay)
                         continue
+                    until = now + timedelta(seconds=self.lease)
+                    if not await self.events.claim(post.event.id, self.owner, now=now, until=until):
+                        continue  # another process was quicker: look again
                     await self._deliver(guild_id, post)
                 except Exception:
                     log.exception("Posting the audit events of guild %s failed; trying again soon", guild_id)
@@ -529,7 +590,9 @@ class AuditLog:
 
     async def _send(self, guild_id: int, channel_id: int, embed: discord.Embed) -> None:
         channel = self._bot.get_partial_messageable(channel_id, guild_id=guild_id)
-        await channel.send(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+        # Well within the claim: no other process may take the post over while it is being made.
+        async with asyncio.timeout(self.lease / 2):
+            await channel.send(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
     async def _post_quietly(self, guild_id: int, channel_id: int, embed: discord.Embed) -> None:
         """A courtesy post (to the previous log channel); failures there are not the server's problem."""
@@ -660,6 +723,10 @@ def _explicit_permissions(
     perms.value = (perms.value & ~deny) | allow
     apply(target.overwrites_for(member))
     return perms
+
+
+def _every_guild(guild_id: int) -> bool:
+    return True
 
 
 def _problem_of(error: discord.HTTPException) -> str | None:

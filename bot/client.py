@@ -207,7 +207,7 @@ class DscBot(commands.AutoShardedBot):
 
     def _build_audit_log(self) -> AuditLog:
         """The audit log; a factory so a fuller implementation can be swapped in (or faked in tests)."""
-        return AuditLog(self, self.audit_events, self.guild_settings)
+        return AuditLog(self, self.audit_events, self.guild_settings, serves=self.serves_guild)
 
     def _build_link_service(self) -> LinkService:
         return LinkService(
@@ -414,6 +414,12 @@ class DscBot(commands.AutoShardedBot):
     def holds_shard_zero(self) -> bool:
         """Whether this process runs shard 0 (every process does, unless SHARD_IDS says otherwise)."""
         return self.shard_ids is None or 0 in self.shard_ids
+
+    def serves_guild(self, guild_id: int) -> bool:
+        """Whether one of this process's shards serves ``guild_id`` (never in the HTTP API process)."""
+        if self.api_only:
+            return False
+        return self.shard_ids is None or self.shard_of(guild_id)[0] in self.shard_ids
 
     def shard_of(self, guild_id: int) -> tuple[int, int]:
         """(shard id, shard count) of the shard that serves ``guild_id``, as Discord assigns it."""

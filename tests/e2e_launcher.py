@@ -7,6 +7,9 @@ own code knows nothing about the fake. ``E2E_BOT_MODULE`` names another module t
 launcher's own tests use a tiny client; the benches a bare discord.py client). ``E2E_EXTRA_EXTENSIONS``
 (comma-separated module names) are appended to ``cogs.EXTENSIONS`` before the bot is imported, so
 test- or bench-only commands load next to the real ones without being part of the product.
+``E2E_DSCGG_WINDOW_SCALE`` (e.g. ``0.02``) multiplies every documented dsc.gg rate-limit window the
+bot's limiters use (and the Redis limiter's lease, at least 2 s), to match a
+``FakeDscgg(window_scale=...)``: a burst then takes seconds, not minutes.
 
 Only loopback addresses are accepted, so a misconfigured run cannot reach discord.com.
 """
@@ -58,9 +61,23 @@ def add_extensions_from_env() -> tuple[str, ...]:
     return extra
 
 
+def scale_dscgg_windows_from_env() -> float:
+    """Multiply the dsc.gg limiters' windows by ``E2E_DSCGG_WINDOW_SCALE``; returns the factor."""
+    scale = float(os.environ.get("E2E_DSCGG_WINDOW_SCALE") or 1.0)
+    if scale != 1.0:
+        from bot.dscgg import ratelimit
+
+        ratelimit.DEFAULT_LIMITS = {
+            endpoint: (count, window * scale)
+            for endpoint, (count, window) in ratelimit.DEFAULT_LIMITS.items()
+        }
+    return scale
+
+
 def main() -> None:
     configure_from_env()
     add_extensions_from_env()
+    scale_dscgg_windows_from_env()
     module = os.environ.get("E2E_BOT_MODULE") or "bot"
     # sys.argv passes through; run_module(alter_sys=True) sets argv[0] to the module's file like -m does
     runpy.run_module(module, run_name="__main__", alter_sys=True)

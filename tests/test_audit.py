@@ -982,3 +982,90 @@ async def test_a_command_cancelled_at_shutdown_keeps_its_event_and_its_post(
         assert post.status == 200
         assert post.body["embeds"][0]["title"] == "dsc.gg token removed"
         assert await w.bot.audit_events.pending_count() == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Several processes sharing one outbox
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_two_processes_sharing_the_outbox_make_each_post_once_in_order(
+    db: Database, client: discord.Client, fake: FakeDiscord
+) -> None:
+    channel = fake.guild().log_channel_id
+    settings = GuildSettingsStore(db)
+    await settings.set_log_channel(GUILD, channel)
+    first = AuditLog(client, AuditEventStore(db), settings, close_timeout=2.0)
+    second = AuditLog(client, AuditEventStore(db), settings, close_timeout=2.0)
+    # Posts a previous run left (both processes resume them at start) ...
+    for i in range(5):
+        await first.record(event(EventKind.LINK_CREATED, slug=f"left-{i}"))
+    first.start()
+    second.start()
+    # ... and new ones recorded by both at once.
+    await asyncio.gather(
+        *(
+            (first if i % 2 else second).record(event(EventKind.LINK_CREATED, slug=f"new-{i}"))
+            for i in range(10)
+        )
+    )
+    await asyncio.wait_for(asyncio.gather(first.flush(), second.flush()), 20)
+    await first.close()
+    await second.close()
+    stored = [row.slug for row in reversed(await first.events.latest(GUILD, 50))]
+    assert slugs_posted(fake, channel) == stored  # each exactly once, oldest first
+    assert len(stored) == 15
+    assert await first.events.pending_count() == 0
+
+
+async def test_the_posts_of_a_killed_process_are_taken_over_once_its_claim_expires(
+    db: Database, client: discord.Client, fake: FakeDiscord
+) -> None:
+    clock = Clock(AT + timedelta(minutes=1))
+    channel = fake.guild().log_channel_id
+    store, settings = AuditEventStore(db, clock=clock), GuildSettingsStore(db)
+    await settings.set_log_channel(GUILD, channel)
+    for i in range(3):
+        await store.add(GUILD, EventKind.LINK_CREATED.value, ADMIN, f"orphan-{i}", {}, at=AT)
+    # A process claimed the oldest post, then was killed before making it (nothing released).
+    head = await store.next_post(GUILD)
+    assert head is not None
+    assert await store.claim(head.event.id, "killed", now=clock.now, until=clock.now + timedelta(seconds=60))
+
+    survivor = AuditLog(client, store, settings, clock=clock, lease=60.0)
+    survivor.start()
+    await asyncio.wait_for(survivor.flush(), 5)
+    await survivor.record(event(EventKind.LINK_DELETED, slug="meanwhile"))
+    await asyncio.wait_for(survivor.flush(), 5)
+    assert slugs_posted(fake, channel) == []  # held: not posted twice, nor out of order
+    assert await store.claim(head.event.id, survivor.owner, now=clock.now, until=clock.now) is False
+
+    clock.advance(61)  # the claim has expired
+    assert await survivor.sweep() == 1
+    await asyncio.wait_for(survivor.flush(), 5)
+    await survivor.close()
+    assert slugs_posted(fake, channel) == ["orphan-0", "orphan-1", "orphan-2", "meanwhile"]
+    assert await store.pending_count() == 0
+
+
+async def test_a_process_that_stops_releases_its_claims_for_the_others(
+    db: Database, client: discord.Client, fake: FakeDiscord
+) -> None:
+    channel = fake.guild().log_channel_id
+    settings = GuildSettingsStore(db)
+    await settings.set_log_channel(GUILD, channel)
+    fake.hold_channel(channel)  # Discord does not answer before the first process stops
+    first = AuditLog(client, AuditEventStore(db), settings, close_timeout=0.2)
+    first.start()
+    await first.record(event(EventKind.LINK_CREATED, slug="cut-off"))
+    await fake.wait_for(lambda: fake.requests_to("channel_message"))
+    await asyncio.wait_for(first.close(), 10)
+    fake.release_channel(channel)
+    await fake.wait_for(lambda: posts_to(fake, channel))
+    fake.channel_posts.clear()
+
+    second = AuditLog(client, AuditEventStore(db), settings)
+    second.start()  # the claim was released: no need to wait for it to expire
+    await asyncio.wait_for(second.flush(), 5)
+    await second.close()
+    assert slugs_posted(fake, channel) == ["cut-off"]

@@ -207,3 +207,13 @@ async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> bool
             return True
         await asyncio.sleep(0.02)
     return predicate()
+
+
+async def test_a_process_takes_up_audit_posts_only_for_the_servers_of_its_shards(
+    tmp_path: Path, settings_factory: Callable[..., Settings]
+) -> None:
+    settings = {"shard_count": 4, "shard_ids": "2,3"}
+    async with wired(tmp_path, settings_factory, extensions=("cogs.admin",), settings=settings) as w:
+        guilds = [(1_190_000_000_000 + i) << 22 for i in range(8)]
+        assert [g for g in guilds if w.bot.serves_guild(g)] == [g for g in guilds if shard_of(g, 4) in (2, 3)]
+        assert len([g for g in guilds if w.bot.serves_guild(g)]) == 4

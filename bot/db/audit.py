@@ -5,6 +5,12 @@ An event and its pending post are written in one transaction (``add``), which ma
 only when the guild has a log channel at that moment (or ``also_to`` names a channel to tell). The
 outbox row is deleted once the post went out or was given up on; events with a pending post are
 never trimmed.
+
+Several processes may share the outbox (bot processes on different shards, the HTTP API process): a
+process claims a post before making it (``claim``: a compare-and-set on ``claimed_by`` /
+``claimed_until``, so of two processes claiming at once exactly one wins, on SQLite and PostgreSQL
+alike) and holds it until ``claimed_until``. A claim past that time is free again: the posts of a
+process that died are taken over once its claims expire; a process that stops releases its claims.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Row, bindparam, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Integer, Row, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.db.database import Database, utc_now
@@ -88,6 +94,26 @@ class PendingPost:
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
+    #: The process holding the post (``claim``) and until when; None when nobody does.
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+
+    def held_by_other(self, owner: str, now: datetime) -> bool:
+        """Whether another process than ``owner`` holds this post at ``now``."""
+        return (
+            self.claimed_by is not None
+            and self.claimed_by != owner
+            and self.claimed_until is not None
+            and self.claimed_until > now
+        )
+
+
+def _free(now: datetime, owner: str | None = None) -> ColumnElement[bool]:
+    """Outbox rows nobody holds at ``now`` (or that ``owner`` holds)."""
+    terms = [_OUTBOX.claimed_until.is_(None), _OUTBOX.claimed_until <= now]
+    if owner is not None:
+        terms.append(_OUTBOX.claimed_by == owner)
+    return or_(*terms)
 
 
 class AuditEventStore:
@@ -176,9 +202,13 @@ class AuditEventStore:
 
     # ------------------------------------------------------------------ outbox
 
-    async def pending_guilds(self) -> list[int]:
-        """Guilds with at least one post still due (to resume them at start)."""
-        rows = await self._db.fetch_all(select(_OUTBOX.guild_id).distinct().order_by(_OUTBOX.guild_id))
+    async def pending_guilds(self, *, unclaimed_at: datetime | None = None) -> list[int]:
+        """Guilds with at least one post still due (to resume them at start); with ``unclaimed_at``,
+        only those with a post no process holds at that time."""
+        statement = select(_OUTBOX.guild_id).distinct().order_by(_OUTBOX.guild_id)
+        if unclaimed_at is not None:
+            statement = statement.where(_free(unclaimed_at))
+        rows = await self._db.fetch_all(statement)
         return [int(row.guild_id) for row in rows]
 
     async def pending_count(self, guild_id: int | None = None) -> int:
@@ -197,6 +227,8 @@ class AuditEventStore:
                 _OUTBOX.attempts,
                 _OUTBOX.next_attempt_at,
                 _OUTBOX.last_error,
+                _OUTBOX.claimed_by,
+                _OUTBOX.claimed_until,
             )
             .select_from(audit_outbox.join(audit_events, _EVENTS.id == _OUTBOX.event_id))
             .where(_OUTBOX.guild_id == guild_id)
@@ -211,7 +243,37 @@ class AuditEventStore:
             attempts=int(row.attempts),
             next_attempt_at=row.next_attempt_at,
             last_error=row.last_error,
+            claimed_by=row.claimed_by,
+            claimed_until=row.claimed_until,
         )
+
+    async def claim(self, event_id: int, owner: str, *, now: datetime, until: datetime) -> bool:
+        """Hold the post of ``event_id`` for ``owner`` until ``until``, if nobody else holds it at
+        ``now``. True when ``owner`` holds it now; False when another process does or it is gone.
+
+        One conditional UPDATE: its condition is checked again on the row it changes (PostgreSQL
+        re-reads a row another transaction just updated; SQLite has one writer), so two processes
+        claiming the same post at once never both win.
+        """
+        async with self._db.transaction() as conn:
+            claimed = await conn.execute(
+                update(audit_outbox)
+                .where(_OUTBOX.event_id == event_id, _free(now, owner))
+                .values(claimed_by=owner, claimed_until=until)
+                .returning(_OUTBOX.event_id)
+            )
+            return claimed.first() is not None
+
+    async def release(self, owner: str) -> int:
+        """Give up every claim of ``owner`` (it stops): other processes may post those at once."""
+        async with self._db.transaction() as conn:
+            released = await conn.execute(
+                update(audit_outbox)
+                .where(_OUTBOX.claimed_by == owner)
+                .values(claimed_by=None, claimed_until=None)
+                .returning(_OUTBOX.event_id)
+            )
+            return len(released.all())
 
     async def post_done(self, event_id: int) -> None:
         """The post went out (or was given up on): nothing more to do for this event."""
@@ -219,13 +281,19 @@ class AuditEventStore:
             await conn.execute(delete(audit_outbox).where(_OUTBOX.event_id == event_id))
 
     async def post_failed(self, event_id: int, *, retry_at: datetime, error: str) -> None:
-        """Count a failed attempt (in the statement itself: no update is lost) and try again at
-        ``retry_at``."""
+        """Count a failed attempt (in the statement itself: no update is lost), try again at
+        ``retry_at``, and release the claim (any process may make the retry)."""
         async with self._db.transaction() as conn:
             await conn.execute(
                 update(audit_outbox)
                 .where(_OUTBOX.event_id == event_id)
-                .values(attempts=_OUTBOX.attempts + 1, next_attempt_at=retry_at, last_error=error[:500])
+                .values(
+                    attempts=_OUTBOX.attempts + 1,
+                    next_attempt_at=retry_at,
+                    last_error=error[:500],
+                    claimed_by=None,
+                    claimed_until=None,
+                )
             )
 
     async def also_told(self, event_id: int) -> None:

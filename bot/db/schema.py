@@ -109,6 +109,9 @@ audit_outbox = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("last_error", Text),
+    # The process posting the row and until when it holds it (a claim past that time is free again).
+    Column("claimed_by", Text),
+    Column("claimed_until", UTCDateTime),
 )
 # Each guild's posts go out oldest first.
 Index("audit_outbox_by_guild", audit_outbox.c.guild_id, audit_outbox.c.event_id)

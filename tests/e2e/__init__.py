@@ -39,7 +39,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: Every setting the bot reads: never inherited from the developer's environment.
 SETTING_NAMES = tuple(name.upper() for name in Settings.model_fields)
-_LAUNCHER_NAMES = ("FAKE_DISCORD_API", "FAKE_DISCORD_GATEWAY", "E2E_BOT_MODULE", "E2E_EXTRA_EXTENSIONS")
+_LAUNCHER_NAMES = (
+    "FAKE_DISCORD_API",
+    "FAKE_DISCORD_GATEWAY",
+    "E2E_BOT_MODULE",
+    "E2E_EXTRA_EXTENSIONS",
+    "E2E_DSCGG_WINDOW_SCALE",
+)
 
 
 def base_env(**extra: str) -> dict[str, str]:
