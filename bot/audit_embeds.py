@@ -39,6 +39,10 @@ __all__ = [
     "FieldChange",
     "build_embed",
     "embed_size",
+    "event_changes",
+    "event_details",
+    "event_sentence",
+    "event_title",
     "history_embed",
     "problem_text",
     "safe",
@@ -370,15 +374,37 @@ def summary_line(event: AuditEvent, *, limit: int = 200) -> str:
 _ENTRY_MAX = 400
 
 
-def _history_entry(event: AuditEvent) -> str:
-    """An event on a ``/dscgg audit`` page: when and what, then what changed or why it was refused."""
+def event_title(kind: EventKind) -> str:
+    """The title of the log channel's embed for this kind of event ("Link created")."""
+    return _TITLES.get(kind, "Audit event")
+
+
+def event_sentence(event: AuditEvent) -> str:
+    """What happened, in the log channel's words, without the time (markdown, user text escaped)."""
+    return _sentence(sanitize(event))
+
+
+def event_details(event: AuditEvent) -> list[str]:
+    """The lines under an event on a ``/dscgg audit`` page: what changed, or why it was refused."""
     event = sanitize(event)
-    lines = [f"{timestamp(event.at)} — {_sentence(event)}"]
+    lines = []
     if event.changes and event.kind is not EventKind.LOG_CHANNEL_CHANGED:
         names = ", ".join(dict.fromkeys(safe(label(change.field)) for change in event.changes))
         lines.append(f"{'Set' if event.kind is EventKind.LINK_CREATED else 'Changed'}: {names}")
     if event.reason:
         lines.append(f"Reason: {' '.join(event.reason.split())}")
+    return lines
+
+
+def event_changes(event: AuditEvent) -> list[tuple[str, str]]:
+    """Each change as the log channel's embed shows it: (field label, value or before → after)."""
+    event = sanitize(event)
+    return [(safe(label(change.field)), _change_value(event.kind, change)) for change in event.changes]
+
+
+def _history_entry(event: AuditEvent) -> str:
+    """An event on a ``/dscgg audit`` page: when and what, then what changed or why it was refused."""
+    lines = [f"{timestamp(event.at)} — {event_sentence(event)}", *event_details(event)]
     return truncate("\n".join(lines), _ENTRY_MAX)
 
 

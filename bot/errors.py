@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BotError",
     "CommandDenied",
+    "DiscordUnavailable",
     "InvalidInput",
     "LinkNotOwned",
     "LogChannelUnusable",
@@ -198,6 +199,14 @@ class UnknownApiKey(BotError):
 
     def __init__(self) -> None:
         super().__init__("no such API key")
+
+
+class DiscordUnavailable(BotError):
+    """Discord's REST API did not answer (or refused) a lookup the bot needed, such as a server's
+    channels for the web dashboard."""
+
+    def __init__(self) -> None:
+        super().__init__("Discord did not answer a REST call")
 
 
 class ShuttingDown(BotError):
@@ -468,6 +477,8 @@ def _bot_error(error: BotError) -> str:
                 "This server has no such API key (it may have been revoked already). "
                 "`/dscgg apikey list` shows the keys it has."
             )
+        case DiscordUnavailable():
+            return "Discord is not answering right now, so this could not be done. Try again in a moment."
         case ShuttingDown():
             return "The bot is restarting. Try again in a moment."
     return "That didn't work. Try again in a moment."

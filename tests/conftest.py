@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.bot",
     "tests.fixtures.services",
     "tests.fixtures.api",
+    "tests.fixtures.dashboard",
 ]

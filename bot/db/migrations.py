@@ -149,6 +149,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX api_idempotency_by_time ON api_idempotency (created_at)",
         ),
     ),
+    Migration(
+        6,
+        "web dashboard sessions",
+        (
+            # One row per browser logged in to the dashboard, keyed by the SHA-256 digest of the random
+            # session id in its cookie (never the id itself). Per user, not per server: a server's purge
+            # leaves it alone. access_token is the Discord OAuth token, encrypted (TokenCipher).
+            """
+            CREATE TABLE dashboard_sessions (
+                digest           BLOB    PRIMARY KEY,
+                user_id          INTEGER NOT NULL,
+                csrf             TEXT    NOT NULL,
+                access_token     TEXT    NOT NULL,
+                token_expires_at TEXT    NOT NULL,
+                created_at       TEXT    NOT NULL,
+                last_seen_at     TEXT    NOT NULL,
+                flash            TEXT
+            )
+            """,
+            "CREATE INDEX dashboard_sessions_by_seen ON dashboard_sessions (last_seen_at)",
+        ),
+    ),
 )
 
 #: The schema version this code writes; a database with a higher user_version is refused.
