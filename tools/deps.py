@@ -52,6 +52,7 @@ SMOKE_TESTS: tuple[str, ...] = (
     "tests/test_admin_commands.py",  # interactions through discord.py's CommandTree
     "tests/test_e2e.py",  # the real bot process against the Discord and dsc.gg fakes
     "tests/test_dscgg_redislimit.py",  # redis (asyncio client, Lua scripts)
+    "tests/test_dashboard.py",  # jinja2, the dashboard's pages and forms through fastapi/starlette
 )
 
 _IMPORT_EVERY_MODULE = """

@@ -283,7 +283,7 @@ class PageRoute(APIRoute):
                 response = await render(
                     request,
                     "landing.html",
-                    status=401,
+                    status=200 if request.url.path == "/" else 401,
                     ended=exc.ended,
                     logged_out=request.query_params.get("logged_out") == "1" and not exc.ended,
                     login_url=login_link(request, next_path),

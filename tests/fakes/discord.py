@@ -1330,11 +1330,20 @@ class FakeDiscord:
             ]
         return 200, login[1]
 
+    #: GUILD_CREATE fields that Discord's REST guild object does not have.
+    _GATEWAY_ONLY = frozenset(
+        {"channels", "threads", "members", "voice_states", "presences", "stage_instances", "large"}
+        | {"guild_scheduled_events", "soundboard_sounds", "member_count", "unavailable", "joined_at"}
+    )
+
     def _route_get_guild(self, r: RecordedRequest) -> tuple[int, Any]:
+        """The REST guild object: like GUILD_CREATE without its channels, members and other gateway-only
+        fields (they have endpoints of their own)."""
         try:
-            return 200, self.guild_payload(int(r.params["guild"]))
+            payload = self.guild_payload(int(r.params["guild"]))
         except (KeyError, ValueError):
             raise FakeHTTPError(404, 10004, "Unknown Guild") from None
+        return 200, {key: value for key, value in payload.items() if key not in self._GATEWAY_ONLY}
 
     def _configured_guild(self, r: RecordedRequest) -> FakeGuild:
         try:
