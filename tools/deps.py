@@ -52,6 +52,8 @@ SMOKE_TESTS: tuple[str, ...] = (
     "tests/test_admin_commands.py",  # interactions through discord.py's CommandTree
     "tests/test_e2e.py",  # the real bot process against the Discord and dsc.gg fakes
     "tests/test_dscgg_redislimit.py",  # redis (asyncio client, Lua scripts)
+    "tests/test_api.py",  # fastapi, uvicorn, prometheus-client, swagger-ui-py, httpx
+    "tests/test_api_contract.py",  # schemathesis
     "tests/test_dashboard.py",  # jinja2, the dashboard's pages and forms through fastapi/starlette
 )
 
