@@ -24,7 +24,7 @@ from tests.fakes.discord import MANAGE_GUILD
 from tests.fixtures.api import MEMBER_OAUTH, OAUTH_TOKEN
 from tests.fixtures.bot import ADMIN_TOKEN
 from tests.fixtures.dashboard import CLIENT_ID, GUILD_NAMES, NO_BOT_GUILD, Dash, csrf_of
-from tests.harness import ADMIN
+from tests.harness import ADMIN, MEMBER
 
 INVITE = "https://discord.gg/dashtest"
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
@@ -431,6 +431,10 @@ async def test_links_sort_by_column(dash: Dash) -> None:
     newest = order((await client.get(f"{links_path(dash)}?sort=created&dir=desc")).text)
     assert newest == ["cherry", "apple", "banana"]
     assert order((await client.get(f"{links_path(dash)}?sort=bogus")).text) == ["apple", "banana", "cherry"]
+    await dash.wired.bot.link_records.record(dash.guild_id, "aardvark", MEMBER.id)  # "member" > "admin"
+    by_creator = order((await client.get(f"{links_path(dash)}?sort=creator&dir=desc")).text)
+    assert by_creator[0] == "aardvark"
+    assert order((await client.get(f"{links_path(dash)}?sort=creator")).text)[-1] == "aardvark"
 
 
 async def test_creating_editing_and_deleting_a_link_is_audited_as_the_user(dash: Dash) -> None:
@@ -531,6 +535,30 @@ async def test_nothing_changed_is_said_like_link_edit(dash: Dash) -> None:
     )
     assert answer.status_code == 422
     assert "Nothing to change on" in visible_text(answer.text)
+
+
+async def test_editing_one_field_of_a_link_keeps_a_type_the_form_does_not_offer(dash: Dash) -> None:
+    await dash.set_token()
+    dash.wired.dscgg.add_link("plain", owner_id=ADMIN.id, redirect=INVITE, type="link")
+    await dash.wired.bot.link_records.record(dash.guild_id, "plain", ADMIN.id)
+    client = await dash.login()
+    page = await client.get(f"{links_path(dash)}/links/plain")
+    assert '<option value="link" selected>Link</option>' in page.text
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    shown = {key.removeprefix("orig_"): html.unescape(value) for key, value in form.items() if key != "csrf"}
+    answer = await client.post(
+        f"{links_path(dash)}/links/plain",
+        data={"csrf": csrf_of(page.text), **form, **shown, "title": "Plain"},
+    )
+    assert "Updated <strong>dsc.gg/plain</strong>: title." in answer.text
+    assert dash.wired.dscgg.links["plain"]["type"] == "link"
+
+
+async def test_logging_in_again_replaces_the_browsers_session(dash: Dash) -> None:
+    client = await dash.login()
+    again = await dash.consent(client, await client.get("/auth/login"), "authorize")
+    assert again.status_code == 200
+    assert len(await session_rows(dash)) == 1
 
 
 async def test_an_api_key_is_shown_once_and_deleted_after_a_confirmation(dash: Dash) -> None:

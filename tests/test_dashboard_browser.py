@@ -22,6 +22,7 @@ from tests.fixtures.api import MEMBER_OAUTH
 from tests.fixtures.bot import ADMIN_TOKEN
 from tests.fixtures.dashboard import GUILD_NAMES, Dash
 from tests.fixtures.services import missing_service
+from tests.harness import ADMIN
 
 pytestmark = pytest.mark.browser
 
@@ -43,6 +44,8 @@ PHONE = {"width": 360, "height": 740}
 INVITE = "https://discord.gg/dashtest"
 HOSTILE_TITLE = '<script>alert("title")</script>"><img src=x onerror=alert(1)>'
 HOSTILE_DESCRIPTION = "javascript:alert(2) <b>bold?</b> ' onmouseover='alert(3)"
+#: Links the server has before the test: (slug, title, clicks).
+SEEDED = (("art-corner", "Art Corner", 842), ("gaming-hub", "Gaming Hub: weekly tournaments", 12_907))
 #: Milliseconds a page may take to show what a test waits for.
 WAIT = 10_000
 
@@ -110,6 +113,11 @@ async def test_an_admin_manages_links_and_keys_and_reads_the_audit_log(browser: 
     page = await context.new_page()
     problems = watch(page)
     guild = dash.guild_id
+    for slug, title, clicks in SEEDED:  # links the server already had, as a busy server would
+        dash.wired.dscgg.add_link(
+            slug, owner_id=ADMIN.id, redirect=INVITE, meta={"title": title}, clicks=clicks
+        )
+        await dash.wired.bot.link_records.record(guild, slug, ADMIN.id)
 
     # Logged out: the landing page. Log in through the fake Discord's consent page.
     await page.goto("/")
@@ -149,6 +157,7 @@ async def test_an_admin_manages_links_and_keys_and_reads_the_audit_log(browser: 
     await expect(row).to_contain_text("Our Community")
     await expect(row).to_contain_text(INVITE)
     assert "community" in dash.wired.dscgg.links
+    await shoot(page, "links-desktop")
 
     # A hostile title and description show as text, wherever they appear.
     await page.locator("summary", has_text="New link").click()
@@ -161,7 +170,6 @@ async def test_an_admin_manages_links_and_keys_and_reads_the_audit_log(browser: 
     hostile = page.locator("tr", has=page.get_by_role("link", name="dsc.gg/hostile", exact=True))
     await expect(hostile).to_have_attribute("data-loaded", "true")
     await expect(hostile).to_contain_text(HOSTILE_TITLE)
-    await shoot(page, "links-desktop")
     await page.get_by_role("link", name="dsc.gg/hostile", exact=True).click()
     await expect(page.locator(".facts")).to_contain_text(HOSTILE_TITLE)
     await expect(page.locator(".facts")).to_contain_text(HOSTILE_DESCRIPTION)
@@ -246,8 +254,10 @@ async def test_an_admin_manages_links_and_keys_and_reads_the_audit_log(browser: 
             pages = {"links": pages["links"], "audit": pages["audit"]}
         for name, path in pages.items():
             await small.goto(path)
-            for row in await small.locator("tr[data-card]").all():
+            for row in await small.locator("tr[data-card]").all():  # each row loads once in view
+                await row.scroll_into_view_if_needed()
                 await expect(row).to_have_attribute("data-loaded", "true")
+            await small.evaluate("window.scrollTo(0, 0)")
             await shoot(small, f"{name}-{suffix}")
         await other.close()
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -42,6 +42,9 @@ from bot.dscgg.errors import DscggError, RateLimited, Unavailable
 from bot.dscgg.models import LinkType
 from bot.errors import BotError, DiscordUnavailable, InvalidInput, NothingToChange, describe
 from bot.validation import normalize_slug, validate_meta_options, validate_redirect
+
+if TYPE_CHECKING:
+    from bot.db.links import LinkRecord
 
 __all__ = ["router"]
 
@@ -155,6 +158,9 @@ async def callback(request: Request) -> Response:
             who = await dash.api.identities.login(token)
         except Exception as exc:
             raise OAuthError(OAuthFailure.UNAVAILABLE) from exc
+        previous = await dash.sessions.resume(request.cookies.get(SESSION_COOKIE))
+        if previous is not None:  # a new login replaces this browser's session
+            await dash.sessions.end(previous)
         cookie = await dash.sessions.start(who.user_id, token, grant.expires_in)
     except OAuthError as exc:
         status = 502 if exc.failure is OAuthFailure.UNAVAILABLE else 400
@@ -204,12 +210,14 @@ async def _links_page(
 ) -> Response:
     request = seen.request
     page = await seen.dashboard.bot.links.list_records(seen.guild_id, 0, MAX_RECORDS)
+    # The creators' names (a server has few), also for sorting by them.
+    names = await seen.dashboard.directory.user_names(names_of(r.created_by for r in page.records))
     sort, descending = _sort(request)
-    keys = {
+    keys: dict[str, Callable[[LinkRecord], Any]] = {
         "slug": lambda r: r.slug.lower(),
         "created": lambda r: r.created_at,
         "changed": lambda r: r.touched_at,
-        "creator": lambda r: r.created_by,
+        "creator": lambda r: (names.get(r.created_by, "\uffff").lower(), r.created_by),
     }
     records = sorted(page.records, key=keys[sort], reverse=descending)
     pages = max(1, -(-len(records) // LINKS_PER_PAGE))
@@ -218,7 +226,6 @@ async def _links_page(
     except ValueError:
         number = 1
     shown = records[(number - 1) * LINKS_PER_PAGE : number * LINKS_PER_PAGE]
-    names = await seen.dashboard.directory.user_names(names_of(r.created_by for r in shown))
     return await render(
         request,
         "links.html",
