@@ -50,6 +50,9 @@ SEEDED = (("art-corner", "Art Corner", 842), ("gaming-hub", "Gaming Hub: weekly 
 #: True when neither the page nor any table scrolls sideways.
 NO_OVERFLOW = """() => document.documentElement.scrollWidth <= window.innerWidth
     && [...document.querySelectorAll(".table-wrap")].every(w => w.scrollWidth <= w.clientWidth)"""
+#: True when every field a person can fill in has a label.
+ALL_LABELLED = """() => [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+    .every(field => field.labels && field.labels.length > 0)"""
 #: Milliseconds a page may take to show what a test waits for.
 WAIT = 10_000
 
@@ -292,6 +295,7 @@ async def test_an_admin_manages_links_and_keys_and_reads_the_audit_log(browser: 
             await small.evaluate("window.scrollTo(0, 0)")
             # Nothing wider than the screen: no sideways scrolling, in the tables either.
             assert await small.evaluate(NO_OVERFLOW), f"{name} ({suffix}) is wider than the screen"
+            assert await small.evaluate(ALL_LABELLED), f"{name} has an input without a label"
             await shoot(small, f"{name}-{suffix}")
         await other.close()
 
