@@ -9,7 +9,7 @@ DEV_LOCK := requirements-dev.lock
 # lock too, hence --no-build-isolation: nothing is downloaded unchecked.
 INSTALL_PROJECT := $(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 
-.PHONY: run test lint typecheck check-lock check-minimums lock lock-upgrade format bench sync clean
+.PHONY: run test lint typecheck check-lock check-minimums lock lock-upgrade format bench sync clean i18n-extract
 
 # A failed step removes the half-made .venv, so that the next run starts over instead of failing
 # with "No module named pip" (Debian and Ubuntu ship venv without pip: install python3-venv).
@@ -67,6 +67,17 @@ lock-upgrade: $(VENV)/.dev
 format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Refresh the message template from the source, then merge it into every catalog: new messages come in
+# empty, changed ones fuzzy (both fail the tests until translated). See the README, "Translations".
+LOCALES := bot/locales
+i18n-extract: $(VENV)/.dev
+	$(BIN)/pybabel -q extract -F babel.cfg -k locale_str --add-location=file --sort-output \
+		--project=dscgg-bot --omit-header -o $(LOCALES)/messages.pot .
+	@for po in $(LOCALES)/*.po; do \
+		$(BIN)/pybabel -q update -i $(LOCALES)/messages.pot -o $$po -l $$(basename $$po .po) \
+			--previous --ignore-obsolete || exit 1; \
+	done
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench

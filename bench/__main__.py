@@ -25,6 +25,7 @@ BENCHES: tuple[str, ...] = (
     "startup",
     "api",
     "dashboard",
+    "storage",
 )
 
 

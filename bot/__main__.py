@@ -1,10 +1,13 @@
-"""``python -m bot [run|sync|api]``: settings → logging → HTTP session + database → HTTP API → DscBot.
+"""``python -m bot [run|sync|api|migrate-db --to URL]``: settings → logging → HTTP session + database →
+HTTP API → DscBot.
 
 ``run`` (the default) connects to Discord and serves commands until SIGTERM or SIGINT, and the HTTP API
 (``bot.api``) unless API_PORT is empty. Commands are synced at start only when their definitions
 changed since the last sync. ``sync`` logs in, forces a command sync (to DEV_GUILD_ID if set, else
 globally) and exits. ``api`` serves the HTTP API alone: it logs in to Discord's REST API (audit posts)
 but opens no gateway connection and registers no commands, so several can run beside the bot.
+``migrate-db --to URL`` copies the database (DATABASE_URL, or the SQLite file DATABASE_PATH) into the
+empty database at URL and exits (``bot.db.copy``).
 
 Exit codes: 0 after a clean stop (a signal at any point, start-up included), 1 when Discord refuses the
 token, cannot be reached or start-up fails, 2 for a missing or invalid setting. Problems are printed
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
     from bot.dscgg.ratelimit import Limiter
     from bot.settings import Settings
 
-__all__ = ["LOGIN_TIMEOUT", "main", "run"]
+__all__ = ["LOGIN_TIMEOUT", "main", "migrate_db", "run"]
 
 log = logging.getLogger("bot")
 
@@ -114,6 +117,7 @@ async def run(
     from bot.log import register_secret
 
     register_secret(settings.discord_token.get_secret_value())
+    _register_database_password(settings)
     stopper = _Stopper()
     if handle_signals:
         stopper.install()  # before the database and migrations, so a signal there is clean too
@@ -124,15 +128,14 @@ async def run(
 
 
 async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool, api_only: bool = False) -> int:
-    import sqlite3
-
     import aiohttp
     import discord
+    from sqlalchemy.exc import SQLAlchemyError
 
     from bot.api.server import ApiServer, ApiStartError
     from bot.client import DscBot
     from bot.crypto import TokenCipher
-    from bot.db import Database, SchemaTooNew
+    from bot.db import CannotOpenDatabase, Database, SchemaTooNew
     from bot.settings import SettingsError, resolve_encryption_keys
 
     token = settings.discord_token.get_secret_value()
@@ -148,7 +151,7 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool, api_on
         async with (
             # The dsc.gg session serves every server's token: no cookie may carry over between them.
             aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session,
-            Database.open(settings.database_path) as db,
+            Database.open(settings.database) as db,
             _rate_limiter(settings) as rate_limiter,
         ):
             if stopper.signal is not None:
@@ -193,7 +196,7 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool, api_on
         log.error("Discord refused the bot token")
         _say("Discord refused DISCORD_TOKEN: check the bot token in the Discord developer portal")
         return 1
-    except SchemaTooNew as exc:
+    except (SchemaTooNew, CannotOpenDatabase) as exc:
         log.error("%s", exc)
         _say(str(exc))
         return 1
@@ -205,9 +208,10 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool, api_on
         log.error("Discord closed the gateway connection with code %s: %s", exc.code, exc.reason)
         _say(f"Discord closed the gateway connection (code {exc.code}); see the log")
         return 1
-    except sqlite3.Error as exc:
-        log.exception("Cannot open the database %s", settings.database_path)
-        _say(f"{settings.database_path}: cannot open the database ({exc})")
+    except SQLAlchemyError as exc:
+        log.exception("Database error")
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+        _say(f"database error: {reason}; the log has the details")
         return 1
     except (aiohttp.ClientError, OSError) as exc:
         log.exception("Start-up failed")
@@ -221,6 +225,76 @@ async def _run(settings: Settings, stopper: _Stopper, *, sync_only: bool, api_on
         return 1
     log.info("Stopped")
     return 0
+
+
+def _register_database_password(settings: Settings) -> None:
+    """The database password never reaches the log or the terminal."""
+    if settings.database_url is None:
+        return
+    from bot.db.urls import database_url
+    from bot.log import register_secret
+
+    password = database_url(settings.database_url.get_secret_value()).password
+    if password:
+        register_secret(password)
+
+
+async def migrate_db(settings: Settings, target: str) -> int:
+    """``python -m bot migrate-db --to URL``: copy the bot's database into the empty one at ``target``.
+
+    Prints what it copied and what to change; returns the exit code (2: ``target`` is not a usable URL,
+    1: it could not be copied, 0: done).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.db import CannotOpenDatabase, Database, SchemaTooNew
+    from bot.db.copy import CopyRefused, copy_database
+    from bot.db.urls import BadDatabaseURL, database_url
+    from bot.log import register_secret
+
+    _register_database_password(settings)
+    try:
+        target_url = database_url(target) if "://" in target else None
+    except BadDatabaseURL as exc:
+        target_url = None
+        problem = str(exc)
+    else:
+        problem = f"is not a database URL; use {_TARGET_EXAMPLE}"
+    if target_url is None:
+        _say(f"--to {problem}")
+        return 2
+    if target_url.password:
+        register_secret(target_url.password)
+    try:
+        async with Database.open(settings.database) as source, Database.open(target_url) as destination:
+            print(f"Copying {source.name} to {destination.name}")
+            print("(Stop the bot first: changes made while copying are not copied.)")
+            counts = await copy_database(source, destination)
+    except (CannotOpenDatabase, SchemaTooNew, CopyRefused) as exc:
+        _say(str(exc))
+        return 1
+    except SQLAlchemyError as exc:
+        log.exception("Copying the database failed")
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+        _say(f"copying the database failed, nothing was copied: {reason}")
+        return 1
+    width = max(len(name) for name in counts)
+    for name, rows in counts.items():
+        print(f"  {name:<{width}}  {rows} row{'s' if rows != 1 else ''}")
+    print(f"Copied {sum(counts.values())} rows in one transaction; every table's row count matches.")
+    print("Now set this in .env (or the environment) and start the bot:")
+    shown = target_url.render_as_string(hide_password=True)
+    password_note = " (with the real password in place of ***)" if target_url.password else ""
+    print(f"  DATABASE_URL={shown}{password_note}")
+    print(
+        "Keep TOKEN_ENCRYPTION_KEYS (or the token.key file next to DATABASE_PATH): the stored dsc.gg tokens "
+        "were copied still encrypted with it. The old database keeps its rows (like at any start, it was "
+        "first brought to the current schema)."
+    )
+    return 0
+
+
+_TARGET_EXAMPLE = "postgresql+asyncpg://user:password@host:5432/database"
 
 
 @contextlib.asynccontextmanager
@@ -307,10 +381,18 @@ def _main(argv: Sequence[str] | None) -> int:
         "command",
         nargs="?",
         default="run",
-        choices=("run", "sync", "api"),
-        help="run the bot (default), force a command sync and exit, or serve the HTTP API alone",
+        choices=("run", "sync", "api", "migrate-db"),
+        help="run the bot (default), force a command sync and exit, serve the HTTP API alone, "
+        "or copy the database into another one (migrate-db)",
+    )
+    parser.add_argument(
+        "--to",
+        metavar="URL",
+        help="migrate-db: the empty database to copy into, e.g. " + _TARGET_EXAMPLE,
     )
     args = parser.parse_args(argv)
+    if (args.command == "migrate-db") != (args.to is not None):
+        parser.error("--to URL goes with migrate-db, and migrate-db needs it")
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -319,6 +401,8 @@ def _main(argv: Sequence[str] | None) -> int:
     from bot.log import setup_logging
 
     setup_logging(settings.log_level)
+    if args.command == "migrate-db":
+        return asyncio.run(migrate_db(settings, args.to))
     return asyncio.run(run(settings, sync_only=args.command == "sync", api_only=args.command == "api"))
 
 

@@ -52,21 +52,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import discord
 
-from bot.audit_embeds import (
-    AuditEvent,
-    EventKind,
-    FieldChange,
-    build_embed,
-    problem_text,
-    sanitize,
-    summary_line,
-)
+from bot.audit_embeds import build_embed
+from bot.audit_events import AuditEvent, EventKind, FieldChange, LogStatus, sanitize
 from bot.db.database import utc_now
-from bot.embeds import truncate
-from bot.errors import InvalidInput, LogChannelUnusable
+from bot.failures import Invalid, InvalidInput, LogChannelUnusable, Reason
+from bot.i18n import for_locale
 
 if TYPE_CHECKING:
-    import aiosqlite
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from bot.db import AuditEventStore, GuildSettingsStore, PendingPost, StoredAuditEvent
 
@@ -117,7 +110,9 @@ def event_payload(event: AuditEvent) -> dict[str, Any]:
         payload["changes"] = [[c.field, c.before, c.after] for c in event.changes]
     if event.action is not None:
         payload["action"] = event.action
-    if event.reason is not None:
+    if isinstance(event.reason, Reason):
+        payload["reason"] = event.reason.to_json()
+    elif event.reason is not None:
         payload["reason"] = event.reason
     if event.actor_key is not None:
         payload["actor_key"] = event.actor_key
@@ -147,48 +142,17 @@ def event_from_row(row: StoredAuditEvent) -> AuditEvent | None:
         slug=row.slug,
         changes=changes,
         action=_text(payload.get("action")),
-        reason=_text(payload.get("reason")),
+        reason=_reason(payload.get("reason")),
         at=row.at,
         actor_key=_text(payload.get("actor_key")),
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# Status for /dscgg status
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LogStatus:
-    """The audit log of one server as ``/dscgg status`` shows it."""
-
-    channel_id: int | None
-    problem: str | None
-    recent: tuple[AuditEvent, ...]
-
-    def describe(self, *, limit: int = 1024) -> str:
-        """A field value (at most ``limit`` characters): channel or off, any problem, latest events."""
-        if self.channel_id is None:
-            lines = ["Log channel: **off** (turn it on with `/dscgg logs channel:`)"]
-        else:
-            lines = [f"Log channel: <#{self.channel_id}>"]
-        if self.problem and self.channel_id is not None:
-            lines.append(
-                f"⚠️ Posting failed: {problem_text(self.problem)}. "
-                "Fix the channel's permissions or pick another one with `/dscgg logs channel:`."
-            )
-        if self.recent:
-            lines.append("Latest changes:")
-            lines.extend(f"• {summary_line(event)}" for event in self.recent)
-        else:
-            lines.append("No changes recorded yet.")
-        text = ""
-        for line in lines:
-            candidate = f"{text}\n{line}" if text else line
-            if len(candidate) > limit:
-                return text if text else truncate(candidate, limit)
-            text = candidate
-        return text
+def _reason(value: object) -> Reason | str | None:
+    """A stored reason: data (``Reason.to_json``), or a sentence stored by an older version."""
+    if value is None or isinstance(value, str):
+        return value
+    return Reason.from_json(value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -242,7 +206,7 @@ def _stamped(event: AuditEvent) -> AuditEvent:
 class AuditTransaction:
     """A write transaction that can also record audit events (see ``AuditLog.transaction``)."""
 
-    def __init__(self, audit: AuditLog, conn: aiosqlite.Connection) -> None:
+    def __init__(self, audit: AuditLog, conn: AsyncConnection) -> None:
         #: The transaction's connection: pass it to the stores whose change is being recorded.
         self.conn = conn
         self._audit = audit
@@ -502,7 +466,7 @@ class AuditLog:
             return
         settings = await self._settings.get(guild_id)
         channel_id = settings.log_channel_id
-        embed = build_embed(event)
+        embed = build_embed(event, for_locale(settings.locale))  # the server's language, as last seen
         if post.also_to is not None:
             if post.also_to != channel_id:
                 await self._post_quietly(guild_id, post.also_to, embed)
@@ -629,7 +593,7 @@ class AuditLog:
         """
         if channel is not None:
             if not isinstance(channel, discord.abc.Messageable):
-                raise InvalidInput("channel", "pick a text channel I can post messages in")
+                raise InvalidInput("channel", Invalid.CHANNEL_NOT_TEXT)
             missing = await self.missing_permissions(guild, channel)
             if missing:
                 raise LogChannelUnusable(channel.id, missing)
@@ -657,10 +621,6 @@ class AuditLog:
         rows = await self.events.latest(guild_id, self.recent)
         recent = tuple(event for row in rows if (event := event_from_row(row)) is not None)
         return LogStatus(settings.log_channel_id, settings.log_channel_problem, recent)
-
-    async def status_text(self, guild_id: int, *, limit: int = 1024) -> str:
-        """``status(guild_id).describe()``: ready for one embed field of ``/dscgg status``."""
-        return (await self.status(guild_id)).describe(limit=limit)
 
     async def history(self, guild_id: int, page: int) -> AuditPage:
         """Page ``page`` (0-based, clamped into range) of the server's stored events, newest first."""

@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 import discord
 from discord import app_commands
 
-from bot.errors import CommandDenied, MissingManageGuild, NotInGuild
+from bot.failures import CommandDenied, MissingManageGuild, NotInGuild
 
 __all__ = ["ensure_allowed", "ensure_guild", "ensure_manage_guild", "manage_guild", "may_manage"]
 

@@ -4,11 +4,13 @@ Long-lived resources (the aiohttp session, the database) are opened by ``bot.__m
 ``async with`` and handed in; the bot builds everything on top of them. Cogs reach the services as
 ``interaction.client.tokens`` / ``interaction.client.links``.
 
-Command sync policy: a stable hash of the command payloads is kept per application and scope in
-AppStateStore. At start the tree is synced only when the hash differs from the stored one — to
-DEV_GUILD_ID if set (global commands copied there), otherwise globally. ``python -m bot sync``
-forces it. There is never a global sync on every boot. When shards are split over several processes
-(SHARD_IDS), only the process holding shard 0 syncs at start; ``sync`` forces it in any process.
+Command sync policy: a stable hash of the command payloads, as ``tree.sync`` sends them (with every
+translation of names, descriptions and choices: ``bot.i18n.CatalogTranslator``), is kept per
+application and scope in AppStateStore, so a change of translations alone also syncs. At start
+the tree is synced only when the hash differs from the stored one — to DEV_GUILD_ID if set (global
+commands copied there), otherwise globally. ``python -m bot sync`` forces it. There is never a
+global sync on every boot. When shards are split over several processes (SHARD_IDS), only the
+process holding shard 0 syncs at start; ``sync`` forces it in any process.
 
 Shards: the bot is an AutoShardedBot running SHARD_IDS of SHARD_COUNT shards (default: every shard of
 the count Discord recommends, all in this process). The health file is touched only while every shard
@@ -45,6 +47,7 @@ from bot.db import (
 from bot.db.apikeys import ApiKeyStore, IdempotencyStore, ServerOverviewStore
 from bot.dscgg.client import DscggClient
 from bot.dscgg.ratelimit import Limiter
+from bot.i18n import CatalogTranslator
 from bot.metrics import Metrics
 from bot.pager import PageButton, Pager
 from bot.permissions import CommandPermissions, parse_overrides
@@ -91,9 +94,16 @@ _SETTLE = 1.0
 _AFTER_AUDIT = 1.0
 
 
-def command_hash(tree: discord.app_commands.CommandTree[Any], guild: discord.abc.Snowflake | None) -> str:
-    """A stable digest of what ``tree.sync(guild=guild)`` would send."""
-    payload = [command.to_dict(tree) for command in tree.get_commands(guild=guild)]
+async def command_hash(
+    tree: discord.app_commands.CommandTree[Any], guild: discord.abc.Snowflake | None
+) -> str:
+    """A stable digest of what ``tree.sync(guild=guild)`` would send, translations included."""
+    commands = tree.get_commands(guild=guild)
+    translator = tree.translator
+    if translator is not None:  # as CommandTree.sync builds it
+        payload = [await command.get_translated_payload(tree, translator) for command in commands]
+    else:
+        payload = [command.to_dict(tree) for command in commands]
     payload.sort(key=lambda item: (item.get("type", 1), item["name"]))
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
@@ -241,6 +251,7 @@ class DscBot(commands.AutoShardedBot):
             # The operator prepended a new key: move every stored token onto it, so the old key can
             # be removed from TOKEN_ENCRYPTION_KEYS after this start.
             await self.token_store.rotate_all()
+        await self.tree.set_translator(CatalogTranslator())  # before any sync; reads the catalogs now
         self.add_dynamic_items(PageButton)  # page buttons of any message, sent before a restart too
         await self.lifecycle.load()  # before the gateway delivers any guild event
         for name in self.extension_names:
@@ -270,7 +281,7 @@ class DscBot(commands.AutoShardedBot):
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
         where = f"guild {guild_id}" if guild is not None else "globally"
-        digest = command_hash(self.tree, guild)
+        digest = await command_hash(self.tree, guild)
         key = f"command_sync_hash:{self.application_id}:{'guild:' + str(guild_id) if guild else 'global'}"
         stored = await self.app_state.get(key)
         if stored == digest and not force:

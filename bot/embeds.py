@@ -16,15 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.i18n import N_, SOURCE, Tr
+
 if TYPE_CHECKING:
     from bot.db.links import LinkRecord
     from bot.dscgg.models import Link
 
 __all__ = [
     "BRAND_COLOUR",
+    "EMBED_DESCRIPTION_MAX",
+    "EMBED_TITLE_MAX",
     "EMBED_TOTAL_MAX",
     "PAGE_SIZE",
+    "embed_size",
     "escape",
+    "fit",
     "link_info_embed",
     "link_page_embed",
     "page_count",
@@ -33,14 +39,18 @@ __all__ = [
     "short_label",
     "slug_label",
     "truncate",
+    "type_name",
 ]
 
-TITLE_MAX = 256
-DESCRIPTION_MAX = 4096
+#: Discord's limits on an embed (characters). The limits on a link's own embed preview (its title
+#: and description as dsc.gg stores them) are ``bot.validation.TITLE_MAX`` and ``DESCRIPTION_MAX``.
+EMBED_TITLE_MAX = 256
+EMBED_DESCRIPTION_MAX = 4096
 FIELDS_MAX = 25
 FIELD_NAME_MAX = 256
 FIELD_VALUE_MAX = 1024
 FOOTER_MAX = 2048
+AUTHOR_MAX = 256
 EMBED_TOTAL_MAX = 6000
 #: Links per page of /top, /search and /link list.
 PAGE_SIZE = 10
@@ -53,7 +63,12 @@ _DOMAIN_RE = re.compile(
 )
 _COLOR_RE = re.compile(r"(?:#|0x)?([0-9a-f]{6}|[0-9a-f]{3})", re.A | re.I)
 _HTTPS_URL_RE = re.compile(r"https://[^\s<>\"'`]+", re.A)
-_TYPE_NAMES = {"server": "Server invite", "bot": "Bot invite", "template": "Server template", "link": "Link"}
+_TYPE_NAMES = {
+    "server": N_("Server invite"),
+    "bot": N_("Bot invite"),
+    "template": N_("Server template"),
+    "link": N_("Link"),
+}
 
 
 def truncate(text: str, limit: int) -> str:
@@ -130,29 +145,44 @@ def _colour(value: Any) -> discord.Colour | None:
     return discord.Colour(int(digits, 16))
 
 
-def _when(dt: datetime | None) -> str:
+def _when(dt: datetime | None, t: Tr) -> str:
     if dt is None:
-        return "Never"
+        return t._("Never")
     try:
         return f"{discord.utils.format_dt(dt, 'f')} ({discord.utils.format_dt(dt, 'R')})"
     except (OverflowError, OSError, ValueError):
-        return "Unknown"
+        return t._("Unknown")
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any, t: Tr = SOURCE) -> str:
+    """A link type as the ``type`` choices name it ("Server invite"), in ``t``'s language."""
     raw = str(getattr(value, "value", value) or "").strip()
-    return _TYPE_NAMES.get(raw.lower(), _inline(raw) or "Unknown")
+    name = _TYPE_NAMES.get(raw.lower())
+    if name is not None:
+        return t._(name)
+    return _inline(raw) or t._("Unknown")
 
 
-def _owner(owner_id: int | None) -> str:
-    return f"<@{owner_id}>" if owner_id else "Unknown"
+def _mention(user_id: int) -> str:
+    return f"<@{user_id}>"
+
+
+def _owner(owner_id: int | None, t: Tr) -> str:
+    return f"<@{owner_id}>" if owner_id else t._("Unknown")
 
 
 @dataclass(slots=True)
-class _Field:
+class _Part:
     name: str
     value: str
-    inline: bool = False
+    inline: bool
+
+
+def embed_size(embed: discord.Embed) -> int:
+    """Characters Discord counts towards the 6000 limit."""
+    total = len(embed.title or "") + len(embed.description or "")
+    total += len(embed.footer.text or "") + len(embed.author.name or "")
+    return total + sum(len(f.name or "") + len(f.value or "") for f in embed.fields)
 
 
 def _fair_cap(lengths: Sequence[int], budget: int) -> int:
@@ -173,91 +203,115 @@ def _fair_cap(lengths: Sequence[int], budget: int) -> int:
     return low
 
 
-def _fit(title: str, description: str, fields: list[_Field], footer: str) -> tuple[str, str, list[_Field]]:
-    """Cut the texts so the whole embed fits in Discord's 6000-character total.
+#: Below this many characters per value, field names are cut too rather than values alone.
+_KEEP = 32
+
+
+def fit(embed: discord.Embed) -> discord.Embed:
+    """``embed`` cut to Discord's limits, in place: each part to its own limit, then the whole to 6000.
 
     The free texts (the description and the field values) share the room left by the title, the
-    footer and the field names: each is cut to a common cap (never below one character), so every
-    field keeps its beginning, where the builders put the essentials. Field names are cut the same
-    way only if that is still not enough.
+    author, the footer and the field names: each is cut to a common cap (never below one character),
+    so every field keeps its beginning, where the builders put the essentials. Field names are cut only
+    when they alone nearly fill the embed: then names and texts share one cap. Every cut ends with an
+    ellipsis.
     """
-    title = truncate(title, TITLE_MAX)
-    description = truncate(description, DESCRIPTION_MAX)
-    fields = fields[:FIELDS_MAX]
-    for f in fields:
-        f.name = truncate(f.name, FIELD_NAME_MAX) or "\u200b"
-        f.value = truncate(f.value, FIELD_VALUE_MAX) or "\u200b"
+    if embed.title:
+        embed.title = truncate(embed.title, EMBED_TITLE_MAX)
+    if embed.description:
+        embed.description = truncate(embed.description, EMBED_DESCRIPTION_MAX)
+    if embed.footer.text:
+        embed.set_footer(text=truncate(embed.footer.text, FOOTER_MAX), icon_url=embed.footer.icon_url)
+    if embed.author.name:
+        embed.set_author(
+            name=truncate(embed.author.name, AUTHOR_MAX), url=embed.author.url, icon_url=embed.author.icon_url
+        )
+    fields = [
+        _Part(
+            truncate(f.name or "", FIELD_NAME_MAX) or "\u200b",
+            truncate(f.value or "", FIELD_VALUE_MAX) or "\u200b",
+            bool(f.inline),
+        )
+        for f in embed.fields[:FIELDS_MAX]
+    ]
+    description = embed.description or ""
+    fixed = len(embed.title or "") + len(embed.footer.text or "") + len(embed.author.name or "")
 
     def total() -> int:
-        return len(title) + len(description) + len(footer) + sum(len(f.name) + len(f.value) for f in fields)
+        return fixed + len(description) + sum(len(f.name) + len(f.value) for f in fields)
 
-    if total() <= EMBED_TOTAL_MAX:
-        return title, description, fields
-
-    fixed = len(title) + len(footer) + sum(len(f.name) for f in fields)
-    texts = [len(f.value) for f in fields] + ([len(description)] if description else [])
-    cap = max(1, _fair_cap(texts, EMBED_TOTAL_MAX - fixed))
-    for f in fields:
-        f.value = truncate(f.value, cap) or "\u200b"
-    description = truncate(description, cap)
-
-    excess = total() - EMBED_TOTAL_MAX
-    if excess > 0:  # the names alone nearly fill the embed (25 fields of 256 characters)
+    if total() > EMBED_TOTAL_MAX:
+        budget = EMBED_TOTAL_MAX - fixed
         names = [len(f.name) for f in fields]
-        name_cap = max(1, _fair_cap(names, sum(names) - excess))
+        texts = [len(f.value) for f in fields] + ([len(description)] if description else [])
+        cap = _fair_cap(texts, budget - sum(names)) if budget > sum(names) else 0
+        name_cap = max(names, default=0)
+        if cap < _KEEP:  # the names nearly fill the embed (25 fields of 256): they share the cuts
+            cap = name_cap = max(1, _fair_cap(names + texts, budget))
         for f in fields:
             f.name = truncate(f.name, name_cap) or "\u200b"
-    if total() > EMBED_TOTAL_MAX:  # only a title/footer near their own limits is left
-        description = truncate(description, max(0, len(description) - (total() - EMBED_TOTAL_MAX)))
-    return title, description, fields
+            f.value = truncate(f.value, cap) or "\u200b"
+        description = truncate(description, cap)
+        if total() > EMBED_TOTAL_MAX:  # only a title/footer near their own limits is left
+            description = truncate(description, max(0, len(description) - (total() - EMBED_TOTAL_MAX)))
+    embed.description = description or None
+    embed.clear_fields()
+    for f in fields:
+        embed.add_field(name=f.name, value=f.value, inline=f.inline)
+    return embed
 
 
 def _build(
     *,
     title: str,
     description: str = "",
-    fields: list[_Field] | None = None,
+    fields: Sequence[tuple[str, str, bool]] = (),
     footer: str = "",
     colour: discord.Colour | None = None,
     url: str | None = None,
 ) -> discord.Embed:
-    footer = truncate(footer, FOOTER_MAX)
-    title, description, fitted = _fit(title, description, fields or [], footer)
     embed = discord.Embed(
         title=title, description=description or None, colour=colour or BRAND_COLOUR, url=url
     )
-    for f in fitted:
-        embed.add_field(name=f.name, value=f.value, inline=f.inline)
+    for name, value, inline in fields:
+        embed.add_field(name=name, value=value, inline=inline)
     if footer:
         embed.set_footer(text=footer)
-    return embed
+    return fit(embed)
 
 
-def link_info_embed(link: Link) -> discord.Embed:
-    """Everything `/link info` shows about one link."""
+def link_info_embed(link: Link, t: Tr = SOURCE) -> discord.Embed:
+    """Everything `/link info` shows about one link, in ``t``'s language."""
     meta = link.meta
     stats = getattr(link, "stats", None)
     fields = [
-        _Field("Redirect", escape(link.redirect or "") or "None"),
-        _Field("Type", _type_name(link.type), inline=True),
-        _Field("Owner", _owner(link.owner_id), inline=True),
-        _Field("Visibility", "Unlisted" if link.unlisted else "Listed", inline=True),
-        _Field("Created", _when(link.created_at), inline=True),
-        _Field("Bumped", _when(link.bumped_at), inline=True),
-        _Field("Status", "**Disabled**" if link.disabled else "Active", inline=True),
+        (t._("Redirect"), escape(link.redirect or "") or t._("None"), False),
+        (t._("Type"), type_name(link.type, t), True),
+        (t._("Owner"), _owner(link.owner_id, t), True),
+        (t._("Visibility"), t._("Unlisted") if link.unlisted else t._("Listed"), True),
+        (t._("Created"), _when(link.created_at, t), True),
+        (t._("Bumped"), _when(link.bumped_at, t), True),
+        (t._("Status"), t._("**Disabled**") if link.disabled else t._("Active"), True),
     ]
     if stats is not None:
-        fields.append(_Field("Clicks", f"{stats.clicks:,} ({stats.unique_clicks:,} unique)", inline=True))
+        clicks = t.ngettext(
+            "{count} ({unique} unique)",
+            "{count} ({unique} unique)",
+            stats.unique_clicks,
+            count=t.number(stats.clicks),
+            unique=t.number(stats.unique_clicks),
+        )
+        fields.append((t._("Clicks"), clicks, True))
     if meta.title:
-        fields.append(_Field("Embed title", _inline(meta.title)))
+        fields.append((t._("Embed title"), _inline(meta.title), False))
     if meta.description:
-        fields.append(_Field("Embed description", escape(meta.description)))
+        fields.append((t._("Embed description"), escape(meta.description), False))
     colour = _colour(meta.color)
     if colour is not None:
-        fields.append(_Field("Embed colour", str(colour), inline=True))
+        fields.append((t._("Embed colour"), str(colour), True))
     image = _safe_url(meta.image)
     if meta.image:
-        fields.append(_Field("Embed image", escape(meta.image)))
+        fields.append((t._("Embed image"), escape(meta.image), False))
     embed = _build(
         title=_inline(_short_label(link)),
         fields=fields,
@@ -274,9 +328,9 @@ def page_count(total: int, page_size: int = PAGE_SIZE) -> int:
     return max(1, math.ceil(total / page_size))
 
 
-def _page_footer(page: int, pages: int, total: int, noun: str) -> str:
-    items = f"{total} {noun}" + ("" if total == 1 else "s")
-    return f"Page {page}/{pages} · {items}"
+def page_footer(page: int, pages: int, items: str, t: Tr) -> str:
+    """ "Page 2/5 · 43 links": ``items`` is the count with its noun, already in ``t``'s language."""
+    return t._("Page {page}/{pages} · {items}", page=t.number(page), pages=t.number(pages), items=items)
 
 
 def link_page_embed(
@@ -286,27 +340,28 @@ def link_page_embed(
     page: int,
     pages: int,
     total: int,
+    t: Tr = SOURCE,
     first_rank: int = 1,
-    empty: str = "No links found.",
+    empty: str = "",
 ) -> discord.Embed:
     """One page of a list of dsc.gg links (``/top``, ``/search``): one field per link."""
-    fields: list[_Field] = []
+    fields: list[tuple[str, str, bool]] = []
     for rank, link in enumerate(links, start=first_rank):
         stats = getattr(link, "stats", None)
-        details = [_type_name(link.type)]
+        details = [type_name(link.type, t)]
         if stats is not None:
-            details.append(f"{stats.clicks:,} clicks")
+            details.append(t.ngettext("{count} click", "{count} clicks", stats.clicks))
         lines = [" · ".join(details)]
         if link.meta.title:
             lines.append(f"**{truncate(_inline(link.meta.title), 200)}**")
         if link.meta.description:
             lines.append(truncate(_inline(link.meta.description), 300))
-        fields.append(_Field(f"{rank}. {_inline(_short_label(link))}", "\n".join(lines)))
+        fields.append((f"{t.number(rank)}. {_inline(_short_label(link))}", "\n".join(lines), False))
     return _build(
         title=title,
-        description="" if links else empty,
+        description="" if links else (empty or t._("No links found.")),
         fields=fields,
-        footer=_page_footer(page, pages, total, "link"),
+        footer=page_footer(page, pages, t.ngettext("{count} link", "{count} links", total), t),
     )
 
 
@@ -316,26 +371,44 @@ def record_page_embed(
     page: int,
     pages: int,
     total: int,
+    t: Tr = SOURCE,
     guild_name: str | None = None,
     domain: str = "dsc.gg",
 ) -> discord.Embed:
     """One page of ``/link list``: the links this server manages (created or adopted through the bot)."""
     lines = []
     for record in records:
-        label = f"{escape(domain)}/{escape(record.slug)}"
-        line = f"[{label}](https://{domain}/{record.slug}) · by <@{record.created_by}>"
+        label = f"[{escape(domain)}/{escape(record.slug)}](https://{domain}/{record.slug})"
+        when = discord.utils.format_dt(record.touched_at, "R")
         if record.last_touched_by != record.created_by:
-            line += f", last changed by <@{record.last_touched_by}>"
-        line += f" · {discord.utils.format_dt(record.touched_at, 'R')}"
+            line = t._(
+                "{link} · by {creator}, last changed by {changer} · {when}",
+                link=label,
+                creator=_mention(record.created_by),
+                changer=_mention(record.last_touched_by),
+                when=when,
+            )
+        else:
+            line = t._(
+                "{link} · by {creator} · {when}", link=label, creator=_mention(record.created_by), when=when
+            )
         lines.append(line)
-    empty = "No links yet: links created here with `/link create` or adopted with `/link adopt` show up here."
+    empty = t._(
+        "No links yet: links created here with {create} or adopted with {adopt} show up here.",
+        create=t.command("link create"),
+        adopt=t.command("link adopt"),
+    )
+    if guild_name:
+        title = t._("dsc.gg links of {server}", server=_inline(guild_name))
+    else:
+        title = t._("This server's dsc.gg links")
     return _build(
-        title=f"dsc.gg links of {_inline(guild_name)}" if guild_name else "This server's dsc.gg links",
+        title=title,
         description="\n".join(lines) if lines else empty,
-        footer=_page_footer(page, pages, total, "link"),
+        footer=page_footer(page, pages, t.ngettext("{count} link", "{count} links", total), t),
     )
 
 
-def shard_text(shard_id: int, shard_count: int) -> str:
+def shard_text(shard_id: int, shard_count: int, t: Tr = SOURCE) -> str:
     """The ``/dscgg status`` line naming the shard that serves the server (ids from 0, as in SHARD_IDS)."""
-    return f"Shard {shard_id} of {shard_count}"
+    return t._("Shard {shard} of {count}", shard=t.number(shard_id), count=t.number(shard_count))

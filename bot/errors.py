@@ -1,10 +1,13 @@
-"""Bot-level errors and THE table that turns every failure into a sentence.
+"""THE table that turns every failure into a sentence, in the reader's language.
 
-``describe()`` is the only place where an exception becomes words a user reads. Each sentence says
-what went wrong and what to do next. None of them contains a traceback, a Python class name or a
-bare dsc.gg error code (``owner_mismatch`` and friends are for logs, not for people).
+``describe()`` is the only place where an exception becomes words a user reads; ``render()`` does
+the same for a ``Reason`` kept for later (a refusal in the audit log). Each sentence says what went
+wrong and what to do next. None of them contains a traceback, a Python class name or a bare dsc.gg
+error code (``owner_mismatch`` and friends are for logs, not for people).
 
-``DscCommandTree.on_error`` (bot/tree.py) is the only place that sends these sentences.
+The failures themselves (``NoToken``, ``InvalidInput``, …) are defined in ``bot.failures`` and
+re-exported here. ``DscCommandTree.on_error`` (bot/tree.py) is the only place that sends these
+sentences.
 """
 
 from __future__ import annotations
@@ -13,17 +16,41 @@ import logging
 import math
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import discord
-from discord import app_commands
 
-from bot.db.tokens import TokenUnreadable as StoredTokenUnreadable
-from bot.dscgg import errors as api
 from bot.embeds import escape, truncate
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
+from bot.failures import (
+    UNEXPECTED,
+    BotError,
+    CommandDenied,
+    DiscordUnavailable,
+    Invalid,
+    InvalidInput,
+    LinkNotOwned,
+    LogChannelUnusable,
+    ManagedElsewhere,
+    MissingManageGuild,
+    NothingToChange,
+    NotInGuild,
+    NotManagedHere,
+    NoToken,
+    OwnershipUnconfirmed,
+    PagesUnavailable,
+    Reason,
+    ShuttingDown,
+    TokenRejected,
+    TokenUnreadable,
+    TooManyApiKeys,
+    UnknownApiKey,
+    reason_of,
+    unwrap,
+)
+from bot.i18n import N_, Tr, for_locale
+from bot.validation import normalize_slug
 
 __all__ = [
     "BotError",
@@ -37,6 +64,7 @@ __all__ = [
     "NoToken",
     "NotInGuild",
     "NotManagedHere",
+    "NothingToChange",
     "OwnershipUnconfirmed",
     "PagesUnavailable",
     "ShuttingDown",
@@ -44,211 +72,65 @@ __all__ = [
     "TokenUnreadable",
     "TooManyApiKeys",
     "UnknownApiKey",
-    "audit_reason",
     "describe",
+    "invalid_phrase",
     "is_unexpected",
     "new_error_id",
+    "permission_name",
+    "relative_time",
+    "render",
     "unwrap",
 ]
 
 log = logging.getLogger(__name__)
 
-
-# --------------------------------------------------------------------------------------------------
-# Bot-level errors. Subclasses of AppCommandError, so discord.py passes them to the error handlers
-# unwrapped. Their str() is for logs; users read describe().
-# --------------------------------------------------------------------------------------------------
-
-
-class BotError(app_commands.AppCommandError):
-    """Base class of the failures the bot itself raises on purpose."""
-
-
-class NoToken(BotError):
-    """This server has not registered a dsc.gg token yet."""
-
-    def __init__(self, guild_id: int | None = None) -> None:
-        self.guild_id = guild_id
-        super().__init__(f"no dsc.gg token stored for guild {guild_id}")
-
-
-class TokenUnreadable(BotError):
-    """The stored token no longer decrypts (key removed or rotated away, or the row was tampered with).
-
-    Wraps the storage layer's exception; raise it ``from`` the original.
-    """
-
-    def __init__(self, guild_id: int | None = None) -> None:
-        self.guild_id = guild_id
-        super().__init__(f"stored dsc.gg token of guild {guild_id} cannot be decrypted")
-
-
-class TokenRejected(BotError):
-    """dsc.gg refused a token an admin just entered with ``/dscgg token set``. Nothing was stored."""
-
-    def __init__(self) -> None:
-        super().__init__("dsc.gg rejected the submitted token")
-
-
-class InvalidInput(BotError):
-    """A command option failed local validation (raised by ``bot.validation``).
-
-    ``field`` is the option's name as the user sees it; ``problem`` is a short phrase such as
-    ``"must start with https://"``.
-    """
-
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        self.problem = problem
-        super().__init__(f"invalid {field}: {problem}")
-
-
-class NotInGuild(BotError):
-    """A guild-only command reached us from a DM (or a server the bot is not in)."""
-
-    def __init__(self) -> None:
-        super().__init__("command used outside a server")
-
-
-class MissingManageGuild(BotError):
-    """The invoking member lacks Manage Server."""
-
-    def __init__(self) -> None:
-        super().__init__("member lacks manage_guild")
-
-
-class CommandDenied(BotError):
-    """The server's command permissions (Server Settings → Integrations) refuse the member here."""
-
-    def __init__(self) -> None:
-        super().__init__("command permissions deny the member")
-
-
-class NothingToChange(BotError):
-    """``/link edit`` was given no option besides the slug."""
-
-    def __init__(self, slug: str) -> None:
-        self.slug = slug
-        super().__init__("no field to change")
-
-
-class NotManagedHere(BotError):
-    """The link is not one this server created or adopted through the bot, so it may not change it."""
-
-    def __init__(self, slug: str) -> None:
-        self.slug = slug
-        super().__init__("link not managed by this guild")
-
-
-class ManagedElsewhere(BotError):
-    """``/link adopt``: another server already manages the link through the bot."""
-
-    def __init__(self, slug: str) -> None:
-        self.slug = slug
-        super().__init__("link managed by another guild")
-
-
-class LinkNotOwned(BotError):
-    """``/link adopt``: the link belongs to another dsc.gg account than the server's token's."""
-
-    def __init__(self, slug: str) -> None:
-        self.slug = slug
-        super().__init__("link owned by another dsc.gg account")
-
-
-class OwnershipUnconfirmed(BotError):
-    """``/link adopt``: dsc.gg did not let the bot find out whether the server's account owns the link
-    (it named no owner, or the owner has more apps than the bot checks)."""
-
-    def __init__(self, slug: str) -> None:
-        self.slug = slug
-        super().__init__("link ownership could not be confirmed")
-
-
-class LogChannelUnusable(BotError):
-    """The bot cannot post audit messages in the chosen log channel."""
-
-    def __init__(self, channel_id: int, missing: Sequence[str]) -> None:
-        self.channel_id = channel_id
-        self.missing = list(missing)
-        super().__init__(f"log channel {channel_id} unusable, missing {', '.join(self.missing)}")
-
-
-class PagesUnavailable(BotError):
-    """A page button that cannot be served: its ``custom_id`` is malformed or names no known source,
-    or the arguments it pointed to were only kept in memory and the bot has restarted since.
-
-    ``command`` (e.g. ``"/search"``) is how to get fresh pages, when known.
-    """
-
-    def __init__(self, command: str | None = None) -> None:
-        self.command = command
-        super().__init__(f"page buttons of {command or 'an unknown command'} cannot be served")
-
-
-class TooManyApiKeys(BotError):
-    """The server already has as many API keys as allowed; nothing was created."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"already {limit} API keys")
-
-
-class UnknownApiKey(BotError):
-    """The server has no API key with that id (revoked already, or never one of its keys)."""
-
-    def __init__(self) -> None:
-        super().__init__("no such API key")
-
-
-class DiscordUnavailable(BotError):
-    """Discord's REST API did not answer (or refused) a lookup the bot needed, such as a server's
-    channels for the web dashboard."""
-
-    def __init__(self) -> None:
-        super().__init__("Discord did not answer a REST call")
-
-
-class ShuttingDown(BotError):
-    """The process is stopping; new interactions are turned away."""
-
-    def __init__(self) -> None:
-        super().__init__("bot is shutting down")
-
-
-# --------------------------------------------------------------------------------------------------
-# Words
-# --------------------------------------------------------------------------------------------------
-
-SET_TOKEN = "`/dscgg token set`"
-GENERIC = (
+GENERIC = N_(
     "Something went wrong on my side and the command did not finish. "
     "If it keeps happening, give the bot's operator this error id: `{error_id}`."
 )
+#: A refusal in the audit log whose cause nobody anticipated (no id: nothing was logged for it).
+UNEXPECTED_REFUSAL = N_("An unexpected error stopped it.")
 
 #: What each dsc.gg endpoint does, in words, with its documented limit (requests, seconds).
 ENDPOINTS: dict[str, tuple[str, int, int]] = {
-    "get_link": ("looking up links", 100, 10),
-    "create_link": ("creating links", 3, 60),
-    "update_link": ("editing links", 8, 10),
-    "delete_link": ("deleting links", 4, 10),
-    "get_user": ("looking up accounts", 50, 10),
-    "get_user_links": ("listing an account's links", 50, 10),
-    "get_user_apps": ("listing an account's apps", 50, 10),
-    "get_app": ("looking up apps", 20, 10),
-    "get_top_links": ("loading the top links", 20, 10),
-    "search_links": ("searching links", 90, 10),
+    "get_link": (N_("looking up links"), 100, 10),
+    "create_link": (N_("creating links"), 3, 60),
+    "update_link": (N_("editing links"), 8, 10),
+    "delete_link": (N_("deleting links"), 4, 10),
+    "get_user": (N_("looking up accounts"), 50, 10),
+    "get_user_links": (N_("listing an account's links"), 50, 10),
+    "get_user_apps": (N_("listing an account's apps"), 50, 10),
+    "get_app": (N_("looking up apps"), 20, 10),
+    "get_top_links": (N_("loading the top links"), 20, 10),
+    "search_links": (N_("searching links"), 90, 10),
 }
 
-#: Discord permission names as the client shows them, where title-casing the flag is not enough.
+#: Discord permission names as the client shows them.
 _PERMISSION_NAMES = {
-    "manage_guild": "Manage Server",
-    "embed_links": "Embed Links",
-    "send_messages": "Send Messages",
-    "view_channel": "View Channel",
-    "read_messages": "View Channel",
-    "use_external_emojis": "Use External Emoji",
+    "manage_guild": N_("Manage Server"),
+    "embed_links": N_("Embed Links"),
+    "send_messages": N_("Send Messages"),
+    "send_messages_in_threads": N_("Send Messages in Threads"),
+    "view_channel": N_("View Channel"),
+    "read_messages": N_("View Channel"),
+    "use_external_emojis": N_("Use External Emoji"),
 }
+
+#: A link type as an indefinite noun phrase, for sentences ("the redirect is a bot invite").
+KIND_PHRASES = {
+    "server": N_("a server invite"),
+    "bot": N_("a bot invite"),
+    "template": N_("a server template"),
+}
+#: A link type as its choice is named in the commands.
+KIND_NAMES = {
+    "server": N_("Server invite"),
+    "bot": N_("Bot invite"),
+    "template": N_("Server template"),
+}
+
+#: How /link edit's "nothing to change" names options users may give (in the command's order).
+_EDIT_EXAMPLES = ("redirect", "title", "unlisted")
 
 
 def new_error_id() -> str:
@@ -256,22 +138,16 @@ def new_error_id() -> str:
     return secrets.token_hex(4)
 
 
-def unwrap(error: BaseException) -> BaseException:
-    """The exception that actually happened, without discord.py's CommandInvokeError wrapping."""
-    while isinstance(error, app_commands.CommandInvokeError):
-        error = error.original
-    return error
+def permission_name(flag: str, t: Tr | None = None) -> str:
+    t = t or for_locale(None)
+    name = _PERMISSION_NAMES.get(flag)
+    if name is not None:
+        return t._(name)
+    return flag.replace("_", " ").replace("guild", "server").title()
 
 
-def permission_name(flag: str) -> str:
-    return _PERMISSION_NAMES.get(flag, flag.replace("_", " ").replace("guild", "server").title())
-
-
-def _permission_list(flags: Sequence[str]) -> str:
-    names = [f"**{permission_name(flag)}**" for flag in flags]
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
+def _permission_list(flags: Sequence[str], t: Tr) -> str:
+    return t.join(f"**{permission_name(flag, t)}**" for flag in flags)
 
 
 def relative_time(seconds_from_now: float, *, now: float | None = None) -> str:
@@ -285,9 +161,9 @@ def _plain(text: str, *, limit: int = 300) -> str:
     return escape(truncate(" ".join(text.split()), limit))
 
 
-def _code(slug: str) -> str:
+def _code(slug: object) -> str:
     """A slug for inside backticks (shown literally there, so not escaped; backticks removed)."""
-    return " ".join(slug.split()).replace("`", "")[:120]
+    return " ".join(str(slug).split()).replace("`", "")[:120]
 
 
 def _slug(interaction: discord.Interaction[Any] | None) -> str | None:
@@ -295,8 +171,6 @@ def _slug(interaction: discord.Interaction[Any] | None) -> str | None:
 
     Admins may paste ``https://dsc.gg/name``; the reply should still say ``dsc.gg/name``.
     """
-    from bot.validation import normalize_slug  # validation raises InvalidInput from this module
-
     if interaction is None:
         return None
     try:
@@ -311,218 +185,534 @@ def _slug(interaction: discord.Interaction[Any] | None) -> str | None:
         return value.strip().replace("`", "")[:120]
 
 
-def _rate_limited(error: api.RateLimited) -> str:
-    what, limit, window = ENDPOINTS.get(error.endpoint, ("this kind of request", 0, 0))
-    limit = error.limit or limit
-    window = int(error.window) if error.window else window
-    rule = f" ({limit} per {window} seconds)" if limit and window else ""
-    when = relative_time(error.retry_after)
-    if error.anonymous:
-        # Calls without a token (the top links) share one bucket: everyone using this bot, every server.
-        shared = "shared by everyone using this bot"
-        if error.from_server:
-            return f"dsc.gg is rate limiting this bot for {what}{rule}, a limit {shared}. Try again {when}."
-        return f"That would go over dsc.gg's limit for {what}{rule}, {shared}. Try again {when}."
-    if error.from_server:
-        return f"dsc.gg is rate limiting this server's token for {what}{rule}. Try again {when}."
-    return f"That would go over dsc.gg's limit for {what}{rule} for this server's token. Try again {when}."
+def kind_phrase(kind: str, t: Tr) -> str:
+    """ "a server invite", "a bot invite", "a server template"."""
+    phrase = KIND_PHRASES.get(kind)
+    return t._(phrase) if phrase else kind
 
 
-def _api_error(error: api.APIError, interaction: discord.Interaction[Any] | None) -> str:
-    slug = _slug(interaction)
-    link = f"`dsc.gg/{slug}`" if slug else "that link"
-    subject = link if slug else "That link"  # at the start of a sentence
-    match error:
-        case api.InvalidKey():
-            return (
-                "dsc.gg rejected the token stored for this server. "
-                f"An admin needs to run {SET_TOKEN} again with a current key from https://dsc.gg/developer."
-            )
-        case api.OwnerMismatch():
-            return (
-                f"{subject} is owned by a different dsc.gg account than the "
-                "one whose token this server uses, so this server can't change it. Ask the link's owner, or "
-                f"set that account's token with {SET_TOKEN}."
-            )
-        case api.WhitelistOnly():
-            return (
-                "This needs a **whitelisted** dsc.gg app, and the token this server uses belongs to an app "
-                "that isn't whitelisted. The app's owner can ask for whitelisting at "
-                "https://dsc.gg/developer (open the app there and request it). "
-                "`/top` still works meanwhile."
-            )
-        case api.LinkTaken():
-            return f"{subject} is already taken. Pick another slug and try again."
-        case api.NotFound():
-            if slug:
-                return f"dsc.gg has no link {link}. Check the spelling and try again."
-            return "dsc.gg couldn't find that. Check the spelling and try again."
-        case api.OwnerBlacklisted():
-            return (
-                "dsc.gg has blacklisted the owner of this account or link, so it won't do this. "
-                "If you think that's a mistake, contact dsc.gg support."
-            )
-        case api.BadRequest():
-            if error.message.strip():
-                reason = _plain(error.message).rstrip()
-                if not reason.endswith((".", "!", "?", "…")):
-                    reason += "."
-                return f"dsc.gg refused the request: {reason} Check the options and try again."
-            return "dsc.gg refused the request as invalid. Check the options and try again."
-        case api.VersionDeprecated():
-            return (
-                "dsc.gg no longer supports the API version this bot uses, so the bot can't reach it "
-                "right now. The bot's operator needs to update the bot."
-            )
-        case api.PasswordProtected():
-            return f"{subject} is protected by a password, so dsc.gg won't share it with this token."
-    return (
-        "dsc.gg refused the request with an error this bot doesn't know yet. "
-        "Try again later; if it keeps happening, tell the bot's operator."
+def kind_name(kind: str, t: Tr) -> str:
+    """ "Server invite", … as the ``type`` choices are named."""
+    name = KIND_NAMES.get(kind)
+    return t._(name) if name else kind
+
+
+def visible_char(char: str, t: Tr) -> str:
+    """How to show an offending character: itself when printable, else its code point."""
+    if char == " ":
+        return t._("a space")
+    if char.isprintable() and not unicodedata.category(char).startswith(("Z", "C")):
+        return f'"{char}"'
+    code = f"U+{ord(char):04X}"
+    name = unicodedata.name(char, "")
+    if name:
+        return t._("the invisible character {code} ({name})", code=code, name=name.lower())
+    return t._("the invisible character {code}", code=code)
+
+
+# --------------------------------------------------------------------------------------------------
+# Invalid input
+# --------------------------------------------------------------------------------------------------
+
+
+def _accepted(t: Tr) -> str:
+    return t._(
+        "a server invite (discord.gg/CODE or discord.com/invite/CODE), "
+        "a bot invite (discord.com/oauth2/authorize?client_id=ID…) "
+        "or a server template (discord.new/CODE or discord.com/template/CODE)"
     )
 
 
-def _check_failure(error: app_commands.CheckFailure) -> str:
-    match error:
-        case app_commands.NoPrivateMessage():
-            return "This command only works in a server, not in direct messages."
-        case app_commands.MissingPermissions():
-            perms = _permission_list(error.missing_permissions)
-            return f"You need the {perms} permission to use this command."
-        case app_commands.BotMissingPermissions():
-            perms = _permission_list(error.missing_permissions)
-            return f"I'm missing the {perms} permission here. Ask an admin to grant it, then try again."
-        case app_commands.CommandOnCooldown():
-            return (
-                f"You're going a bit fast. You can use this command again {relative_time(error.retry_after)}."
-            )
-        case app_commands.MissingRole() | app_commands.MissingAnyRole():
-            return "You don't have the role this command needs."
-    return "You can't use this command here."
+def _developer_portal(t: Tr) -> str:
+    return t._(
+        "copy the invite link from the OAuth2 page of your application in the Discord developer portal"
+    )
 
 
-def _bot_error(error: BotError) -> str:
-    match error:
-        case NoToken():
-            return (
-                "This server hasn't set up a dsc.gg token yet. "
-                f"An admin (Manage Server) needs to run {SET_TOKEN} first."
+def _invalid(params: Mapping[str, Any], t: Tr, option: Callable[[str], str] | None = None) -> str:
+    """What is wrong with the option, as a phrase after "Check the `option` option:". ``option`` names
+    other options (default: as this locale's users see them in Discord)."""
+    option = option or t.option_name
+    field = str(params.get("field", ""))
+    length = int(params.get("length", 0) or 0)
+    limit = t.number(int(params.get("limit", 0) or 0))
+    char = visible_char(str(params.get("char", "?"))[:1] or "?", t)
+    try:
+        problem = Invalid(str(params.get("problem")))
+    except ValueError:
+        return t._("it is not a value I can use")
+    match problem:
+        case Invalid.EMPTY:
+            return t._("it is empty; leave the option out instead")
+        case Invalid.SLUG_EMPTY:
+            return t._("it is empty; give the name after dsc.gg/, for example `my-server`")
+        case Invalid.SLUG_CHAR:
+            return t._(
+                'it contains {char}; only the letters A-Z and a-z, the digits 0-9, "-" and "_" are allowed',
+                char=char,
             )
-        case TokenUnreadable():
+        case Invalid.SLUG_TOO_LONG:
+            return t.ngettext(
+                "it is {count} character long; dsc.gg allows at most {limit}",
+                "it is {count} characters long; dsc.gg allows at most {limit}",
+                length,
+                limit=limit,
+            )
+        case Invalid.SLUG_UNREADABLE:
+            return t._("it is not a link that can be read; give the name after dsc.gg/")
+        case Invalid.SLUG_NOT_WEB:
+            return t._("it must be a dsc.gg link or just the name after dsc.gg/")
+        case Invalid.SLUG_NOT_PLAIN:
+            return t._("it must be a plain dsc.gg link (no port or user name), or just the name")
+        case Invalid.SLUG_OTHER_HOST:
+            host = _plain(str(params.get("host") or ""), limit=100)
+            if not host:
+                return t._(
+                    "it is a link on an unknown domain, not on dsc.gg; give a dsc.gg link or just the "
+                    "name after dsc.gg/"
+                )
+            return t._(
+                "it is a link on {host}, not on dsc.gg; give a dsc.gg link or just the name after dsc.gg/",
+                host=host,
+            )
+        case Invalid.SLUG_NO_NAME:
+            return t._("it has no name after dsc.gg/; give the name of the link, e.g. `my-server`")
+        case Invalid.REDIRECT_EMPTY:
+            return t._("it is empty; give {accepted}", accepted=_accepted(t))
+        case Invalid.REDIRECT_CHAR:
+            return t._("it contains {char}; a link must not contain spaces or special characters", char=char)
+        case Invalid.REDIRECT_SCHEME:
+            scheme = _code(params.get("scheme", ""))[:40]
+            return t._("it uses `{scheme}:`; only https:// links are accepted", scheme=scheme)
+        case Invalid.REDIRECT_UNREADABLE:
+            return t._("it is not a link that can be read; give {accepted}", accepted=_accepted(t))
+        case Invalid.REDIRECT_NOT_DISCORD:
+            return t._(
+                "it is not a Discord invite or template; dsc.gg accepts {accepted}", accepted=_accepted(t)
+            )
+        case Invalid.TOO_LONG:
+            return t.ngettext(
+                "it is {count} character long; at most {limit} are allowed",
+                "it is {count} characters long; at most {limit} are allowed",
+                length,
+                limit=limit,
+            )
+        case Invalid.TOO_LONG_AS_HTTPS:
+            return t.ngettext(
+                "it is {count} character long as an https:// link; at most {limit} are allowed",
+                "it is {count} characters long as an https:// link; at most {limit} are allowed",
+                length,
+                limit=limit,
+            )
+        case Invalid.BOT_INVITE_CLIENT_ID:
+            return t._("it is a bot invite without a valid `client_id`; {how}", how=_developer_portal(t))
+        case Invalid.BOT_INVITE_SIGN_IN:
+            return t._(
+                "it is a Discord sign-in link (it has `{param}`), not a bot invite; dsc.gg links may only "
+                "invite a bot. Copy the invite link (scope `bot`) from the OAuth2 page of your application "
+                "in the Discord developer portal",
+                param=_code(params.get("param", ""))[:40],
+            )
+        case Invalid.BOT_INVITE_SCOPE:
+            return t._(
+                "its `scope` has neither `bot` nor `applications.commands`, so it does not invite a bot; "
+                "{how}",
+                how=_developer_portal(t),
+            )
+        case Invalid.TYPE_UNKNOWN:
+            names = [f"“{kind_name(kind, t)}”" for kind in KIND_NAMES]
+            return t._("it must be {choices}", choices=t.join_or(names))
+        case Invalid.TYPE_MISMATCH:
+            wanted = str(params.get("wanted", ""))
+            kind = str(params.get("kind", ""))
+            return t._(
+                "it is “{wanted}” but the redirect is {redirect_kind}; leave `{type}` out to use "
+                "“{kind}”, or give {wanted_kind}",
+                wanted=kind_name(wanted, t),
+                redirect_kind=kind_phrase(kind, t),
+                type=option("type"),
+                kind=kind_name(kind, t),
+                wanted_kind=kind_phrase(wanted, t),
+            )
+        case Invalid.COLOR_FORMAT:
+            return t._("it must be a hex colour like `#5865F2`, `5865F2` or `#58F`")
+        case Invalid.CONTROL_CHAR:
+            return t._("it contains {char}, which cannot be shown in an embed", char=char)
+        case Invalid.INVISIBLE_CHAR:
+            return t._(
+                "it contains {char}, which can hide or reorder text in the preview; remove it (it often "
+                "comes along when text is copied)",
+                char=char,
+            )
+        case Invalid.PASSWORD_EMPTY:
+            return t._(
+                "it is empty; use `{remove_password}:True` to take the password off",
+                remove_password=option("remove_password"),
+            )
+        case Invalid.PASSWORD_TOO_LONG:
+            return t.ngettext(
+                "it is longer than {count} character",
+                "it is longer than {count} characters",
+                int(params.get("limit", 0) or 0),
+            )
+        case Invalid.REMOVE_CONFLICT:
+            other = option(str(params.get("other", field.removeprefix("remove_"))))
+            return t._("it can't be used together with `{other}`; give one or the other", other=other)
+        case Invalid.IMAGE_CHAR:
+            return t._("it contains {char}; give a plain https:// image address", char=char)
+        case Invalid.IMAGE_NOT_HTTPS:
+            return t._("it must be a full https:// address of an image, e.g. https://i.imgur.com/x.png")
+        case Invalid.QUERY_EMPTY:
+            return t._("it is empty; type at least one character to search for")
+        case Invalid.QUERY_CHAR:
+            return t._("it contains {char}", char=char)
+        case Invalid.TOKEN_MALFORMED:
+            return t._(
+                "that isn't a dsc.gg API key (those are 8 to 200 letters, digits and symbols, without spaces "
+                "or invisible characters). Nothing was saved. Copy the key again from "
+                "https://dsc.gg/developer and paste only the key"
+            )
+        case Invalid.CHANNEL_NOT_TEXT:
+            return t._("pick a text channel I can post messages in")
+        case Invalid.KEY_NAME_EMPTY:
+            return t._("it is empty; give the key a name that says where it is used, e.g. `ci`")
+        case Invalid.KEY_NAME_INVISIBLE:
+            return t._("it contains invisible characters; use letters, digits and punctuation")
+    return t._("it is not a value I can use")  # pragma: no cover - every Invalid has its case
+
+
+# --------------------------------------------------------------------------------------------------
+# dsc.gg
+# --------------------------------------------------------------------------------------------------
+
+
+def _rate_limited(params: Mapping[str, Any], t: Tr) -> str:
+    what, limit, window = ENDPOINTS.get(str(params.get("endpoint")), (N_("this kind of request"), 0, 0))
+    limit = int(params.get("limit") or limit)
+    window = int(params.get("window") or window)
+    values = {"what": t._(what), "when": f"<t:{int(params.get('retry_at') or 0)}:R>"}
+    if limit and window:
+        values["what"] = t._(
+            "{what} ({limit} per {window} seconds)",
+            what=values["what"],
+            limit=t.number(limit),
+            window=t.number(window),
+        )
+    if params.get("anonymous"):
+        # Calls without a token (the top links) share one bucket: everyone using this bot, every server.
+        if params.get("from_server"):
+            return t._(
+                "dsc.gg is rate limiting this bot for {what}, a limit shared by everyone using this bot. "
+                "Try again {when}.",
+                **values,
+            )
+        return t._(
+            "That would go over dsc.gg's limit for {what}, shared by everyone using this bot. "
+            "Try again {when}.",
+            **values,
+        )
+    if params.get("from_server"):
+        return t._("dsc.gg is rate limiting this server's token for {what}. Try again {when}.", **values)
+    return t._(
+        "That would go over dsc.gg's limit for {what} for this server's token. Try again {when}.", **values
+    )
+
+
+def _api_error(code: str, params: Mapping[str, Any], t: Tr) -> tuple[str, str | None]:
+    """(what went wrong, what to do next) for a refusal by dsc.gg."""
+    slug = params.get("slug")
+    link = f"`dsc.gg/{_code(slug)}`" if slug else None
+    set_token = t.command("dscgg token set")
+    match code:
+        case "invalid_key":
             return (
+                t._(
+                    "dsc.gg rejected the token stored for this server. An admin needs to run {command} "
+                    "again with a current key from https://dsc.gg/developer.",
+                    command=set_token,
+                ),
+                None,
+            )
+        case "owner_mismatch":
+            if link:
+                what = t._(
+                    "{link} is owned by a different dsc.gg account than the one whose token this server "
+                    "uses, so this server can't change it.",
+                    link=link,
+                )
+            else:
+                what = t._(
+                    "That link is owned by a different dsc.gg account than the one whose token this server "
+                    "uses, so this server can't change it."
+                )
+            return what, t._(
+                "Ask the link's owner, or set that account's token with {command}.", command=set_token
+            )
+        case "whitelist_only":
+            return (
+                t._(
+                    "This needs a **whitelisted** dsc.gg app, and the token this server uses belongs to an "
+                    "app that isn't whitelisted. The app's owner can ask for whitelisting at "
+                    "https://dsc.gg/developer (open the app there and request it). {top} still works "
+                    "meanwhile.",
+                    top=t.command("top"),
+                ),
+                None,
+            )
+        case "link_taken":
+            what = t._("{link} is already taken.", link=link) if link else t._("That link is already taken.")
+            return what, t._("Pick another slug and try again.")
+        case "not_found":
+            if link:
+                return t._("dsc.gg has no link {link}.", link=link), t._("Check the spelling and try again.")
+            return t._("dsc.gg couldn't find that."), t._("Check the spelling and try again.")
+        case "owner_blacklisted":
+            return (
+                t._(
+                    "dsc.gg has blacklisted the owner of this account or link, so it won't do this. If you "
+                    "think that's a mistake, contact dsc.gg support."
+                ),
+                None,
+            )
+        case "bad_request":
+            message = str(params.get("message") or "")
+            if message.strip():
+                reason = _plain(message).rstrip()
+                if not reason.endswith((".", "!", "?", "…")):
+                    reason += "."
+                return t._("dsc.gg refused the request: {reason}", reason=reason), t._(
+                    "Check the options and try again."
+                )
+            return t._("dsc.gg refused the request as invalid."), t._("Check the options and try again.")
+        case "version_deprecated":
+            return (
+                t._(
+                    "dsc.gg no longer supports the API version this bot uses, so the bot can't reach it "
+                    "right now. The bot's operator needs to update the bot."
+                ),
+                None,
+            )
+        case "password_protected":
+            if link:
+                what = t._(
+                    "{link} is protected by a password, so dsc.gg won't share it with this token.", link=link
+                )
+            else:
+                what = t._("That link is protected by a password, so dsc.gg won't share it with this token.")
+            return what, None
+    return (
+        t._(
+            "dsc.gg refused the request with an error this bot doesn't know yet. Try again later; if it "
+            "keeps happening, tell the bot's operator."
+        ),
+        None,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------------------------------
+
+
+def _parts(reason: Reason, t: Tr) -> tuple[str, str | None] | None:
+    """(what went wrong, the next step if it stands apart) for ``reason``; None when it is a bug."""
+    p = reason.params
+    code = reason.code
+    set_token = t.command("dscgg token set")
+    if code.startswith("dscgg."):
+        return _api_error(code.removeprefix("dscgg."), p, t)
+    match code:
+        case "no_token":
+            text = t._(
+                "This server hasn't set up a dsc.gg token yet. An admin (Manage Server) needs to run "
+                "{command} first.",
+                command=set_token,
+            )
+        case "token_unreadable":
+            text = t._(
                 "This server's dsc.gg token can no longer be read (the bot's encryption key changed). "
-                f"An admin needs to set it again with {SET_TOKEN}."
+                "An admin needs to set it again with {command}.",
+                command=set_token,
             )
-        case TokenRejected():
-            return (
+        case "token_rejected":
+            text = t._(
                 "dsc.gg rejected that token, so nothing was saved. Copy your app's API key from "
-                f"https://dsc.gg/developer and run {SET_TOKEN} again."
+                "https://dsc.gg/developer and run {command} again.",
+                command=set_token,
             )
-        case InvalidInput():
-            problem = error.problem.strip().rstrip(".")
-            return f"Check the `{error.field}` option: {problem}."
-        case NotInGuild():
-            return "This command only works in a server, not in direct messages."
-        case MissingManageGuild():
-            return "You need the **Manage Server** permission to use this command."
-        case CommandDenied():
-            return (
+        case "invalid_input":
+            problem = _invalid(p, t).strip().rstrip(".")
+            option = t.option_name(str(p.get("field", "")))
+            text = t._("Check the `{option}` option: {problem}.", option=_code(option), problem=problem)
+        case "not_in_guild":
+            text = t._("This command only works in a server, not in direct messages.")
+        case "missing_manage_guild":
+            text = t._(
+                "You need the {permissions} permission to use this command.",
+                permissions=_permission_list(["manage_guild"], t),
+            )
+        case "command_denied":
+            text = t._(
                 "This server's command permissions (Server Settings → Integrations) don't let you use "
                 "this command here. Ask an admin if you need it."
             )
-        case NothingToChange():
-            return (
-                f"Nothing to change on **dsc.gg/{_plain(error.slug, limit=120)}**: give at least one option "
-                "besides `slug`, for example `redirect`, `title` or `unlisted`."
+        case "nothing_to_change":
+            examples = t.join_or(f"`{t.option_name(name)}`" for name in _EDIT_EXAMPLES)
+            text = t._(
+                "Nothing to change on **dsc.gg/{slug}**: give at least one option besides `{slug_option}`, "
+                "for example {examples}.",
+                slug=_plain(str(p.get("slug", "")), limit=120),
+                slug_option=t.option_name("slug"),
+                examples=examples,
             )
-        case NotManagedHere():
-            slug = _code(error.slug)
-            return (
-                f"`dsc.gg/{slug}` isn't managed by this server. If this server's dsc.gg account owns it, "
-                f"bring it here with `/link adopt slug:{slug}`."
+        case "not_managed_here":
+            slug = _code(p.get("slug", ""))
+            text = t._(
+                "`dsc.gg/{slug}` isn't managed by this server. If this server's dsc.gg account owns it, "
+                "bring it here with {command}.",
+                slug=slug,
+                command=t.command("link adopt", slug=slug),
             )
-        case ManagedElsewhere():
-            return (
-                f"`dsc.gg/{_code(error.slug)}` is already managed by another server that uses "
-                "this bot, so it can't be adopted here. Only that server can change it through the bot."
+        case "managed_elsewhere":
+            text = t._(
+                "`dsc.gg/{slug}` is already managed by another server that uses this bot, so it can't be "
+                "adopted here. Only that server can change it through the bot.",
+                slug=_code(p.get("slug", "")),
             )
-        case LinkNotOwned():
-            return (
-                f"`dsc.gg/{_code(error.slug)}` is owned by a different dsc.gg account than the "
-                "one whose token this server uses, so it can't be adopted here. Ask the link's owner, or set "
-                f"that account's token with {SET_TOKEN}."
+        case "link_not_owned":
+            text = t._(
+                "`dsc.gg/{slug}` is owned by a different dsc.gg account than the one whose token this "
+                "server uses, so it can't be adopted here. Ask the link's owner, or set that account's "
+                "token with {command}.",
+                slug=_code(p.get("slug", "")),
+                command=set_token,
             )
-        case OwnershipUnconfirmed():
-            link = f"`dsc.gg/{_code(error.slug)}`"
-            return (
-                f"I couldn't confirm that {link} belongs to this server's dsc.gg account (dsc.gg didn't say "
-                "who owns it). Nothing was adopted. Try again later."
+        case "ownership_unconfirmed":
+            text = t._(
+                "I couldn't confirm that `dsc.gg/{slug}` belongs to this server's dsc.gg account (dsc.gg "
+                "didn't say who owns it). Nothing was adopted. Try again later.",
+                slug=_code(p.get("slug", "")),
             )
-        case LogChannelUnusable():
-            perms = _permission_list(error.missing) or "the permissions it needs"
-            return (
-                f"I can't post in <#{error.channel_id}>: I'm missing {perms} there. "
-                "Grant them in the channel's settings or pick another channel."
+        case "log_channel_unusable":
+            missing = [str(flag) for flag in p.get("missing") or ()]
+            channel = f"<#{int(p.get('channel_id') or 0)}>"
+            if missing:
+                text = t._(
+                    "I can't post in {channel}: I'm missing {permissions} there. Grant them in the "
+                    "channel's settings or pick another channel.",
+                    channel=channel,
+                    permissions=_permission_list(missing, t),
+                )
+            else:
+                text = t._(
+                    "I can't post in {channel}: I'm missing the permissions it needs there. Grant them in "
+                    "the channel's settings or pick another channel.",
+                    channel=channel,
+                )
+        case "pages_unavailable":
+            command = p.get("command")
+            if command:
+                text = t._(
+                    "These page buttons don't work any more. Run {command} again to get fresh pages.",
+                    command=t.command(str(command)),
+                )
+            else:
+                text = t._(
+                    "These page buttons don't work any more. Run the command again to get fresh pages."
+                )
+        case "too_many_api_keys":
+            limit = int(p.get("limit") or 0)
+            text = t.ngettext(
+                "This server already has {count} API key, the most it can have. Revoke one you no longer "
+                "use with {command}, then create the new one.",
+                "This server already has {count} API keys, the most it can have. Revoke one you no longer "
+                "use with {command}, then create the new one.",
+                limit,
+                command=t.command("dscgg apikey revoke"),
             )
-        case PagesUnavailable():
-            again = f"Run `{error.command}` again" if error.command else "Run the command again"
-            return f"These page buttons don't work any more. {again} to get fresh pages."
-        case TooManyApiKeys():
-            return (
-                f"This server already has {error.limit} API keys, the most it can have. Revoke one you no "
-                "longer use with `/dscgg apikey revoke`, then create the new one."
+        case "unknown_api_key":
+            text = t._(
+                "This server has no such API key (it may have been revoked already). {command} shows the "
+                "keys it has.",
+                command=t.command("dscgg apikey list"),
             )
-        case UnknownApiKey():
-            return (
-                "This server has no such API key (it may have been revoked already). "
-                "`/dscgg apikey list` shows the keys it has."
+        case "discord_unavailable":
+            text = t._(
+                "Discord is not answering right now, so this could not be done. Try again in a moment."
             )
-        case DiscordUnavailable():
-            return "Discord is not answering right now, so this could not be done. Try again in a moment."
-        case ShuttingDown():
-            return "The bot is restarting. Try again in a moment."
-    return "That didn't work. Try again in a moment."
+        case "shutting_down":
+            text = t._("The bot is restarting. Try again in a moment.")
+        case "bot_error":
+            text = t._("That didn't work. Try again in a moment.")
+        case "rate_limited":
+            text = _rate_limited(p, t)
+        case "unavailable":
+            text = t._("dsc.gg is not answering properly, try again later.")
+        case "missing_permissions":
+            text = t._(
+                "You need the {permissions} permission to use this command.",
+                permissions=_permission_list([str(f) for f in p.get("missing") or ()], t),
+            )
+        case "bot_missing_permissions":
+            text = t._(
+                "I'm missing the {permissions} permission here. Ask an admin to grant it, then try again.",
+                permissions=_permission_list([str(f) for f in p.get("missing") or ()], t),
+            )
+        case "cooldown":
+            when = f"<t:{int(p.get('retry_at') or 0)}:R>"
+            text = t._("You're going a bit fast. You can use this command again {when}.", when=when)
+        case "missing_role":
+            text = t._("You don't have the role this command needs.")
+        case "check_failure":
+            text = t._("You can't use this command here.")
+        case "transformer":
+            text = t._("I couldn't understand one of the values you gave. Check the options and try again.")
+        case "commands_outdated":
+            text = t._("The bot's commands are being updated. Try again in a minute.")
+        case _:
+            return None
+    return text, None
 
 
-def _known(error: BaseException, interaction: discord.Interaction[Any] | None) -> str | None:
-    """The sentence for an anticipated failure, or None when it is a bug."""
-    if isinstance(error, BotError):
-        return _bot_error(error)
-    if isinstance(error, StoredTokenUnreadable):  # raised by TokenStore.get, when not wrapped
-        return _bot_error(TokenUnreadable(error.guild_id))
-    if isinstance(error, api.RateLimited):
-        return _rate_limited(error)
-    if isinstance(error, api.Unavailable):
-        return "dsc.gg is not answering properly, try again later."
-    if isinstance(error, api.APIError):
-        return _api_error(error, interaction)
-    if isinstance(error, app_commands.CheckFailure):
-        return _check_failure(error)
-    if isinstance(error, app_commands.TransformerError):
-        return "I couldn't understand one of the values you gave. Check the options and try again."
-    if isinstance(error, app_commands.CommandSignatureMismatch | app_commands.CommandNotFound):
-        return "The bot's commands are being updated. Try again in a minute."
-    return None
+def render(reason: Reason, t: Tr | None = None, *, next_step: bool = True) -> str:
+    """The sentence for ``reason`` in ``t``'s language (en-US by default). ``next_step=False`` leaves
+    out advice that stands apart ("Check the spelling and try again."), for callers that give their
+    own. An unexpected failure (or a code this version does not know) reads as such."""
+    t = t or for_locale(None)
+    parts = _parts(reason, t)
+    if parts is None:
+        return t._(UNEXPECTED_REFUSAL)
+    what, advice = parts
+    return f"{what} {advice}" if advice and next_step else what
+
+
+def invalid_phrase(error: InvalidInput, t: Tr | None = None) -> str:
+    """What is wrong with ``error``'s value, as a phrase ("it is empty; …"), for a caller that names the
+    field itself (the HTTP API: other fields are named as they are, not as Discord options)."""
+    return _invalid(reason_of(error).params, t or for_locale(None), option=str).strip().rstrip(".")
 
 
 def is_unexpected(error: BaseException) -> bool:
     """True for bugs: failures that have no sentence of their own and get the generic one."""
-    return _known(unwrap(error), None) is None
+    return reason_of(unwrap(error)).code == UNEXPECTED
 
 
-def describe(error: BaseException, interaction: discord.Interaction[Any] | None = None) -> str:
-    """The one sentence a user reads for ``error``.
+def describe(
+    error: BaseException, interaction: discord.Interaction[Any] | None = None, *, t: Tr | None = None
+) -> str:
+    """The one sentence a user reads for ``error``, in ``t``'s language (else the interaction's user's).
 
     Unexpected errors get the generic sentence with a short error id; the id and the traceback are
     logged here (the traceback only in the log).
     """
+    t = t or for_locale(getattr(interaction, "locale", None))
     original = unwrap(error)
-    text = _known(original, interaction)
-    if text is not None:
-        return text
+    reason = reason_of(original, slug=_slug(interaction))
+    if reason.code != UNEXPECTED:
+        return render(reason, t)
     error_id = new_error_id()
     _log_unexpected(original, interaction, error_id)
-    return GENERIC.format(error_id=error_id)
+    return t._(GENERIC, error_id=error_id)
 
 
 def _log_unexpected(
@@ -538,12 +728,3 @@ def _log_unexpected(
         getattr(interaction, "id", None),
         exc_info=(type(error), error, error.__traceback__),
     )
-
-
-def audit_reason(error: BaseException) -> str:
-    """Why a mutation was refused, in the words the admin saw, for the audit log.
-
-    Unlike ``describe`` it never logs and never makes an error id: unexpected failures read as such.
-    """
-    text = _known(unwrap(error), None)
-    return text if text is not None else "An unexpected error stopped it."

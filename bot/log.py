@@ -276,4 +276,7 @@ def setup_logging(
     )
     logging.getLogger("discord.http").setLevel(max(ours, logging.WARNING))
     logging.getLogger("aiosqlite").setLevel(max(ours, logging.INFO))
+    # Every SQL statement (DEBUG) and each migration step (INFO): bot.db logs what matters.
+    logging.getLogger("sqlalchemy").setLevel(max(ours, logging.WARNING))
+    logging.getLogger("alembic").setLevel(max(ours, logging.WARNING))
     return handler

@@ -62,7 +62,8 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import discord
 
-from bot.errors import PagesUnavailable
+from bot.failures import PagesUnavailable
+from bot.i18n import N_, Tr, for_user
 from bot.views import NOT_YOURS
 
 if TYPE_CHECKING:
@@ -179,9 +180,9 @@ class PageKey:
 
 _LABELS: tuple[tuple[Button, str, discord.ButtonStyle], ...] = (
     (Button.FIRST, "«", discord.ButtonStyle.secondary),
-    (Button.PREVIOUS, "‹ Prev", discord.ButtonStyle.primary),
+    (Button.PREVIOUS, N_("‹ Prev"), discord.ButtonStyle.primary),
     (Button.POSITION, "", discord.ButtonStyle.secondary),
-    (Button.NEXT, "Next ›", discord.ButtonStyle.primary),
+    (Button.NEXT, N_("Next ›"), discord.ButtonStyle.primary),
     (Button.LAST, "»", discord.ButtonStyle.secondary),
 )
 
@@ -289,7 +290,7 @@ class Pager:
     # ---------------------------------------------------------------- sources
 
     def register(self, name: str, render: PageRenderer, *, command: str | None = None) -> None:
-        """Serve pages named ``name`` with ``render``; ``command`` (e.g. ``"/top"``) is named to users
+        """Serve pages named ``name`` with ``render``; ``command`` (e.g. ``"top"``) is named to users
         when old buttons of this source can no longer be served."""
         if not _SOURCE_NAME.fullmatch(name):
             raise ValueError(f"page source name {name!r} must match {_SOURCE_NAME.pattern}")
@@ -312,7 +313,7 @@ class Pager:
         entry = self._sources[source]
         page = await entry.render(interaction.client, interaction, 0, args)
         key = self._fit(PageKey(source, page.index, interaction.user.id, Button.NEXT, args))
-        view = self._view(key, page) if page.pages > 1 else None
+        view = self._view(key, page, for_user(interaction)) if page.pages > 1 else None
         await interaction.edit_original_response(embed=page.embed, view=view, allowed_mentions=_NONE)
 
     # ---------------------------------------------------------------- presses
@@ -326,7 +327,8 @@ class Pager:
             if key is None:
                 raise PagesUnavailable()
             if interaction.user.id != key.owner_id:
-                await interaction.response.send_message(NOT_YOURS, ephemeral=True, allowed_mentions=_NONE)
+                text = for_user(interaction)._(NOT_YOURS)
+                await interaction.response.send_message(text, ephemeral=True, allowed_mentions=_NONE)
                 return
             entry = self._sources.get(key.source)
             if entry is None:
@@ -340,7 +342,9 @@ class Pager:
             async with self._turn(interaction.message.id):
                 current = self._shown.get(interaction.message.id, key.page)
                 page = await entry.render(interaction.client, interaction, key.button.target(current), args)
-                view = self._view(self._fit(replace(key, args=args, stashed=False)), page)
+                view = self._view(
+                    self._fit(replace(key, args=args, stashed=False)), page, for_user(interaction)
+                )
                 await interaction.edit_original_response(embed=page.embed, view=view, allowed_mentions=_NONE)
                 self._remember(interaction.message.id, page.index)
         except Exception as error:
@@ -391,8 +395,9 @@ class Pager:
         return args
 
     @staticmethod
-    def _view(key: PageKey, page: Page) -> discord.ui.View:
-        """The five buttons for ``page``, each carrying ``key`` with its own button letter."""
+    def _view(key: PageKey, page: Page, t: Tr) -> discord.ui.View:
+        """The five buttons for ``page``, each carrying ``key`` with its own button letter, labelled in
+        the language of the one who pages (``t``)."""
         pages = max(page.pages, 1)
         index = min(max(page.index, 0), pages - 1)
         at_start, at_end = index <= 0, index >= pages - 1
@@ -410,7 +415,7 @@ class Pager:
                 PageButton(
                     this.custom_id,
                     key=this,
-                    label=label or f"{index + 1}/{pages}",
+                    label=t._(label) if label else f"{index + 1}/{pages}",
                     style=style,
                     disabled=disabled[button],
                 )

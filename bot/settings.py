@@ -37,6 +37,9 @@ MAX_RETENTION_DAYS = 36_500
 _WORDED = "worded"
 _SENTENCE = "sentence"
 
+_DATABASE_URL_EXAMPLES = (
+    "sqlite+aiosqlite:///data/bot.sqlite3 or postgresql+asyncpg://user:password@host:5432/database"
+)
 _REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 #: DISCORD_TOKEN's value in .env.example.
@@ -67,6 +70,9 @@ class Settings(BaseSettings):
 
     discord_token: SecretStr
     database_path: Path = Path("data/bot.sqlite3")
+    #: ``sqlite+aiosqlite:///…`` or ``postgresql+asyncpg://…``; unset: the SQLite file DATABASE_PATH.
+    #: Secret: it may hold the database password.
+    database_url: SecretStr | None = None
     #: Fernet keys, newest first: the first encrypts, all of them decrypt (key rotation).
     token_encryption_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     dscgg_api_url: str = "https://api.dsc.gg/v2"
@@ -135,6 +141,36 @@ class Settings(BaseSettings):
                 _WORDED, "is not a bot token (it has spaces or unusual characters); " + _PASTE_THE_BOT_TOKEN
             )
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        from bot.db.urls import BadDatabaseURL, database_url
+
+        url = value.get_secret_value().strip()
+        if "://" not in url:
+            raise PydanticCustomError(
+                _WORDED, "is not a database URL; use {examples}", {"examples": _DATABASE_URL_EXAMPLES}
+            )
+        try:
+            database_url(url)
+        except BadDatabaseURL as exc:
+            raise PydanticCustomError(_WORDED, str(exc).replace("{", "(").replace("}", ")")) from None
+        return SecretStr(url)
+
+    @property
+    def database(self) -> str | Path:
+        """The database to use: DATABASE_URL, else the SQLite file DATABASE_PATH (the same as
+        ``sqlite+aiosqlite:///<DATABASE_PATH>``); ``bot.db.Database.connect`` takes either."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return self.database_path
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url is None or self.database_url.get_secret_value().startswith("sqlite")
 
     @field_validator("token_encryption_keys", mode="before")
     @classmethod
@@ -342,6 +378,7 @@ class Settings(BaseSettings):
 _PROBLEMS: dict[str, str] = {
     "discord_token": "must be the bot token from the Discord developer portal",
     "database_path": "must be a file path",
+    "database_url": f"must be a database URL, such as {_DATABASE_URL_EXAMPLES}",
     "token_encryption_keys": "must be one or more Fernet keys separated by commas",
     "dscgg_api_url": "must be an http(s) URL, such as https://api.dsc.gg/v2",
     "dscgg_timeout": "must be a number of seconds greater than 0",
@@ -439,11 +476,19 @@ def resolve_encryption_keys(settings: Settings) -> list[str]:
     key_path = settings.database_path.parent / GENERATED_KEY_FILENAME
     key = _read_key_file(key_path) if key_path.exists() else _create_key_file(key_path)
     _remove_stale_temp_files(key_path)
-    log.warning(
-        "TOKEN_ENCRYPTION_KEYS is not set: dsc.gg tokens are encrypted with the generated key in %s. "
-        "Production deployments should set TOKEN_ENCRYPTION_KEYS (and keep a copy of the key).",
-        key_path,
-    )
+    if settings.uses_sqlite:
+        log.warning(
+            "TOKEN_ENCRYPTION_KEYS is not set: dsc.gg tokens are encrypted with the generated key in %s. "
+            "Production deployments should set TOKEN_ENCRYPTION_KEYS (and keep a copy of the key).",
+            key_path,
+        )
+    else:
+        log.warning(
+            "TOKEN_ENCRYPTION_KEYS is not set: dsc.gg tokens are encrypted with the generated key in %s, "
+            "which only this machine has. Every bot process using this database needs the same key: "
+            "set TOKEN_ENCRYPTION_KEYS (to the content of that file) everywhere.",
+            key_path,
+        )
     return [key]
 
 

@@ -14,6 +14,10 @@ Each failed interaction gets exactly one ephemeral answer:
 Expired interactions (15 minutes, or 10062 Unknown interaction) are logged and dropped; on_error
 never raises.
 
+Each command also notes its server's language (``guild_locale``) in ``guild_settings.locale`` when it
+changed, so that posts to the server's log channel speak it (``bot.audit``); a process writes it once
+per server unless it changes.
+
 During shutdown ``interaction_check`` turns new interactions away with a friendly sentence, while
 those already running are awaited by ``drain()``. Those that do not finish in time are cancelled and
 then answered once with the same sentence, so none is left on "thinking…" or with live-looking
@@ -31,6 +35,7 @@ from discord import app_commands
 
 from bot import errors
 from bot.dscgg import deadline
+from bot.i18n import for_user
 
 if TYPE_CHECKING:
     from bot.client import DscBot
@@ -63,6 +68,8 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
         self._closing = False
         #: Running interactions: the task handling each one, and the interaction it answers.
         self._in_flight: dict[asyncio.Task[Any], discord.Interaction[Any]] = {}
+        #: guild id → the guild_locale last stored for it by this process.
+        self._guild_locales: dict[int, str | None] = {}
 
     # ---------------------------------------------------------------- shutdown gate and tracking
 
@@ -99,7 +106,30 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
             # Autocomplete has no message to carry a sentence; during shutdown it just gets nothing.
             return not self._closing
         self.admit(interaction)
+        await self.note_guild_locale(interaction)
         return True
+
+    async def note_guild_locale(self, interaction: discord.Interaction[Any]) -> None:
+        """Store the server's language (``guild_locale``) when it differs from the one last stored.
+
+        The server's log channel is written in it. Never raises: a command is not refused for this.
+        """
+        guild_id = interaction.guild_id
+        locale = interaction.guild_locale
+        if guild_id is None or locale is None:
+            return
+        code = locale.value
+        if self._guild_locales.get(guild_id) == code:
+            return
+        store = getattr(self.client, "guild_settings", None)
+        if store is None:
+            return
+        try:
+            if (await store.get(guild_id)).locale != code:
+                await store.set_locale(guild_id, code)
+            self._guild_locales[guild_id] = code
+        except Exception:
+            log.exception("Could not store the locale of guild %s", guild_id)
 
     def begin_shutdown(self) -> None:
         """From now on, new interactions are refused with "the bot is restarting"."""
@@ -245,7 +275,7 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
         """
         mentions = discord.AllowedMentions.none()
         await interaction.edit_original_response(
-            content="This command didn't finish.",
+            content=for_user(interaction)._("This command didn't finish."),
             embeds=[],
             attachments=[],
             view=None,

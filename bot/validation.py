@@ -1,8 +1,9 @@
 """Local validation of what admins type, before anything is sent to dsc.gg.
 
-Pure functions, no network. Each one returns the normalized value or raises
-``InvalidInput(field, problem)``; ``problem`` is a sentence fragment that follows the option name
-("slug" + "contains a space; ..."), written for the admin, with the next step where there is one.
+Pure functions, no network, no words. Each one returns the normalized value or raises
+``InvalidInput(field, problem, **details)``: ``problem`` (a ``bot.failures.Invalid``) says what is
+wrong and ``details`` what the sentence needs (the offending character, the length, the host…);
+``bot.errors`` turns it into a sentence for the admin, with the next step where there is one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
 
 from bot.dscgg.models import LinkType
-from bot.errors import InvalidInput, NothingToChange
+from bot.failures import Invalid, InvalidInput, NothingToChange
 
 __all__ = [
     "DESCRIPTION_MAX",
@@ -27,7 +28,6 @@ __all__ = [
     "TITLE_MAX",
     "MetaOptions",
     "check_edit_options",
-    "describe_redirect_kind",
     "normalize_slug",
     "parse_color",
     "validate_description",
@@ -49,7 +49,6 @@ PASSWORD_MAX = 100
 QUERY_MAX = 100
 
 _SLUG_RE = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
-_SLUG_CHARS = 'only the letters A-Z and a-z, the digits 0-9, "-" and "_" are allowed'
 _DSCGG_HOSTS = frozenset({"dsc.gg", "www.dsc.gg"})
 # A first path segment that looks like a host name ("example.com", "discord.gg:443").
 _HOSTLIKE_RE = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\.?(?::\d+)?", re.ASCII)
@@ -68,26 +67,7 @@ _BOT_PATH_RE = re.compile(r"(?:/api)?/oauth2/authorize/?", re.ASCII)
 _SNOWFLAKE_RE = re.compile(r"[0-9]{15,21}", re.ASCII)
 _BOT_SCOPES = frozenset({"bot", "applications.commands"})
 
-_ACCEPTED_REDIRECTS = (
-    "a server invite (discord.gg/CODE or discord.com/invite/CODE), "
-    "a bot invite (discord.com/oauth2/authorize?client_id=ID…) "
-    "or a server template (discord.new/CODE or discord.com/template/CODE)"
-)
-_KIND_NAMES = {
-    "server": "a server invite",
-    "bot": "a bot invite",
-    "template": "a server template",
-}
-
-
-def _visible(char: str) -> str:
-    """How to show an offending character: itself when printable, else its code point."""
-    if char == " ":
-        return "a space"
-    if char.isprintable() and not unicodedata.category(char).startswith(("Z", "C")):
-        return f'"{char}"'
-    name = unicodedata.name(char, "")
-    return f"the invisible character U+{ord(char):04X}" + (f" ({name.lower()})" if name else "")
+_KINDS = ("server", "bot", "template")
 
 
 def _first_bad_char(text: str, allowed: re.Pattern[str]) -> str | None:
@@ -110,11 +90,11 @@ def normalize_slug(raw: str) -> str:
     trailing ``/``, query or fragment) to ``name``; refuse anything else."""
     text = _unwrap(raw)
     if not text:
-        raise InvalidInput("slug", "it is empty; give the name after dsc.gg/, for example `my-server`.")
+        raise InvalidInput("slug", Invalid.SLUG_EMPTY)
     # Before any URL parsing: urlsplit silently drops TAB, CR and LF ("dsc.gg/a\tb" would become "ab").
     for char in text:
         if char.isspace() or not char.isprintable():
-            raise InvalidInput("slug", f"it contains {_visible(char)}; {_SLUG_CHARS}.")
+            raise InvalidInput("slug", Invalid.SLUG_CHAR, char=char)
 
     has_scheme = "://" in text
     first_segment = text.split("/", 1)[0]
@@ -122,10 +102,10 @@ def normalize_slug(raw: str) -> str:
         text = _slug_from_url(text if has_scheme else f"https://{text}")
 
     if len(text) > SLUG_MAX:
-        raise InvalidInput("slug", f"it is {len(text)} characters long; dsc.gg allows at most {SLUG_MAX}.")
+        raise InvalidInput("slug", Invalid.SLUG_TOO_LONG, length=len(text), limit=SLUG_MAX)
     bad = _first_bad_char(text, _SLUG_RE)
     if bad is not None:
-        raise InvalidInput("slug", f"it contains {_visible(bad)}; {_SLUG_CHARS}.")
+        raise InvalidInput("slug", Invalid.SLUG_CHAR, char=bad)
     return text
 
 
@@ -135,32 +115,17 @@ def _slug_from_url(url: str) -> str:
         host = (parts.hostname or "").lower()
         netloc = parts.netloc.lower()
     except ValueError:
-        raise InvalidInput(
-            "slug", "it is not a link that can be read; give the name after dsc.gg/."
-        ) from None
+        raise InvalidInput("slug", Invalid.SLUG_UNREADABLE) from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise InvalidInput("slug", "it must be a dsc.gg link or just the name after dsc.gg/.")
+        raise InvalidInput("slug", Invalid.SLUG_NOT_WEB)
     if netloc not in _DSCGG_HOSTS:
         if host in _DSCGG_HOSTS:
-            raise InvalidInput(
-                "slug", "it must be a plain dsc.gg link (no port or user name), or just the name."
-            )
-        shown = host or netloc or "an unknown domain"
-        raise InvalidInput(
-            "slug",
-            f"it is a link on {shown}, not on dsc.gg; give a dsc.gg link or just the name after dsc.gg/.",
-        )
+            raise InvalidInput("slug", Invalid.SLUG_NOT_PLAIN)
+        raise InvalidInput("slug", Invalid.SLUG_OTHER_HOST, host=host or netloc)
     path = parts.path.strip("/")
     if not path:
-        raise InvalidInput(
-            "slug", "it has no name after dsc.gg/; give the name of the link, e.g. `my-server`."
-        )
+        raise InvalidInput("slug", Invalid.SLUG_NO_NAME)
     return path
-
-
-def describe_redirect_kind(kind: str) -> str:
-    """ "a server invite", "a bot invite", "a server template"."""
-    return _KIND_NAMES.get(kind, f"a {kind} link")
 
 
 def _infer_kind(parts: SplitResult) -> str | None:
@@ -188,28 +153,14 @@ def _check_bot_invite(query: str) -> None:
     params = parse_qs(query, keep_blank_values=True)
     client_ids = params.get("client_id", [])
     if len(client_ids) != 1 or not _SNOWFLAKE_RE.fullmatch(client_ids[0]):
-        raise InvalidInput(
-            "redirect",
-            "it is a bot invite without a valid `client_id`; copy the invite link from the "
-            "OAuth2 page of your application in the Discord developer portal.",
-        )
+        raise InvalidInput("redirect", Invalid.BOT_INVITE_CLIENT_ID)
     sign_in = [name for name in ("redirect_uri", "response_type") if name in params]
     if sign_in:
-        raise InvalidInput(
-            "redirect",
-            f"it is a Discord sign-in link (it has `{sign_in[0]}`), not a bot invite; dsc.gg links "
-            "may only invite a bot. Copy the invite link (scope `bot`) from the OAuth2 page of your "
-            "application in the Discord developer portal.",
-        )
+        raise InvalidInput("redirect", Invalid.BOT_INVITE_SIGN_IN, param=sign_in[0])
     if "scope" in params:
         scopes = {scope for value in params["scope"] for scope in value.split()}
         if not scopes & _BOT_SCOPES:
-            raise InvalidInput(
-                "redirect",
-                "its `scope` has neither `bot` nor `applications.commands`, so it does not invite a "
-                "bot; copy the invite link from the OAuth2 page of your application in the Discord "
-                "developer portal.",
-            )
+            raise InvalidInput("redirect", Invalid.BOT_INVITE_SCOPE)
 
 
 def validate_redirect(raw: str, type: LinkType | str | None = None) -> tuple[str, LinkType]:
@@ -219,17 +170,12 @@ def validate_redirect(raw: str, type: LinkType | str | None = None) -> tuple[str
     """
     text = _unwrap(raw)
     if not text:
-        raise InvalidInput("redirect", f"it is empty; give {_ACCEPTED_REDIRECTS}.")
+        raise InvalidInput("redirect", Invalid.REDIRECT_EMPTY)
     if len(text) > REDIRECT_MAX:
-        raise InvalidInput(
-            "redirect", f"it is {len(text)} characters long; at most {REDIRECT_MAX} are allowed."
-        )
+        raise InvalidInput("redirect", Invalid.TOO_LONG, length=len(text), limit=REDIRECT_MAX)
     for char in text:
         if char.isspace() or not char.isprintable() or not char.isascii():
-            raise InvalidInput(
-                "redirect",
-                f"it contains {_visible(char)}; a link must not contain spaces or special characters.",
-            )
+            raise InvalidInput("redirect", Invalid.REDIRECT_CHAR, char=char)
 
     if "://" in text:
         scheme = text.split("://", 1)[0].lower()
@@ -240,38 +186,27 @@ def validate_redirect(raw: str, type: LinkType | str | None = None) -> tuple[str
             text = f"https://{text}"
             scheme = "https"
     if scheme not in ("http", "https"):
-        raise InvalidInput("redirect", f"it uses `{scheme}:`; only https:// links are accepted.")
+        raise InvalidInput("redirect", Invalid.REDIRECT_SCHEME, scheme=scheme)
 
     try:
         parts = urlsplit(text)
         parts = parts._replace(scheme="https", netloc=parts.netloc.lower())
     except ValueError:
-        raise InvalidInput(
-            "redirect", f"it is not a link that can be read; give {_ACCEPTED_REDIRECTS}."
-        ) from None
+        raise InvalidInput("redirect", Invalid.REDIRECT_UNREADABLE) from None
 
     kind = _infer_kind(parts)
     if kind is None:
-        raise InvalidInput(
-            "redirect", f"it is not a Discord invite or template; dsc.gg accepts {_ACCEPTED_REDIRECTS}."
-        )
+        raise InvalidInput("redirect", Invalid.REDIRECT_NOT_DISCORD)
     url = urlunsplit(parts)
     if len(url) > REDIRECT_MAX:  # "https://" added or http upgraded: the URL sent is what counts
-        raise InvalidInput(
-            "redirect",
-            f"it is {len(url)} characters long as an https:// link; at most {REDIRECT_MAX} are allowed.",
-        )
+        raise InvalidInput("redirect", Invalid.TOO_LONG_AS_HTTPS, length=len(url), limit=REDIRECT_MAX)
 
     if type is not None:
         wanted = str(getattr(type, "value", type)).lower()
-        if wanted not in _KIND_NAMES:
-            raise InvalidInput("type", "it must be server, bot or template.")
+        if wanted not in _KINDS:
+            raise InvalidInput("type", Invalid.TYPE_UNKNOWN)
         if wanted != kind:
-            raise InvalidInput(
-                "type",
-                f"it is {wanted} but the redirect is {describe_redirect_kind(kind)}; "
-                f"leave `type` out to use {kind}, or give {describe_redirect_kind(wanted)}.",
-            )
+            raise InvalidInput("type", Invalid.TYPE_MISMATCH, wanted=wanted, kind=kind)
     return url, LinkType(kind)
 
 
@@ -280,7 +215,7 @@ def parse_color(raw: str) -> str:
     text = raw.strip()
     match = _HEX_COLOR_RE.fullmatch(text)
     if match is None:
-        raise InvalidInput("color", "it must be a hex colour like `#5865F2`, `5865F2` or `#58F`.")
+        raise InvalidInput("color", Invalid.COLOR_FORMAT)
     digits = match.group(1).lower()
     if len(digits) == 3:
         digits = "".join(c * 2 for c in digits)
@@ -304,20 +239,16 @@ _INVISIBLE_FORMATTING = frozenset(
 def _text(field: str, raw: str, limit: int, *, multiline: bool) -> str:
     text = raw.strip()
     if not text:
-        raise InvalidInput(field, "it is empty; leave the option out instead.")
+        raise InvalidInput(field, Invalid.EMPTY)
     if len(text) > limit:
-        raise InvalidInput(field, f"it is {len(text)} characters long; at most {limit} are allowed.")
+        raise InvalidInput(field, Invalid.TOO_LONG, length=len(text), limit=limit)
     for char in text:
         if multiline and char == "\n":
             continue
         if unicodedata.category(char) == "Cc":
-            raise InvalidInput(field, f"it contains {_visible(char)}, which cannot be shown in an embed.")
+            raise InvalidInput(field, Invalid.CONTROL_CHAR, char=char)
         if char in _INVISIBLE_FORMATTING:
-            raise InvalidInput(
-                field,
-                f"it contains {_visible(char)}, which can hide or reorder text in the preview; "
-                "remove it (it often comes along when text is copied).",
-            )
+            raise InvalidInput(field, Invalid.INVISIBLE_CHAR, char=char)
     return text
 
 
@@ -332,9 +263,9 @@ def validate_description(raw: str) -> str:
 def validate_password(raw: str) -> str:
     """Kept as typed (no stripping): a password is compared character for character."""
     if not raw or raw.isspace():
-        raise InvalidInput("password", "it is empty; use `remove_password:True` to take the password off.")
+        raise InvalidInput("password", Invalid.PASSWORD_EMPTY)
     if len(raw) > PASSWORD_MAX:
-        raise InvalidInput("password", f"it is longer than {PASSWORD_MAX} characters.")
+        raise InvalidInput("password", Invalid.PASSWORD_TOO_LONG, limit=PASSWORD_MAX)
     return raw
 
 
@@ -350,9 +281,7 @@ def check_edit_options(slug: str, given: Mapping[str, object], removed: Collecti
     """
     for field in REMOVABLE:
         if field in removed and given.get(field) is not None:
-            raise InvalidInput(
-                f"remove_{field}", f"it can't be used together with `{field}`; give one or the other"
-            )
+            raise InvalidInput(f"remove_{field}", Invalid.REMOVE_CONFLICT, other=field)
     if not removed and all(value is None for value in given.values()):
         raise NothingToChange(slug)
 
@@ -361,15 +290,13 @@ def validate_image(raw: str) -> str:
     """The embed image must be a full https:// address."""
     text = _unwrap(raw)
     if not text:
-        raise InvalidInput("image", "it is empty; leave the option out instead.")
+        raise InvalidInput("image", Invalid.EMPTY)
     if len(text) > IMAGE_MAX:
-        raise InvalidInput("image", f"it is {len(text)} characters long; at most {IMAGE_MAX} are allowed.")
+        raise InvalidInput("image", Invalid.TOO_LONG, length=len(text), limit=IMAGE_MAX)
     for char in text:
         if char.isspace() or not char.isprintable() or not char.isascii():
-            raise InvalidInput("image", f"it contains {_visible(char)}; give a plain https:// image address.")
-    refusal = InvalidInput(
-        "image", "it must be a full https:// address of an image, e.g. https://i.imgur.com/x.png."
-    )
+            raise InvalidInput("image", Invalid.IMAGE_CHAR, char=char)
+    refusal = InvalidInput("image", Invalid.IMAGE_NOT_HTTPS)
     try:
         parts = urlsplit(text)
         host = parts.hostname or ""
@@ -383,12 +310,12 @@ def validate_image(raw: str) -> str:
 def validate_query(raw: str) -> str:
     text = raw.strip()
     if not text:
-        raise InvalidInput("query", "it is empty; type at least one character to search for.")
+        raise InvalidInput("query", Invalid.QUERY_EMPTY)
     if len(text) > QUERY_MAX:
-        raise InvalidInput("query", f"it is {len(text)} characters long; at most {QUERY_MAX} are allowed.")
+        raise InvalidInput("query", Invalid.TOO_LONG, length=len(text), limit=QUERY_MAX)
     bad = next((c for c in text if unicodedata.category(c) == "Cc"), None)
     if bad is not None:
-        raise InvalidInput("query", f"it contains {_visible(bad)}.")
+        raise InvalidInput("query", Invalid.QUERY_CHAR, char=bad)
     return text
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import discord
 
+from bot.i18n import N_, SOURCE, Tr, for_user
+
 __all__ = [
     "NOT_YOURS",
     "ConfirmView",
@@ -29,8 +31,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: What someone other than the invoker reads when they press a button.
-NOT_YOURS = "Only the person who ran the command can use these buttons."
+#: What someone other than the invoker reads when they press a button (in the presser's language).
+NOT_YOURS = N_("Only the person who ran the command can use these buttons.")
+#: The labels of ConfirmView's buttons (in the invoker's language).
+CONFIRM = N_("Delete")
+CANCEL = N_("Cancel")
 #: Interaction tokens live 15 minutes; keep a margin so the timeout edit still works.
 MAX_TIMEOUT = 14 * 60.0
 
@@ -75,7 +80,9 @@ class OwnedView(discord.ui.View):
         if interaction.user.id == self.owner_id:
             return True
         await interaction.response.send_message(
-            NOT_YOURS, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            for_user(interaction)._(NOT_YOURS),
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
         )
         return False
 
@@ -107,6 +114,9 @@ class OwnedView(discord.ui.View):
 class ConfirmView(OwnedView):
     """Confirm/Cancel for a destructive action.
 
+    The texts are the caller's, in the invoker's language ``t``, which also labels the buttons (the
+    defaults speak of a deletion).
+
     ``value`` is True (confirmed), False (cancelled) or None (no answer in time). The command awaits
     ``wait()`` and acts on ``value``; the view has already acknowledged the button press by editing
     the message into ``working`` (confirm) or ``cancelled`` (cancel), or into ``expired`` on timeout.
@@ -117,20 +127,22 @@ class ConfirmView(OwnedView):
         self,
         *,
         owner_id: int,
+        t: Tr = SOURCE,
         timeout: float = 60.0,
-        confirm_label: str = "Delete",
-        working: str = "Deleting…",
-        cancelled: str = "Deletion cancelled.",
-        expired: str = "Deletion cancelled: no answer in time.",
+        confirm_label: str | None = None,
+        working: str | None = None,
+        cancelled: str | None = None,
+        expired: str | None = None,
     ) -> None:
         super().__init__(owner_id=owner_id, timeout=timeout)
         self.value: bool | None = None
-        self.working = working
-        self.cancelled = cancelled
-        self.expired = expired
-        self.confirm.label = confirm_label
+        self.working = working or t._("Deleting…")
+        self.cancelled = cancelled or t._("Deletion cancelled.")
+        self.expired = expired or t._("Deletion cancelled: no answer in time.")
+        self.confirm.label = confirm_label or t._(CONFIRM)
+        self.cancel.label = t._(CANCEL)
 
-    @discord.ui.button(label="Delete", style=discord.ButtonStyle.danger)
+    @discord.ui.button(label=N_("Delete"), style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
         if self.value is not None or self.is_finished():
             await interaction.response.defer()  # already answered by an earlier press
@@ -144,7 +156,7 @@ class ConfirmView(OwnedView):
         finally:
             self.stop()
 
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    @discord.ui.button(label=N_("Cancel"), style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
         if self.value is not None or self.is_finished():
             await interaction.response.defer()  # already answered by an earlier press

@@ -23,7 +23,8 @@ from discord.ext import commands
 from bot import checks
 from bot.dscgg.models import Link, LinkType
 from bot.embeds import PAGE_SIZE, escape, link_page_embed, page_count, truncate
-from bot.errors import InvalidInput, PagesUnavailable
+from bot.failures import InvalidInput, PagesUnavailable
+from bot.i18n import Tr, for_user, locale_str
 from bot.pager import Page, Recent
 from bot.tree import defer
 from bot.validation import QUERY_MAX, validate_query
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 #: One /top or /search per member every 5 seconds, per server.
 COOLDOWN_RATE = 1
 COOLDOWN_PER = 5.0
-
-_TYPE_WORDS = {"server": "servers", "bot": "bots", "template": "templates"}
 
 
 def _member_key(interaction: discord.Interaction[DscBot]) -> tuple[int | None, int]:
@@ -97,7 +96,7 @@ def _type_arg(text: str, command: str) -> LinkType | None:
         raise PagesUnavailable(command) from None
 
 
-def _link_page(title: str, links: Sequence[Link], page: int, *, empty: str) -> Page:
+def _link_page(title: str, links: Sequence[Link], page: int, *, empty: str, t: Tr) -> Page:
     total = len(links)
     pages = page_count(total)
     index = min(max(page, 0), pages - 1)
@@ -110,12 +109,20 @@ def _link_page(title: str, links: Sequence[Link], page: int, *, empty: str) -> P
         total=total,
         first_rank=start + 1,
         empty=empty,
+        t=t,
     )
     return Page(embed, index, pages)
 
 
-def _top_title(link_type: LinkType | None) -> str:
-    return "Top dsc.gg " + (_TYPE_WORDS[link_type.value] if link_type else "links")
+def _top_title(link_type: LinkType | None, t: Tr) -> str:
+    match link_type:
+        case LinkType.SERVER:
+            return t._("Top dsc.gg servers")
+        case LinkType.BOT:
+            return t._("Top dsc.gg bots")
+        case LinkType.TEMPLATE:
+            return t._("Top dsc.gg templates")
+    return t._("Top dsc.gg links")
 
 
 def _search_shown(query: str) -> str:
@@ -139,8 +146,8 @@ class DiscoveryCog(commands.Cog):
         return self.bot.links
 
     async def cog_load(self) -> None:
-        self.bot.pager.register("top", self._top_page, command="/top")
-        self.bot.pager.register("search", self._search_page, command="/search")
+        self.bot.pager.register("top", self._top_page, command="top")
+        self.bot.pager.register("search", self._search_page, command="search")
 
     async def cog_unload(self) -> None:
         self.bot.pager.unregister("top")
@@ -150,42 +157,48 @@ class DiscoveryCog(commands.Cog):
 
     async def _top_page(self, bot: DscBot, interaction: Interaction, page: int, args: str) -> Page:
         """args: the link type ("" for all)."""
-        link_type = _type_arg(args, "/top")
+        link_type = _type_arg(args, "top")
         key = ("top", None, args)
         links = self.results.get(key)
         if links is None:  # a press after the results were forgotten (or the bot restarted)
             links = await self.links.top(link_type)
             self.results.put(key, links)
-        empty = "dsc.gg has no top links to show right now."
-        return _link_page(_top_title(link_type), links, page, empty=empty)
+        t = for_user(interaction)
+        empty = t._("dsc.gg has no top links to show right now.")
+        return _link_page(_top_title(link_type, t), links, page, empty=empty, t=t)
 
     async def _search_page(self, bot: DscBot, interaction: Interaction, page: int, args: str) -> Page:
         """args: ``<type>:<limit>:<query>`` (type and limit may be empty)."""
         guild_id = checks.ensure_guild(interaction)
         type_text, limit_text, query = [*args.split(":", 2), "", ""][:3]
-        link_type = _type_arg(type_text, "/search")
+        link_type = _type_arg(type_text, "search")
         try:
             limit = int(limit_text) if limit_text else None
             text = validate_query(query)
         except (ValueError, InvalidInput):
-            raise PagesUnavailable("/search") from None
+            raise PagesUnavailable("search") from None
         if limit is not None and not 1 <= limit <= 100:
-            raise PagesUnavailable("/search")
+            raise PagesUnavailable("search")
         key = ("search", guild_id, args)
         links = self.results.get(key)
         if links is None:
             links = await self.links.search(guild_id, text, link_type, limit)
             self.results.put(key, links)
         shown = _search_shown(text)
+        t = for_user(interaction)
         return _link_page(
-            f"dsc.gg links matching “{shown}”", links, page, empty=f"No dsc.gg links match “{shown}”."
+            t._("dsc.gg links matching “{query}”", query=shown),
+            links,
+            page,
+            empty=t._("No dsc.gg links match “{query}”.", query=shown),
+            t=t,
         )
 
-    @app_commands.command(name="top", description="Show dsc.gg's top links")
+    @app_commands.command(name="top", description=locale_str("Show dsc.gg's top links"))
     @app_commands.guild_only()
     @app_commands.describe(
-        type="Only links of this kind",
-        public="Show the results to everyone in the channel (default: only you)",
+        type=locale_str("Only links of this kind"),
+        public=locale_str("Show the results to everyone in the channel (default: only you)"),
     )
     @app_commands.choices(type=TYPE_CHOICES)
     async def top(
@@ -199,13 +212,13 @@ class DiscoveryCog(commands.Cog):
         self.results.put(("top", None, args), await self.links.top(link_type))
         await self.bot.pager.start(interaction, "top", args)
 
-    @app_commands.command(name="search", description="Search dsc.gg links")
+    @app_commands.command(name="search", description=locale_str("Search dsc.gg links"))
     @app_commands.guild_only()
     @app_commands.describe(
-        query="What to look for",
-        type="Only links of this kind",
-        limit="How many results at most (1-100)",
-        public="Show the results to everyone in the channel (default: only you)",
+        query=locale_str("What to look for"),
+        type=locale_str("Only links of this kind"),
+        limit=locale_str("How many results at most (1-100)"),
+        public=locale_str("Show the results to everyone in the channel (default: only you)"),
     )
     @app_commands.choices(type=TYPE_CHOICES)
     async def search(

@@ -23,6 +23,8 @@ from discord.ext import commands
 from bot import checks
 from bot.dscgg.models import LinkType
 from bot.embeds import link_info_embed, record_page_embed, short_label, slug_label
+from bot.errors import render
+from bot.i18n import for_user, locale_str
 from bot.pager import Page
 from bot.tree import defer
 from bot.validation import (
@@ -58,26 +60,28 @@ SLUG_OPTION_MAX = 300
 AUTOCOMPLETE_BUDGET = 2.0
 
 TYPE_CHOICES = [
-    Choice(name="Server invite", value="server"),
-    Choice(name="Bot invite", value="bot"),
-    Choice(name="Server template", value="template"),
+    Choice(name=locale_str("Server invite"), value="server"),
+    Choice(name=locale_str("Bot invite"), value="bot"),
+    Choice(name=locale_str("Server template"), value="template"),
 ]
 
 _DESCRIBE = {
-    "slug": "The link's name, as in dsc.gg/<name> (the full dsc.gg link works too)",
-    "redirect": "Where the link leads: a discord.gg invite, a bot invite or a discord.new template",
-    "type": "What the redirect is; worked out from the redirect when left out",
-    "title": "Title of the link's embed preview",
-    "description": "Description of the link's embed preview",
-    "image": "https:// address of the image in the link's embed preview",
-    "color": "Colour of the link's embed preview, like #5865F2",
-    "unlisted": "Hide the link from dsc.gg's search and top pages",
-    "password": "Password visitors must enter before being redirected",
-    "remove_title": "Take the title off the link's embed preview",
-    "remove_description": "Take the description off the link's embed preview",
-    "remove_image": "Take the image off the link's embed preview",
-    "remove_color": "Take the colour off the link's embed preview",
-    "remove_password": "Take the password off the link",
+    "slug": locale_str("The link's name, as in dsc.gg/<name> (the full dsc.gg link works too)"),
+    "redirect": locale_str(
+        "Where the link leads: a discord.gg invite, a bot invite or a discord.new template"
+    ),
+    "type": locale_str("What the redirect is; worked out from the redirect when left out"),
+    "title": locale_str("Title of the link's embed preview"),
+    "description": locale_str("Description of the link's embed preview"),
+    "image": locale_str("https:// address of the image in the link's embed preview"),
+    "color": locale_str("Colour of the link's embed preview, like #5865F2"),
+    "unlisted": locale_str("Hide the link from dsc.gg's search and top pages"),
+    "password": locale_str("Password visitors must enter before being redirected"),
+    "remove_title": locale_str("Take the title off the link's embed preview"),
+    "remove_description": locale_str("Take the description off the link's embed preview"),
+    "remove_image": locale_str("Take the image off the link's embed preview"),
+    "remove_color": locale_str("Take the colour off the link's embed preview"),
+    "remove_password": locale_str("Take the password off the link"),
 }
 
 
@@ -87,7 +91,9 @@ def _type(choice: Choice[str] | None) -> LinkType | None:
 
 @checks.manage_guild()
 @app_commands.guild_only()
-class LinksCog(commands.GroupCog, group_name="link", group_description="Manage this server's dsc.gg links"):
+class LinksCog(
+    commands.GroupCog, group_name="link", group_description=locale_str("Manage this server's dsc.gg links")
+):
     #: Seconds the delete confirmation waits for an answer.
     confirm_timeout: float = 60.0
 
@@ -96,7 +102,7 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         super().__init__()
 
     async def cog_load(self) -> None:
-        self.bot.pager.register("list", self._list_page, command="/link list")
+        self.bot.pager.register("list", self._list_page, command="link list")
 
     async def cog_unload(self) -> None:
         self.bot.pager.unregister("list")
@@ -130,7 +136,7 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
 
     # ---------------------------------------------------------------- /link create
 
-    @app_commands.command(name="create", description="Create a dsc.gg link for this server")
+    @app_commands.command(name="create", description=locale_str("Create a dsc.gg link for this server"))
     @app_commands.describe(**{k: v for k, v in _DESCRIBE.items() if not k.startswith("remove_")})
     @app_commands.choices(type=TYPE_CHOICES)
     async def create(
@@ -167,18 +173,25 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
             unlisted=unlisted,
             password=meta.password,
         )
-        content = f"Created **{short_label(result.link)}**."
+        t = for_user(interaction)
+        content = t._("Created **{link}**.", link=short_label(result.link))
         if meta.password is not None:
-            content += " Visitors will be asked for the password."
+            content += " " + t._("Visitors will be asked for the password.")
         if result.colour_problem:
-            content += f"\n⚠️ The link exists, but its colour was not applied: {result.colour_problem}"
+            content += "\n⚠️ " + t._(
+                "The link exists, but its colour was not applied: {reason} Set it with {command}.",
+                reason=render(result.colour_problem, t, next_step=False),
+                command=t.command("link edit", slug=name, color=meta.color or ""),
+            )
         await interaction.edit_original_response(
-            content=content, embed=link_info_embed(result.link), allowed_mentions=NONE
+            content=content, embed=link_info_embed(result.link, t), allowed_mentions=NONE
         )
 
     # ---------------------------------------------------------------- /link edit
 
-    @app_commands.command(name="edit", description="Change a dsc.gg link; only the options you give change")
+    @app_commands.command(
+        name="edit", description=locale_str("Change a dsc.gg link; only the options you give change")
+    )
     @app_commands.describe(**_DESCRIBE)
     @app_commands.choices(type=TYPE_CHOICES)
     @app_commands.autocomplete(slug=slug_autocomplete)
@@ -240,22 +253,28 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
             remove_color=bool(remove_color),
             remove_password=bool(remove_password),
         )
-        changed = (
-            ", ".join(
-                f"`{change.field}` removed" if change.field in result.removed else f"`{change.field}`"
-                for change in result.changes
-            )
-            or "nothing"
+        t = for_user(interaction)
+        changed = ", ".join(
+            t._("`{option}` removed", option=t.option_name(change.field))
+            if change.field in result.removed
+            else f"`{t.option_name(change.field)}`"
+            for change in result.changes
         )
         await interaction.edit_original_response(
-            content=f"Updated **{short_label(result.link)}**: {changed}.",
-            embed=link_info_embed(result.link),
+            content=t._(
+                "Updated **{link}**: {changes}.",
+                link=short_label(result.link),
+                changes=changed or t._("nothing"),
+            ),
+            embed=link_info_embed(result.link, t),
             allowed_mentions=NONE,
         )
 
     # ---------------------------------------------------------------- /link delete
 
-    @app_commands.command(name="delete", description="Delete a dsc.gg link (asks to confirm first)")
+    @app_commands.command(
+        name="delete", description=locale_str("Delete a dsc.gg link (asks to confirm first)")
+    )
     @app_commands.describe(slug=_DESCRIBE["slug"])
     @app_commands.autocomplete(slug=slug_autocomplete)
     async def delete(self, interaction: Interaction, slug: Range[str, 1, SLUG_OPTION_MAX]) -> None:
@@ -266,16 +285,21 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         await self.links.ensure_managed(guild_id, name)  # nor ask about a link it may not delete
 
         label = slug_label(name)
+        t = for_user(interaction)
         view = ConfirmView(
             owner_id=interaction.user.id,
+            t=t,
             timeout=self.confirm_timeout,
-            working=f"Deleting **{label}**…",
-            expired=f"Deletion cancelled: no answer in time. **{label}** was not deleted.",
-            cancelled=f"Deletion cancelled. **{label}** was not deleted.",
+            confirm_label=t._("Delete"),
+            working=t._("Deleting **{link}**…", link=label),
+            expired=t._("Deletion cancelled: no answer in time. **{link}** was not deleted.", link=label),
+            cancelled=t._("Deletion cancelled. **{link}** was not deleted.", link=label),
         )
         view.attach(interaction)
         await interaction.edit_original_response(
-            content=f"Delete **{label}** for good? Anyone using the link will get an error page.",
+            content=t._(
+                "Delete **{link}** for good? Anyone using the link will get an error page.", link=label
+            ),
             view=view,
             allowed_mentions=NONE,
         )
@@ -286,20 +310,22 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
             outcome = await self.links.delete(guild_id, interaction.user.id, name)
         except Exception:
             await interaction.edit_original_response(
-                content=f"**{label}** was not deleted.", view=None, allowed_mentions=NONE
+                content=t._("**{link}** was not deleted.", link=label), view=None, allowed_mentions=NONE
             )
             raise
         if outcome.deleted:
-            content = f"Deleted **{label}**."
+            content = t._("Deleted **{link}**.", link=label)
         elif outcome.forgotten:
-            content = f"**{label}** no longer exists on dsc.gg; it was removed from this server's list."
+            content = t._(
+                "**{link}** no longer exists on dsc.gg; it was removed from this server's list.", link=label
+            )
         else:
-            content = f"**{label}** no longer exists on dsc.gg; there was nothing to delete."
+            content = t._("**{link}** no longer exists on dsc.gg; there was nothing to delete.", link=label)
         await interaction.edit_original_response(content=content, view=None, allowed_mentions=NONE)
 
     # ---------------------------------------------------------------- /link info
 
-    @app_commands.command(name="info", description="Show everything about a dsc.gg link")
+    @app_commands.command(name="info", description=locale_str("Show everything about a dsc.gg link"))
     @app_commands.describe(slug=_DESCRIBE["slug"])
     @app_commands.autocomplete(slug=slug_autocomplete)
     async def info(self, interaction: Interaction, slug: Range[str, 1, SLUG_OPTION_MAX]) -> None:
@@ -307,13 +333,16 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         name = normalize_slug(slug)
         await defer(interaction)
         link = await self.links.info(guild_id, name)
-        await interaction.edit_original_response(embed=link_info_embed(link), allowed_mentions=NONE)
+        embed = link_info_embed(link, for_user(interaction))
+        await interaction.edit_original_response(embed=embed, allowed_mentions=NONE)
 
     # ---------------------------------------------------------------- /link adopt
 
     @app_commands.command(
         name="adopt",
-        description="Manage an existing dsc.gg link here (your server's dsc.gg account must own it)",
+        description=locale_str(
+            "Manage an existing dsc.gg link here (your server's dsc.gg account must own it)"
+        ),
     )
     @app_commands.describe(slug=_DESCRIBE["slug"])
     async def adopt(self, interaction: Interaction, slug: Range[str, 1, SLUG_OPTION_MAX]) -> None:
@@ -324,25 +353,30 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
         await defer(interaction)
         result = await self.links.adopt(guild_id, interaction.user.id, name)
         label = slug_label(name)
+        t = for_user(interaction)
         if not result.adopted:
             await interaction.edit_original_response(
-                content=f"**{label}** is already managed by this server: nothing to adopt.",
+                content=t._("**{link}** is already managed by this server: nothing to adopt.", link=label),
                 allowed_mentions=NONE,
             )
             return
         assert result.link is not None
         await interaction.edit_original_response(
-            content=(
-                f"Adopted **{short_label(result.link)}**: this server can now change it with "
-                "`/link edit` and `/link delete`."
+            content=t._(
+                "Adopted **{link}**: this server can now change it with {edit} and {delete}.",
+                link=short_label(result.link),
+                edit=t.command("link edit"),
+                delete=t.command("link delete"),
             ),
-            embed=link_info_embed(result.link),
+            embed=link_info_embed(result.link, t),
             allowed_mentions=NONE,
         )
 
     # ---------------------------------------------------------------- /link list
 
-    @app_commands.command(name="list", description="List the links this server created or adopted here")
+    @app_commands.command(
+        name="list", description=locale_str("List the links this server created or adopted here")
+    )
     async def list_(self, interaction: Interaction) -> None:
         checks.ensure_guild(interaction)
         await defer(interaction)
@@ -360,6 +394,7 @@ class LinksCog(commands.GroupCog, group_name="link", group_description="Manage t
             pages=records.pages,
             total=records.total,
             guild_name=guild_name,
+            t=for_user(interaction),
         )
         return Page(embed, records.page, records.pages)
 

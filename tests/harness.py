@@ -349,7 +349,11 @@ class Harness:
             if self.dispatch_ready:
                 state.call_handlers("ready")
                 self.bot.dispatch("ready")
-                await asyncio.sleep(0)
+                # The bot's on_ready work (e.g. reconciling servers with the database) is done before
+                # the test starts, so that it never races the test's own reads and writes.
+                handlers = [task for task in asyncio.all_tasks() if task.get_name() == "discord.py: on_ready"]
+                if handlers:
+                    await asyncio.wait(handlers, timeout=self.timeout)
         except BaseException:
             await self.close()
             raise

@@ -101,9 +101,11 @@ async def test_valid_token_is_stored_encrypted_and_never_echoed(w: WiredBot) -> 
     assert f"`{ADMIN_TOKEN[-4:]}`" in message.content
     assert ADMIN_TOKEN not in everything_sent_to_discord(w)
 
-    row = await w.db.fetch_one("SELECT ciphertext FROM guild_tokens WHERE guild_id = ?", (w.guild_id,))
+    row = await w.db.fetch_one(
+        "SELECT ciphertext FROM guild_tokens WHERE guild_id = :guild", {"guild": w.guild_id}
+    )
     assert row is not None
-    assert ADMIN_TOKEN not in row["ciphertext"]
+    assert ADMIN_TOKEN not in row.ciphertext
     assert await w.bot.token_store.get(w.guild_id) == ADMIN_TOKEN  # stripped of the pasted blanks
     assert [r.method for r in w.dscgg.requests] == ["GET"]  # one cheap validation call
     assert EventKind.TOKEN_SET in await audit_kinds(w)

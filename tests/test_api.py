@@ -285,7 +285,7 @@ async def test_keys_are_stored_as_digests_only(api: Api, tmp_path: Path) -> None
     assert "from-discord" in listed.text()
     assert key not in listed.text()
 
-    database = Path(api.wired.db.path)
+    database = Path(api.wired.db.name)  # the SQLite file
     for path in database.parent.glob(database.name + "*"):  # the database, its -wal and -shm files
         content = path.read_bytes()
         assert key.encode() not in content

@@ -151,9 +151,12 @@ def test_option_shapes(synced: dict[str, dict[str, Any]]) -> None:
     assert not any(o.get("required") for o in top.values())
 
 
-def test_the_tree_agrees_with_what_was_synced(wired_bot: WiredBot, synced: dict[str, dict[str, Any]]) -> None:
+async def test_the_tree_agrees_with_what_was_synced(
+    wired_bot: WiredBot, synced: dict[str, dict[str, Any]]
+) -> None:
     tree = wired_bot.bot.tree
-    local = {c.name: c.to_dict(tree) for c in tree.get_commands()}
+    assert tree.translator is not None  # the sync sends every translation of names and descriptions
+    local = {c.name: await c.get_translated_payload(tree, tree.translator) for c in tree.get_commands()}
     assert set(local) == set(synced)
     for name, payload in local.items():
         assert payload["options"] == synced[name]["options"], name

@@ -13,11 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from bot.api.auth import Identities
 from bot.audit_embeds import EventKind
 from bot.dashboard.sessions import IDLE
 from bot.db.database import utc_now
+from bot.db.schema import dashboard_sessions
 from bot.dscgg.models import LinkType
 from bot.services.directory import DiscordDirectory
 from tests.fakes.discord import MANAGE_GUILD
@@ -47,8 +49,8 @@ def visible_text(page: str) -> str:
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
 
 
-def session_rows(dash: Dash) -> Any:
-    return dash.wired.db.fetch_all("SELECT * FROM dashboard_sessions")
+async def session_rows(dash: Dash) -> Any:
+    return [row._mapping for row in await dash.wired.db.fetch_all(select(dashboard_sessions))]
 
 
 # ------------------------------------------------------------------------------------------ logging in

@@ -25,6 +25,7 @@ GUILD = 111111111111111111
 # rounds 1..R, or 1..R+1 for the writes of the round that was cut short, and the pair must be equal.
 WRITER = r"""
 import asyncio, sys
+from sqlalchemy import text
 from bot.crypto import TokenCipher
 from bot.db import AppStateStore, AuditEventStore, Database, LinkRecordStore, TokenStore
 
@@ -42,7 +43,10 @@ async def main(path, key, guild):
             await state.set("rounds", str(n))
             async with db.transaction() as conn:
                 for name in ("pair-a", "pair-b"):
-                    await conn.execute("INSERT OR REPLACE INTO app_state VALUES (?, ?)", (name, str(n)))
+                    await conn.execute(
+                        text("INSERT OR REPLACE INTO app_state VALUES (:key, :value)"),
+                        {"key": name, "value": str(n)},
+                    )
             if n == start + 1:
                 print("ready", flush=True)
 
@@ -94,7 +98,7 @@ async def run_writer_and_kill(path: Path, key: str, rng: random.Random) -> None:
 async def check_consistent(path: Path, key: str) -> int:
     # Recovery happens on open: the WAL's committed frames are kept, the torn tail is dropped.
     async with Database.open(path) as db:
-        assert (await db.fetch_one("PRAGMA integrity_check"))[0] == "ok"  # type: ignore[index]
+        assert await db.fetch_value("PRAGMA integrity_check") == "ok"
         assert await db.fetch_all("PRAGMA foreign_key_check") == []
         state = AppStateStore(db)
         rounds = int(await state.get("rounds") or 0)
@@ -102,7 +106,7 @@ async def check_consistent(path: Path, key: str) -> int:
         completed = list(range(1, rounds + 1))
         cut_short = [*completed, rounds + 1]
 
-        slugs = [row["slug"] for row in await db.fetch_all("SELECT slug FROM link_records")]
+        slugs = [row.slug for row in await db.fetch_all("SELECT slug FROM link_records")]
         assert sorted(slugs, key=lambda slug: int(slug.split("-")[1])) in (
             [f"slug-{n}" for n in completed],
             [f"slug-{n}" for n in cut_short],

@@ -1,19 +1,23 @@
-"""The stores on top of the database: tokens, link records, guild settings, app state, audit events."""
+"""The stores on top of the database: tokens, link records, guild settings, app state, audit events,
+API keys, dashboard sessions."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import func, select, text
 
 from bot.crypto import TokenCipher
 from bot.db import (
     AppStateStore,
     AuditEventStore,
+    Claim,
     Database,
     GuildSettings,
     GuildSettingsStore,
@@ -21,6 +25,9 @@ from bot.db import (
     TokenStore,
     TokenUnreadable,
 )
+from bot.db.apikeys import ApiKeyStore, IdempotencyStore, ServerOverviewStore, TooManyKeys
+from bot.db.schema import app_state, audit_events, guild_tokens
+from bot.db.sessions import SessionStore, StoredSession
 
 GUILD = 111111111111111111
 OTHER_GUILD = 222222222222222222
@@ -47,9 +54,10 @@ async def test_token_round_trip_is_encrypted_at_rest(db: Database, token_store: 
     assert (info.guild_id, info.last4, info.set_by) == (GUILD, "WXYZ", ADMIN)
     assert info.set_at.tzinfo is not None
     assert await token_store.get(GUILD) == TOKEN
-    row = await db.fetch_one("SELECT * FROM guild_tokens WHERE guild_id = ?", (GUILD,))
+    row = await db.fetch_one(select(guild_tokens).where(guild_tokens.c.guild_id == GUILD))
     assert row is not None
     assert all(TOKEN not in str(value) for value in tuple(row))
+    assert all(TOKEN[-8:] not in str(value) for value in tuple(row))
 
 
 async def test_token_info_needs_no_key_and_never_shows_the_token(
@@ -105,11 +113,13 @@ async def test_ciphertext_copied_to_another_guild_is_unreadable(
     await token_store.set(GUILD, TOKEN, set_by=ADMIN)
     async with db.transaction() as conn:
         await conn.execute(
-            """
-            INSERT INTO guild_tokens (guild_id, ciphertext, last4, set_by, set_at)
-            SELECT ?, ciphertext, last4, set_by, set_at FROM guild_tokens WHERE guild_id = ?
-            """,
-            (OTHER_GUILD, GUILD),
+            text(
+                """
+                INSERT INTO guild_tokens (guild_id, ciphertext, last4, set_by, set_at)
+                SELECT :other, ciphertext, last4, set_by, set_at FROM guild_tokens WHERE guild_id = :guild
+                """
+            ),
+            {"other": OTHER_GUILD, "guild": GUILD},
         )
     with pytest.raises(TokenUnreadable) as caught:
         await token_store.get(OTHER_GUILD)
@@ -242,8 +252,9 @@ async def test_100_concurrent_records_lose_nothing(db: Database, link_store: Lin
         *(state.set(f"key-{number}", str(number)) for number in range(20)),
     )
     assert await link_store.count(GUILD) == 101
-    assert len(await db.fetch_all("SELECT key FROM app_state")) == 20
-    assert (await db.fetch_one("PRAGMA integrity_check"))[0] == "ok"  # type: ignore[index]
+    assert await db.count(app_state) == 20
+    if db.is_sqlite:
+        assert await db.fetch_value("PRAGMA integrity_check") == "ok"
 
 
 # --- guild settings and app state ----------------------------------------------------------------------
@@ -305,8 +316,11 @@ async def test_audit_keeps_only_the_last_n_per_guild(db: Database) -> None:
         await audit.add(OTHER_GUILD, "link_edited", ADMIN, f"other-{number}", {})
     assert [event.slug for event in await audit.latest(GUILD, 100)] == [f"edit-{n}" for n in range(11, 6, -1)]
     assert len(await audit.latest(OTHER_GUILD, 100)) == 3
-    rows = await db.fetch_all("SELECT guild_id, count(*) AS n FROM audit_events GROUP BY guild_id ORDER BY n")
-    assert [(row["guild_id"], row["n"]) for row in rows] == [(OTHER_GUILD, 3), (GUILD, 5)]
+    n = func.count().label("n")
+    rows = await db.fetch_all(
+        select(audit_events.c.guild_id, n).group_by(audit_events.c.guild_id).order_by(n)
+    )
+    assert [tuple(row) for row in rows] == [(OTHER_GUILD, 3), (GUILD, 5)]
 
 
 async def test_audit_keep_holds_under_concurrency(db: Database) -> None:
@@ -367,3 +381,204 @@ async def test_a_post_is_queued_only_for_a_guild_with_a_log_channel(
     other = await audit_store.next_post(OTHER_GUILD)
     assert other is not None
     assert other.also_to is None
+
+
+# --- several processes on one database ------------------------------------------------------------------
+# Two Database objects on the same database stand for two bot processes: on PostgreSQL their
+# transactions really run at the same time; on SQLite they meet SQLite's own file lock.
+
+
+@pytest.fixture
+async def other_process(db: Database) -> AsyncIterator[Database]:
+    async with Database.open(db.url) as other:
+        yield other
+
+
+async def test_two_processes_claiming_one_slug_exactly_one_wins(
+    db: Database, other_process: Database
+) -> None:
+    slugs = [f"contested-{n}" for n in range(25)]
+    results = await asyncio.gather(
+        *(LinkRecordStore(db).claim(GUILD, slug, ADMIN) for slug in slugs),
+        *(LinkRecordStore(other_process).claim(OTHER_GUILD, slug.upper(), OTHER_ADMIN) for slug in slugs),
+    )
+    for first, second in zip(results[: len(slugs)], results[len(slugs) :], strict=True):
+        assert sorted([first, second], key=lambda claim: claim.value) == [Claim.CLAIMED, Claim.ELSEWHERE]
+    assert await LinkRecordStore(db).count(GUILD) + await LinkRecordStore(db).count(OTHER_GUILD) == len(slugs)
+
+
+async def test_concurrent_upserts_from_two_processes_lose_no_update(
+    db: Database, other_process: Database
+) -> None:
+    clock = ticking_clock()
+    first, second = LinkRecordStore(db, clock=clock), LinkRecordStore(other_process, clock=clock)
+    await first.record(GUILD, "hot", ADMIN)
+    await asyncio.gather(
+        *(first.record(GUILD, "hot", 1000 + n) for n in range(20)),
+        *(second.record(GUILD, "hot", 2000 + n) for n in range(20)),
+        *(AppStateStore(db).set(f"a-{n}", "x") for n in range(10)),
+        *(AppStateStore(other_process).set(f"b-{n}", "y") for n in range(10)),
+    )
+    [record] = await first.page(GUILD, 0, 10)
+    assert record.created_by == ADMIN  # the first creator is kept whatever came after
+    assert record.last_touched_by >= 1000
+    assert await db.count(app_state) == 20
+
+    await GuildSettingsStore(db).set_log_channel(GUILD, 42)
+    event_id = await AuditEventStore(db).add(GUILD, "link_created", ADMIN, "hot", {})
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    await asyncio.gather(
+        *(
+            AuditEventStore(database).post_failed(event_id, retry_at=later, error="HTTP 503")
+            for database in [db, other_process] * 15
+        )
+    )
+    post = await AuditEventStore(db).next_post(GUILD)
+    assert post is not None
+    assert post.attempts == 30  # every failed attempt counted
+
+
+async def test_audit_keep_holds_with_two_processes(db: Database, other_process: Database) -> None:
+    await asyncio.gather(
+        *(AuditEventStore(database, keep=10).add(GUILD, "link_edited", ADMIN, f"s{n}", {})
+          for n, database in enumerate([db, other_process] * 30))
+    )  # fmt: skip
+    assert await AuditEventStore(db, keep=10).count(GUILD) == 10
+
+
+async def test_a_token_set_during_rotation_is_not_overwritten(db: Database, other_process: Database) -> None:
+    old, new = new_key(), new_key()
+    for guild in range(1, 41):
+        await TokenStore(db, TokenCipher([old])).set(guild, f"old-token-of-{guild:04d}", set_by=ADMIN)
+    rotating = TokenStore(db, TokenCipher([new, old]))
+    setting = TokenStore(other_process, TokenCipher([new, old]))
+    await asyncio.gather(
+        rotating.rotate_all(),
+        *(setting.set(guild, f"new-token-of-{guild:04d}", set_by=OTHER_ADMIN) for guild in range(1, 41, 2)),
+    )
+    reader = TokenStore(db, TokenCipher([new]))
+    for guild in range(1, 41):
+        expected = f"new-token-of-{guild:04d}" if guild % 2 else f"old-token-of-{guild:04d}"
+        assert await reader.get(guild) == expected  # every one under the new key, none lost
+
+
+# --- the HTTP API's storage -------------------------------------------------------------------------------
+
+
+async def test_api_keys_round_trip_and_overview(db: Database, token_store: TokenStore) -> None:
+    clock = ticking_clock()
+    keys = ApiKeyStore(db, limit=3, clock=clock)
+    first = await keys.create(GUILD, "ci", b"\x01" * 32, ADMIN)
+    second = await keys.create(GUILD, "deploy", b"\x02" * 32, OTHER_ADMIN)
+    assert [key.name for key in await keys.keys(GUILD)] == ["ci", "deploy"]
+    assert await keys.get(GUILD, first.id) == first
+    assert await keys.get(OTHER_GUILD, first.id) is None
+    found = await keys.lookup(b"\x02" * 32)
+    assert found == (second, b"\x02" * 32)
+    used = datetime(2024, 7, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    await keys.touch(first.id, used)
+    assert (await keys.get(GUILD, first.id)).last_used_at == used  # type: ignore[union-attr]
+    assert await keys.revoke(GUILD, second.id) == second
+    assert await keys.revoke(GUILD, second.id) is None
+    assert await keys.lookup(b"\x02" * 32) is None
+
+    await token_store.set(GUILD, TOKEN, set_by=ADMIN)
+    await LinkRecordStore(db).record(GUILD, "listed", ADMIN)
+    await AuditEventStore(db).add(GUILD, "link_created", ADMIN, "listed", {})
+    row = await ServerOverviewStore(db).get(GUILD)
+    assert (row.token_last4, row.token_set_by, row.links, row.api_keys, row.audit_events) == (
+        "WXYZ",
+        ADMIN,
+        1,
+        1,
+        1,
+    )
+    assert row.token_set_at is not None
+    assert row.token_set_at.tzinfo is not None
+    empty = await ServerOverviewStore(db).get(OTHER_GUILD)
+    assert (empty.token_last4, empty.log_channel_id, empty.links, empty.api_keys) == (None, None, 0, 0)
+
+
+async def test_two_processes_creating_keys_never_pass_the_limit(
+    db: Database, other_process: Database
+) -> None:
+    results = await asyncio.gather(
+        *(
+            ApiKeyStore(database, limit=5).create(GUILD, f"key-{n}", bytes([n]) * 32, ADMIN)
+            for n, database in enumerate([db, other_process] * 6)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(result, BaseException) for result in results) == 5
+    assert all(isinstance(result, TooManyKeys) for result in results if isinstance(result, BaseException))
+    assert await ApiKeyStore(db).count(GUILD) == 5
+
+
+async def test_one_idempotency_key_sent_twice_at_once_is_claimed_once(
+    db: Database, other_process: Database
+) -> None:
+    begun = await asyncio.gather(
+        *(
+            IdempotencyStore(database).begin("key:1", "same", GUILD, "POST /links")
+            for database in [db, other_process] * 5
+        )
+    )
+    assert sorted(b.claimed.value for b in begun if b.claimed) == ["in_progress"] * 9 + ["new"]
+
+
+# --- dashboard sessions --------------------------------------------------------------------------------
+
+
+def _stored_session(
+    digest: bytes, at: datetime, *, expires_in: timedelta = timedelta(days=7)
+) -> StoredSession:
+    return StoredSession(
+        digest=digest,
+        user_id=ADMIN,
+        csrf="csrf-token",
+        access_token="encrypted-access-token",
+        token_expires_at=at + expires_in,
+        created_at=at,
+        last_seen_at=at,
+    )
+
+
+async def test_session_round_trip_touch_flash_and_delete(db: Database) -> None:
+    store = SessionStore(db)
+    at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    await store.add(_stored_session(b"a" * 32, at), idle_before=at - timedelta(days=7))
+    assert await store.get(b"a" * 32) == _stored_session(b"a" * 32, at)
+    await store.touch(b"a" * 32, at + timedelta(hours=1))
+    await store.set_flash(b"a" * 32, '{"kind": "saved"}')
+    session = await store.get(b"a" * 32)
+    assert session is not None
+    assert (session.last_seen_at, session.flash) == (at + timedelta(hours=1), '{"kind": "saved"}')
+    assert session.token_expires_at.tzinfo is not None
+    assert await store.delete(b"a" * 32) is True
+    assert await store.delete(b"a" * 32) is False
+    assert await store.get(b"a" * 32) is None
+
+
+async def test_a_new_session_deletes_idle_and_expired_ones(db: Database) -> None:
+    store = SessionStore(db)
+    start = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    await store.add(_stored_session(b"idle", start), idle_before=start)
+    await store.add(_stored_session(b"expiring", start, expires_in=timedelta(hours=1)), idle_before=start)
+    await store.add(_stored_session(b"live", start + timedelta(days=2)), idle_before=start)
+    later = start + timedelta(days=3)
+    await store.add(_stored_session(b"new", later), idle_before=start + timedelta(days=1))
+    assert await store.get(b"idle") is None
+    assert await store.get(b"expiring") is None
+    assert await store.get(b"live") is not None
+    assert await store.count() == 2
+
+
+async def test_two_processes_agree_on_one_session_secret(db: Database, other_process: Database) -> None:
+    secrets = await asyncio.gather(
+        *(
+            SessionStore(database).secret(f"candidate-{n}")
+            for n, database in enumerate([db, other_process] * 3)
+        )
+    )
+    assert len(set(secrets)) == 1
+    assert await SessionStore(db).secret("late") == secrets[0]

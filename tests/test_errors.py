@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -15,6 +16,7 @@ from discord import app_commands
 from bot import errors
 from bot.db.tokens import TokenUnreadable as StoredTokenUnreadable
 from bot.dscgg import errors as api
+from bot.failures import Invalid, Reason, reason_of
 
 # Everything a reply must never contain: Python class names, tracebacks, bare API codes.
 API_CODES = [*api.ERRORS_BY_CODE, "rate_limit", "payload_received", "foo_bar"]
@@ -236,8 +238,8 @@ def test_cooldown_shows_when() -> None:
 
 
 def test_invalid_input_names_option_and_problem() -> None:
-    text = errors.describe(errors.InvalidInput("redirect", "must start with https://"))
-    assert text == "Check the `redirect` option: must start with https://."
+    text = errors.describe(errors.InvalidInput("redirect", Invalid.REDIRECT_SCHEME, scheme="ftp"))
+    assert text == "Check the `redirect` option: it uses `ftp:`; only https:// links are accepted."
 
 
 @pytest.mark.parametrize(
@@ -373,10 +375,12 @@ def test_is_unexpected_and_unwrap() -> None:
     assert errors.describe(wrapped) == errors.describe(inner)
 
 
-def test_audit_reason_reuses_the_sentence_without_logging(caplog: pytest.LogCaptureFixture) -> None:
-    assert errors.audit_reason(api.OwnerMismatch(status=403)) == errors.describe(
-        api.OwnerMismatch(status=403)
-    )
+def test_a_reason_kept_for_later_reads_as_the_sentence_without_logging(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reason = reason_of(api.OwnerMismatch(status=403))
+    assert Reason.from_json(json.loads(json.dumps(reason.to_json()))) == reason  # as stored
+    assert errors.render(reason) == errors.describe(api.OwnerMismatch(status=403))
     with caplog.at_level(logging.DEBUG):
-        assert errors.audit_reason(RuntimeError("boom")) == "An unexpected error stopped it."
+        assert errors.render(reason_of(RuntimeError("boom"))) == "An unexpected error stopped it."
     assert not caplog.records

@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
 
 import bot.db.lifecycle as lifecycle_store
-from bot.db import PER_GUILD_TABLES, Database, GuildDataStore, TokenStore
+from bot.db import PER_GUILD_TABLES, Database, GuildDataStore, LinkRecordStore, TokenStore
+from bot.db.schema import metadata
 from bot.services.guilds import GuildLifecycle, Reconciled
 from bot.settings import Settings
 from tests.fixtures.bot import ADMIN_TOKEN, WiredBot, wired
@@ -199,9 +202,7 @@ async def test_the_purge_is_all_or_nothing(
 ) -> None:
     store = GuildDataStore(db)
     await TokenStore(db, cipher).set(1, ADMIN_TOKEN, set_by=2)
-    async with db.transaction() as conn:
-        moment = "2025-01-01T00:00:00+00:00"
-        await conn.execute("INSERT INTO link_records VALUES (1, 'x', 2, 2, ?, ?)", (moment, moment))
+    await LinkRecordStore(db).record(1, "x", 2)
     await store.mark_departed(1, T0)
     assert await TokenStore(db, cipher).info(1) is None  # the token goes with the mark
     # A table that fails half-way through: nothing may be deleted.
@@ -211,7 +212,7 @@ async def test_the_purge_is_all_or_nothing(
         await store.purge(1, departed_before=T0)
     monkeypatch.undo()
     assert await store.guild_ids() == {1}
-    assert await db.fetch_one("SELECT slug FROM link_records WHERE guild_id = 1") is not None
+    assert await LinkRecordStore(db).search(1, "") == ["x"]
     assert await store.departures() == {1: T0}
     assert await store.purge(1, departed_before=T0)
     assert await store.guild_ids() == set()
@@ -219,15 +220,19 @@ async def test_the_purge_is_all_or_nothing(
 
 async def test_every_table_keyed_by_guild_is_in_the_purge_list(db: Database) -> None:
     """A new per-guild table must be added to PER_GUILD_TABLES, or it would outlive the purge."""
-    tables = [
-        row["name"] for row in await db.fetch_all("SELECT name FROM sqlite_master WHERE type = 'table'")
-    ]
-    keyed = set()
-    for table in tables:
-        columns = await db.fetch_all(f"PRAGMA table_info({table})")
-        if any(column["name"] == "guild_id" for column in columns):
-            keyed.add(table)
-    assert keyed == set(PER_GUILD_TABLES)
+
+    def keyed_tables(sync: Connection) -> set[str]:
+        schema = inspect(sync)
+        return {
+            table
+            for table in schema.get_table_names()
+            if any(column["name"] == "guild_id" for column in schema.get_columns(table))
+        }
+
+    async with db.connection() as conn:
+        assert await conn.run_sync(keyed_tables) == set(PER_GUILD_TABLES)
+    described = {table.name for table in metadata.tables.values() if "guild_id" in table.c}
+    assert described == set(PER_GUILD_TABLES)
 
 
 async def test_retention_must_not_be_negative(db: Database) -> None:

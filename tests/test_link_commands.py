@@ -211,7 +211,7 @@ async def test_create_with_a_password_never_echoes_it(w: WiredBot, audit: list[A
         ({"slug": "ok", "redirect": "https://example.com"}, ["`redirect`", "discord.gg/CODE"]),
         (
             {"slug": "ok", "redirect": "https://discord.gg/abc", "type": "bot"},
-            ["`type`", "it is bot but the redirect is a server invite"],
+            ["`type`", "it is “Bot invite” but the redirect is a server invite"],
         ),
         ({"slug": "ok", "redirect": "discord.gg/abc", "color": "blue"}, ["`color`", "#5865F2"]),
         (
@@ -460,7 +460,7 @@ async def test_edit_type_that_does_not_fit_the_current_redirect_is_refused_befor
     w.dscgg.add_link("mine", owner_id=ADMIN.id, redirect="https://discord.gg/abc")
     await managed(w, "mine")
     result = await w.run("link edit", {"slug": "mine", "type": "template"})
-    assert "it is template but the redirect is a server invite" in result.text()
+    assert "it is “Server template” but the redirect is a server invite" in result.text()
     assert calls(w) == [("GET", "get_link")]
 
 

@@ -12,7 +12,8 @@ import pytest
 from bot.audit import AuditEvent, EventKind, event_from_row
 from bot.audit_embeds import build_embed, summary_line
 from bot.db import Claim
-from bot.errors import NotManagedHere
+from bot.errors import NotManagedHere, render
+from bot.failures import Reason
 from tests.fixtures.bot import ADMIN_TOKEN, WiredBot
 from tests.harness import ADMIN, MEMBER
 
@@ -184,7 +185,8 @@ async def test_adopt_of_a_link_owned_by_another_account(w: WiredBot, monkeypatch
     assert await slugs(w, w.guild_id) == []
     [event] = await audited(w, w.guild_id)
     assert (event.kind, event.action, event.slug) == (EventKind.MUTATION_REFUSED, "adopt", "theirs")
-    assert event.reason == text
+    assert isinstance(event.reason, Reason)
+    assert render(event.reason) == text  # stored as data, read back as the admin read it
 
 
 async def test_adopt_of_a_password_protected_link_of_another_account(w: WiredBot) -> None:

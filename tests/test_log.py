@@ -29,7 +29,7 @@ def logs() -> Iterator[io.StringIO]:
     """setup_logging(DEBUG) into a buffer; the previous logging state is restored afterwards."""
     root = logging.getLogger()
     saved_handlers = list(root.handlers)
-    names = ("", "discord", "discord.http", "aiosqlite")
+    names = ("", "discord", "discord.http", "aiosqlite", "sqlalchemy", "alembic")
     saved_levels = {name: logging.getLogger(name).level for name in names}
     buffer = io.StringIO()
     log.setup_logging("DEBUG", stream=buffer)

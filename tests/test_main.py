@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from bot import __main__ as entry
 from bot import client as client_module
 from bot import health
 from bot import log as bot_log
-from bot.db import TokenUnreadable
+from bot.db import SCHEMA_VERSION, TokenUnreadable
 from bot.settings import Settings
 from tests.fakes.discord import FakeDiscord
 from tests.fixtures.bot import wired
@@ -36,6 +37,7 @@ from tests.fixtures.storage import SETTING_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "MTE4MDAwMDAwMDAwMDAwMDAwMQ.Gsecret.do-not-print-this-token"
+KEY = Fernet.generate_key().decode("ascii")
 
 
 def run_bot(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -82,6 +84,44 @@ def test_invalid_setting_is_one_line_without_secrets(
     assert SECRET not in done.stderr
     assert "not-a-fernet-key-but-secret" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_bad_database_url_is_one_line_without_the_password(tmp_path: Path) -> None:
+    done = run_bot(tmp_path, {"DISCORD_TOKEN": SECRET, "DATABASE_URL": "mysql://bot:db-pw-hunter2@db/bot"})
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "dscgg-bot: DATABASE_URL: names a database the bot does not support (mysql); use "
+        "sqlite+aiosqlite:///data/bot.sqlite3 or postgresql+asyncpg://user:password@host:5432/database"
+    ]
+    assert "db-pw-hunter2" not in done.stderr
+
+
+def test_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://bot:db-pw-hunter2@127.0.0.1:1/bot"
+    done = run_bot(tmp_path, {"DISCORD_TOKEN": SECRET, "DATABASE_URL": url, "TOKEN_ENCRYPTION_KEYS": KEY})
+    assert done.returncode == 1
+    said = [line for line in done.stderr.splitlines() if line.startswith("dscgg-bot: ")]
+    assert said == [
+        "dscgg-bot: postgresql+asyncpg://bot:***@127.0.0.1:1/bot: cannot open the database "
+        "(Connect call failed ('127.0.0.1', 1))"
+    ]
+    assert "db-pw-hunter2" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_database_from_a_newer_bot_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "bot.sqlite3"
+    database.parent.mkdir()
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('9999')")
+    done = run_bot(tmp_path, {"DISCORD_TOKEN": SECRET, "TOKEN_ENCRYPTION_KEYS": KEY})
+    assert done.returncode == 1
+    said = [line for line in done.stderr.splitlines() if line.startswith("dscgg-bot: ")]
+    assert said == [
+        "dscgg-bot: data/bot.sqlite3: database schema version 9999 is newer than this bot knows "
+        f"({SCHEMA_VERSION}); run a newer version of the bot or restore a backup"
+    ]
 
 
 def test_unknown_subcommand_is_refused(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ async def test_sources_have_short_unique_names() -> None:
 
 
 def test_the_unavailable_sentence_names_the_command() -> None:
-    assert describe(PagesUnavailable("/search")) == (
+    assert describe(PagesUnavailable("search")) == (
         "These page buttons don't work any more. Run `/search` again to get fresh pages."
     )
     assert describe(PagesUnavailable()) == (

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from bot.db.urls import database_url
 from bot.settings import GENERATED_KEY_FILENAME, SettingsError, load_settings, resolve_encryption_keys
 from tests.fixtures.storage import SETTING_NAMES
 
@@ -90,6 +91,9 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.health_file is None
     assert settings.guild_data_retention_days == 30
     assert settings.audit_keep == 1000
+    assert settings.database_url is None
+    assert settings.database == Path("data/bot.sqlite3")  # sqlite+aiosqlite:///data/bot.sqlite3
+    assert settings.uses_sqlite
     assert settings.redis_url is None
     assert settings.rate_limit_processes == 2
 
@@ -473,6 +477,56 @@ def test_env_example_documents_every_setting_and_loads() -> None:
     settings = load_settings(env_file=example, discord_token=SECRET_DISCORD_TOKEN)
     assert settings.token_encryption_keys == ()
     assert settings.dev_guild_id is None
+
+
+# ------------------------------------------------------------------------------------- DATABASE_URL
+
+
+def test_database_url_defaults_to_the_sqlite_file_of_database_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_PATH", "/srv/bot/db.sqlite3")
+    settings = load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN)
+    assert settings.database == Path("/srv/bot/db.sqlite3")
+    assert str(database_url(settings.database)) == "sqlite+aiosqlite:////srv/bot/db.sqlite3"
+
+
+def test_database_url_wins_over_database_path_and_hides_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql+asyncpg://bot:s3cret-db-pw@db.internal:5432/bot"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("DATABASE_PATH", "/srv/bot/db.sqlite3")
+    settings = load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN)
+    assert settings.database == url
+    assert not settings.uses_sqlite
+    assert "s3cret-db-pw" not in repr(settings)
+    sqlite = load_settings(env_file=None, discord_token=SECRET_DISCORD_TOKEN, database_url="sqlite:///x.db")
+    assert sqlite.uses_sqlite
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            "mysql://root:s3cret-db-pw@db/bot",
+            "DATABASE_URL: names a database the bot does not support (mysql); use "
+            "sqlite+aiosqlite:///data/bot.sqlite3 or postgresql+asyncpg://user:password@host:5432/database",
+        ),
+        (
+            "s3cret-db-pw@db/bot",
+            "DATABASE_URL: is not a database URL; use sqlite+aiosqlite:///data/bot.sqlite3 or "
+            "postgresql+asyncpg://user:password@host:5432/database",
+        ),
+        (
+            "postgresql://bot:s3cret-db-pw@db:notaport/bot",
+            "DATABASE_URL: is not a database URL; use sqlite+aiosqlite:///data/bot.sqlite3 or "
+            "postgresql+asyncpg://user:password@host:5432/database",
+        ),
+        (
+            "sqlite+aiosqlite://",
+            "DATABASE_URL: names no SQLite file: use sqlite+aiosqlite:///path/to/bot.sqlite3",
+        ),
+    ],
+)
+def test_bad_database_url_is_one_line_without_the_password(value: str, expected: str) -> None:
+    assert error_line(discord_token=SECRET_DISCORD_TOKEN, database_url=value) == expected
 
 
 # ---------------------------------------------------------------------------------------- shards

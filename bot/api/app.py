@@ -11,7 +11,8 @@ The envelope (outermost, plain ASGI) does what must hold for every answer, route
 
 FastAPI's own handlers turn validation errors, unknown routes and service errors into problems
 (``bot.api.problems``); the OpenAPI 3.1 document is at ``/v1/openapi.json`` and Swagger UI, served
-from this process (no CDN), at ``/v1/docs``.
+from this process (no CDN), at ``/v1/docs``. Problems and the problem pages are written in the language
+of the request's ``Accept-Language`` (``Content-Language`` says which, ``Vary: Accept-Language``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import html
 import importlib.resources
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,7 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot import __version__
 from bot.api.deps import ApiState, Replay
-from bot.api.problems import MEDIA_TYPE, PROBLEMS, Problem, problem_for
+from bot.api.problems import MEDIA_TYPE, PROBLEMS, FieldProblem, Problem, problem_for
 from bot.api.routes import router
 from bot.api.schemas import Health, ProblemOut
 from bot.dashboard.pages import missing_page
@@ -44,6 +45,7 @@ from bot.dashboard.state import Dashboard
 from bot.db.apikeys import StoredResponse
 from bot.dscgg.errors import DscggError
 from bot.errors import BotError
+from bot.i18n import N_, Tr, for_accept_language
 from bot.metrics import CONTENT_TYPE
 
 __all__ = ["MAX_BODY", "Envelope", "create_app"]
@@ -69,13 +71,82 @@ _PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def problem_response(problem: Problem, base_url: str) -> Response:
+#: Answers whose words follow Accept-Language say in which language they are, and that they vary.
+def _language_headers(t: Tr) -> dict[str, str]:
+    return {"Content-Language": t.locale, "Vary": "Accept-Language"}
+
+
+def problem_response(problem: Problem, base_url: str, t: Tr) -> Response:
+    """The problem as an answer, its words in ``t``'s language."""
     return Response(
-        problem.encode(base_url),
+        problem.encode(base_url, t),
         status_code=problem.code,
         media_type=MEDIA_TYPE,
-        headers=dict(problem.headers),
+        headers={**problem.headers, **_language_headers(t)},
     )
+
+
+def _reader(request: Request) -> Tr:
+    return for_accept_language(request.headers.get("accept-language"))
+
+
+#: Words for what pydantic finds wrong with a value (its error ``type``); others keep pydantic's words.
+def _pydantic_text(entry: Mapping[str, Any]) -> Callable[[Tr], str]:
+    kind = str(entry.get("type", ""))
+    context = entry.get("ctx") or {}
+    english = str(entry.get("msg", "is not valid"))
+
+    def text(t: Tr) -> str:
+        match kind:
+            case "missing":
+                return t._("it is required")
+            case "string_type":
+                return t._("it must be a string")
+            case "int_type" | "int_parsing" | "int_from_float":
+                return t._("it must be a whole number")
+            case "bool_type" | "bool_parsing":
+                return t._("it must be true or false")
+            case "model_type" | "model_attributes_type" | "dict_type":
+                return t._("it must be a JSON object")
+            case "extra_forbidden":
+                return t._("it is not a field this request takes")
+            case "string_pattern_mismatch":
+                return t._("it is not in the expected format")
+            case "string_too_short" | "too_short":
+                count = int(context.get("min_length", 1))
+                return t.ngettext(
+                    "it must be at least {count} character long",
+                    "it must be at least {count} characters long",
+                    count,
+                )
+            case "string_too_long" | "too_long":
+                count = int(context.get("max_length", 0))
+                return t.ngettext(
+                    "it must be at most {count} character long",
+                    "it must be at most {count} characters long",
+                    count,
+                )
+            case "greater_than_equal" | "greater_than":
+                return t._(
+                    "it must be at least {limit}", limit=_number(context.get("ge", context.get("gt")), t)
+                )
+            case "less_than_equal" | "less_than":
+                return t._(
+                    "it must be at most {limit}", limit=_number(context.get("le", context.get("lt")), t)
+                )
+            case "enum" | "literal_error":
+                return t._("it must be one of: {choices}", choices=str(context.get("expected", "")))
+        return english
+
+    return text
+
+
+def _number(value: object, t: Tr) -> str:
+    return t.number(value) if isinstance(value, int | float) else str(value)
+
+
+#: The answer to a request that arrives, or is cut off, while the bot stops.
+RESTARTING: Final = Problem("shutting-down", N_("The bot is restarting. Retry in a moment."))
 
 
 def _location(loc: tuple[Any, ...]) -> tuple[str, str]:
@@ -105,7 +176,7 @@ def create_app(state: ApiState) -> Envelope:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
-        return problem_response(exc, state.public_url)
+        return problem_response(exc, state.public_url, _reader(request))
 
     @app.exception_handler(Replay)
     async def _replay(request: Request, exc: Replay) -> Response:
@@ -117,44 +188,46 @@ def create_app(state: ApiState) -> Envelope:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         entries = list(exc.errors())
+        t = _reader(request)
         if any(entry.get("type") == "json_invalid" for entry in entries):
             return problem_response(
-                Problem("malformed-json", "The body is not valid JSON: fix it and retry."), state.public_url
+                Problem("malformed-json", N_("The body is not valid JSON: fix it and retry.")),
+                state.public_url,
+                t,
             )
         errors = []
         for entry in entries:
             where, name = _location(tuple(entry.get("loc", ())))
-            item = {"location": where, "field": name, "detail": str(entry.get("msg", "is not valid"))}
+            pointer = None
             if where == "body":
-                item["pointer"] = "#/" + "/".join(str(part) for part in entry.get("loc", ())[1:])
-            errors.append(item)
-        fields = ", ".join(dict.fromkeys(f"`{item['field']}`" for item in errors))
-        return problem_response(
-            Problem(
-                "invalid-input", f"Check {fields}: see `errors` for what is wrong with each.", errors=errors
-            ),
-            state.public_url,
-        )
+                pointer = "#/" + "/".join(str(part) for part in entry.get("loc", ())[1:])
+            errors.append(FieldProblem(where, name, _pydantic_text(entry), pointer))
+        names = list(dict.fromkeys(f"`{item.field}`" for item in errors))
+
+        def detail(t: Tr) -> str:
+            return t._("Check {fields}: see `errors` for what is wrong with each.", fields=t.join(names))
+
+        return problem_response(Problem("invalid-input", detail, errors=errors), state.public_url, t)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if not _is_api_path(request.url.path):
             return await missing_page(request, exc.status_code)
         if exc.status_code == 405:
-            problem = Problem("method-not-allowed", f"{request.method} is not allowed here.")
+            problem = Problem(
+                "method-not-allowed", N_("{method} is not allowed here."), params={"method": request.method}
+            )
         else:
             problem = Problem(
-                "not-found", "There is nothing at this address: check the path (it starts with /v1)."
+                "not-found", N_("There is nothing at this address: check the path (it starts with /v1).")
             )
-        return problem_response(problem, state.public_url)
+        return problem_response(problem, state.public_url, _reader(request))
 
     @app.exception_handler(Exception)
     async def _error(request: Request, exc: Exception) -> Response:
         if cut_off(request):
-            return problem_response(
-                Problem("shutting-down", "The bot is restarting. Retry in a moment."), state.public_url
-            )
-        return problem_response(problem_for(exc), state.public_url)
+            return problem_response(RESTARTING, state.public_url, _reader(request))
+        return problem_response(problem_for(exc), state.public_url, _reader(request))
 
     # Every other error a service raises (BotError, dsc.gg errors) has a problem of its own.
     for kind in (BotError, DscggError):
@@ -168,7 +241,9 @@ def create_app(state: ApiState) -> Envelope:
             async with asyncio.timeout(2.0):
                 await state.bot.db.fetch_one("SELECT 1")
         except Exception as exc:
-            raise Problem("upstream-unavailable", "The bot's database is not answering.", status=503) from exc
+            raise Problem(
+                "upstream-unavailable", N_("The bot's database is not answering."), status=503
+            ) from exc
         return Health(status="ok")
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
@@ -176,20 +251,24 @@ def create_app(state: ApiState) -> Envelope:
         return Response(state.bot.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/problems/{name}", include_in_schema=False, response_class=HTMLResponse)
-    async def problem_page(name: str) -> HTMLResponse:
+    async def problem_page(request: Request, name: str) -> HTMLResponse:
         info = PROBLEMS.get(name)
         if info is None:
-            raise Problem("not-found", "There is no problem by that name.")
+            raise Problem("not-found", N_("There is no problem by that name."))
+        t = _reader(request)
+        title = html.escape(t._(info.title))
+        docs_link = html.escape(t._("API documentation"))
         page = (
-            "<!doctype html><html lang=en><meta charset=utf-8>"
-            f"<title>{html.escape(info.title)}</title>"
+            f"<!doctype html><html lang={t.locale}><meta charset=utf-8>"
+            f"<title>{title}</title>"
             "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:3em auto;"
             "padding:0 1em}</style>"
-            f"<h1>{html.escape(info.title)}</h1><p>HTTP {info.status} · <code>{html.escape(name)}</code></p>"
-            f"<p>{html.escape(info.about)}</p>"
-            f'<p><a href="{html.escape(state.public_url)}/v1/docs">API documentation</a></p></html>'
+            f"<h1>{title}</h1><p>HTTP {info.status} · <code>{html.escape(name)}</code></p>"
+            f"<p>{html.escape(t._(info.about))}</p>"
+            f'<p><a href="{html.escape(state.public_url)}/v1/docs">{docs_link}</a></p>'
+            "</html>"
         )
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers=_language_headers(t))
 
     @app.get("/v1/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
@@ -274,16 +353,18 @@ class Envelope:
                 capture.append(bytes(message.get("body", b"")))
             await send(message)
 
+        method = scope.get("method", "GET")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
         async def answer(problem: Problem) -> None:
             if sent["started"]:
                 return
-            await problem_response(problem, self.state.public_url)(scope, receive, send_wrapper)
+            t = for_accept_language(headers.get("accept-language"))
+            await problem_response(problem, self.state.public_url, t)(scope, receive, send_wrapper)
 
-        method = scope.get("method", "GET")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
             if self.closing:
-                await answer(Problem("shutting-down", "The bot is restarting. Retry in a moment."))
+                await answer(RESTARTING)
                 return
             length = headers.get("content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
@@ -295,7 +376,7 @@ class Envelope:
                 await answer(
                     Problem(
                         "unsupported-media-type",
-                        "Send the body as JSON with `Content-Type: application/json`.",
+                        N_("Send the body as JSON with `Content-Type: application/json`."),
                     )
                 )
                 return
@@ -323,7 +404,7 @@ class Envelope:
         except _TooLarge:
             await answer(_too_large())
         except TimeoutError:  # cut off by the shutdown
-            await answer(Problem("shutting-down", "The bot is restarting. Retry in a moment."))
+            await answer(RESTARTING)
         except Exception as exc:
             await answer(problem_for(exc))
         finally:
@@ -353,7 +434,11 @@ class Envelope:
 
 
 def _too_large() -> Problem:
-    return Problem("payload-too-large", f"The body is larger than {MAX_BODY // 1024} KiB: send less.")
+    return Problem(
+        "payload-too-large",
+        N_("The body is larger than {size} KiB: send less."),
+        params={"size": MAX_BODY // 1024},
+    )
 
 
 def _is_json(content_type: str) -> bool:

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Final
 import aiohttp
 import discord
 
-from bot.api.problems import Problem, rate_limited
+from bot.api.problems import Problem, Text, rate_limited
 from bot.audit import act_as_key
+from bot.i18n import N_
 from bot.services.apikeys import looks_like_key
 from bot.services.cache import SharedCache
 
@@ -41,7 +42,7 @@ _DISCORD_TIMEOUT = aiohttp.ClientTimeout(total=5.0, sock_connect=3.0)
 INVALID_TOKEN_HEADERS: Final = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
-def invalid_token(detail: str) -> Problem:
+def invalid_token(detail: Text) -> Problem:
     return Problem("invalid-token", detail, headers=INVALID_TOKEN_HEADERS)
 
 
@@ -101,7 +102,7 @@ class Identities:
         if looks_like_key(credential):
             record = await self._bot.api_keys.authenticate(credential)
             if record is None:
-                raise invalid_token("This API key is malformed, revoked or unknown. Create a new one.")
+                raise invalid_token(N_("This API key is malformed, revoked or unknown. Create a new one."))
             return Caller(f"key:{record.id}", record.created_by, key=record)
         return (await self.login(credential)).caller()
 
@@ -114,7 +115,7 @@ class Identities:
     async def check_guild(self, caller: Caller, guild_id: int) -> None:
         """404 unless the caller may manage ``guild_id`` (an API key: only its own server)."""
         missing = Problem(
-            "not-found", "There is no such server for this credential: check the server id in the path."
+            "not-found", N_("There is no such server for this credential: check the server id in the path.")
         )
         if caller.key is not None:
             if caller.key.guild_id != guild_id:
@@ -125,7 +126,7 @@ class Identities:
         if guild_id not in caller.manages:
             raise Problem(
                 "missing-permission",
-                "You need the Manage Server permission in this server (or to own it) to manage it here.",
+                N_("You need the Manage Server permission in this server (or to own it) to manage it here."),
             )
 
     async def bot_present(self, guild_id: int) -> bool:
@@ -141,12 +142,14 @@ class Identities:
         except (discord.NotFound, discord.Forbidden):
             return False
         except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise Problem("discord-unavailable", "Discord did not answer; retry in a moment.") from exc
+            raise Problem("discord-unavailable", N_("Discord did not answer; retry in a moment.")) from exc
         return True
 
     async def _resolve(self, token: str) -> Login:
         if not token or not token.isascii() or not token.isprintable() or " " in token or len(token) > 512:
-            raise invalid_token("This credential is malformed. Send an API key or a Discord access token.")
+            raise invalid_token(
+                N_("This credential is malformed. Send an API key or a Discord access token.")
+            )
         me = await self._discord_get("/users/@me", token)
         guilds = await self._discord_get("/users/@me/guilds", token)
         try:
@@ -162,7 +165,7 @@ class Identities:
                     manages.add(guild_id)
                 listed.append(LoginGuild(guild_id, str(guild.get("name") or guild_id), admin))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise Problem("discord-unavailable", "Discord answered garbage; retry in a moment.") from exc
+            raise Problem("discord-unavailable", N_("Discord answered garbage; retry in a moment.")) from exc
         return Login(user_id, frozenset(manages), frozenset(member_of), name, tuple(listed))
 
     async def _discord_get(self, path: str, token: str) -> Any:
@@ -173,20 +176,21 @@ class Identities:
             ) as response:
                 if response.status == 401:
                     raise invalid_token(
-                        "Discord does not accept this access token (expired or revoked). Log in again."
+                        N_("Discord does not accept this access token (expired or revoked). Log in again.")
                     )
                 if response.status == 429:
                     retry = _float(response.headers.get("Retry-After"), 1.0)
-                    raise rate_limited(retry, "Discord is rate limiting this login. Retry later.")
+                    raise rate_limited(retry, N_("Discord is rate limiting this login. Retry later."))
                 if response.status != 200:
                     raise Problem(
                         "discord-unavailable",
-                        f"Discord answered HTTP {response.status} while checking your login; retry later.",
+                        N_("Discord answered HTTP {status} while checking your login; retry later."),
+                        params={"status": response.status},
                     )
                 return await response.json()
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             raise Problem(
-                "discord-unavailable", "Discord did not answer while checking your login; retry later."
+                "discord-unavailable", N_("Discord did not answer while checking your login; retry later.")
             ) from exc
 
 

@@ -1,10 +1,11 @@
-"""FastAPI dependencies: the API's shared state, the authenticated caller, the server in the path, and
-``Idempotency-Key`` handling for POSTs.
+"""FastAPI dependencies: the API's shared state, the authenticated caller, the server in the path,
+``Idempotency-Key`` handling for POSTs, and the reader's language (``Accept-Language``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,14 +13,24 @@ from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot.api.auth import Caller, CredentialLimiter, Identities, invalid_token
-from bot.api.problems import Problem, rate_limited
+from bot.api.problems import Problem, rate_limited, retry_in
 from bot.db.apikeys import Claimed, StoredResponse
 from bot.dscgg import deadline
+from bot.i18n import N_, Tr, for_accept_language
 
 if TYPE_CHECKING:
     from bot.client import DscBot
 
-__all__ = ["ApiState", "GuildScope", "api_state", "authenticated", "guild_scope", "idempotent"]
+__all__ = [
+    "ApiState",
+    "GuildScope",
+    "Reader",
+    "api_state",
+    "authenticated",
+    "guild_scope",
+    "idempotent",
+    "reader",
+]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -49,6 +60,14 @@ def api_state(request: Request) -> ApiState:
 State = Annotated[ApiState, Depends(api_state)]
 
 
+def reader(request: Request) -> Tr:
+    """The words of the request's reader: its ``Accept-Language`` negotiated against the catalogs."""
+    return for_accept_language(request.headers.get("accept-language"))
+
+
+Reader = Annotated[Tr, Depends(reader)]
+
+
 async def authenticated(
     request: Request,
     state: State,
@@ -57,16 +76,25 @@ async def authenticated(
     """The caller, from ``Authorization: Bearer``; 401 ``invalid-token`` otherwise, 429 past the
     credential's rate limit (counted per credential, before it is checked)."""
     if bearer is None or not bearer.credentials.strip():
-        raise invalid_token("Send `Authorization: Bearer <API key or Discord OAuth access token>`.")
+        raise invalid_token(N_("Send `Authorization: Bearer <API key or Discord OAuth access token>`."))
     credential = bearer.credentials.strip()
     verdict = state.limiter.hit(hashlib.sha256(credential.encode("utf-8")).hexdigest())
     request.scope.setdefault("state", {})["ratelimit"] = verdict
     if not verdict.allowed:
-        raise rate_limited(
-            verdict.reset,
-            f"This credential may make {verdict.limit} requests per {verdict.window:g} seconds. "
-            f"Retry in {max(1, int(verdict.reset + 0.999))} seconds.",
-        )
+
+        def detail(t: Tr) -> str:
+            window = t.ngettext(
+                "{count} second", "{count} seconds", math.ceil(verdict.window), count=t.number(verdict.window)
+            )
+            allowed = t.ngettext(
+                "This credential may make {count} request per {window}.",
+                "This credential may make {count} requests per {window}.",
+                verdict.limit,
+                window=window,
+            )
+            return f"{allowed} {retry_in(verdict.reset, t)}"
+
+        raise rate_limited(verdict.reset, detail)
     caller = await state.identities.caller(credential)
     request.scope["state"]["caller"] = caller
     return caller
@@ -95,7 +123,7 @@ async def guild_scope(
     of the request's own task (uvicorn runs each request in a task of its own)."""
     number = int(guild_id)
     if not 0 < number < 2**64:
-        raise Problem("not-found", "There is no such server: check the server id in the path.")
+        raise Problem("not-found", N_("There is no such server: check the server id in the path."))
     await state.identities.check_guild(caller, number)
     caller.act()
     deadline.start(state.deadline)
@@ -109,7 +137,9 @@ def users_only(scope: GuildScope) -> None:
     if scope.caller.key is not None:
         raise Problem(
             "api-key-not-allowed",
-            "API keys cannot create or list API keys. Use a Discord login, or `/dscgg apikey` in Discord.",
+            N_(
+                "API keys cannot create or list API keys. Use a Discord login, or `/dscgg apikey` in Discord."
+            ),
         )
 
 
@@ -132,7 +162,7 @@ async def idempotent(
         return
     key = idempotency_key.strip()
     if not key:
-        raise Problem("invalid-input", "The Idempotency-Key header is empty: leave it out or give a key.")
+        raise Problem("invalid-input", N_("The Idempotency-Key header is empty: leave it out or give a key."))
     body = await request.body()
     fingerprint = hashlib.sha256(
         request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
@@ -144,13 +174,13 @@ async def idempotent(
     if begun.claimed is Claimed.IN_PROGRESS:
         raise Problem(
             "idempotency-in-progress",
-            "A request with this Idempotency-Key is still running: retry in a moment to get its answer.",
+            N_("A request with this Idempotency-Key is still running: retry in a moment to get its answer."),
             headers={"Retry-After": "1"},
         )
     if begun.claimed is Claimed.MISMATCH:
         raise Problem(
             "idempotency-key-reused",
-            "This Idempotency-Key was already used for a different request: use a new key for this one.",
+            N_("This Idempotency-Key was already used for a different request: use a new key for this one."),
         )
     request.scope["state"]["idempotency"] = (credential, key)
 

@@ -11,8 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from bot.api.deps import Authenticated, Guild, State, idempotent, users_only
-from bot.api.problems import Problem, invalid_input
+from bot.api.deps import Authenticated, Guild, Reader, State, idempotent, users_only
+from bot.api.problems import Problem, invalid_input, invalid_value
 from bot.api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -34,7 +34,8 @@ from bot.api.schemas import (
     TokenSet,
 )
 from bot.dscgg.models import LinkType
-from bot.errors import InvalidInput
+from bot.errors import InvalidInput, render
+from bot.i18n import N_
 from bot.validation import normalize_slug, validate_meta_options, validate_query, validate_redirect
 
 __all__ = ["router"]
@@ -46,7 +47,7 @@ def _slug(raw: str, location: str = "path") -> str:
     try:
         return normalize_slug(raw)
     except InvalidInput as exc:
-        raise invalid_input(location, "slug", exc.problem) from None
+        raise invalid_value(location, "slug", exc) from None
 
 
 # ------------------------------------------------------------------------------------------ server
@@ -96,7 +97,9 @@ def _page_of(cursor: str | None) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         page = -1
     if not 0 <= page < 1_000_000:
-        raise invalid_input("query", "cursor", "it is not a cursor this API gave; leave it out to start over")
+        raise invalid_input(
+            "query", "cursor", N_("it is not a cursor this API gave; leave it out to start over")
+        )
     return page
 
 
@@ -121,7 +124,9 @@ async def list_links(
     summary="Create a link (like /link create)",
     dependencies=[Depends(idempotent)],
 )
-async def create_link(state: State, scope: Guild, body: LinkCreate, response: Response) -> LinkCreated:
+async def create_link(
+    state: State, scope: Guild, body: LinkCreate, response: Response, t: Reader
+) -> LinkCreated:
     slug = _slug(body.slug, "body")
     redirect, kind = validate_redirect(body.redirect, body.type)
     meta = validate_meta_options(
@@ -145,7 +150,8 @@ async def create_link(state: State, scope: Guild, body: LinkCreate, response: Re
         password=meta.password,
     )
     response.headers["Location"] = f"{state.public_url}/v1/guilds/{scope.guild_id}/links/{slug}"
-    return LinkCreated(**LinkOut.of(result.link).model_dump(), color_problem=result.colour_problem)
+    colour = None if result.colour_problem is None else render(result.colour_problem, t)
+    return LinkCreated(**LinkOut.of(result.link).model_dump(), color_problem=colour)
 
 
 @router.get(
@@ -168,7 +174,7 @@ async def patch_link(state: State, scope: Guild, slug: str, body: LinkPatch) -> 
     given = body.model_fields_set
     for field in ("redirect", "type", "unlisted"):
         if field in given and getattr(body, field) is None:
-            raise invalid_input("body", field, "it can't be removed; leave it out to keep it as it is")
+            raise invalid_input("body", field, N_("it can't be removed; leave it out to keep it as it is"))
     removed = {field for field in _REMOVABLE if field in given and getattr(body, field) is None}
     redirect = validate_redirect(body.redirect, body.type)[0] if body.redirect is not None else None
     meta = validate_meta_options(
@@ -207,7 +213,7 @@ async def delete_link(state: State, scope: Guild, slug: str) -> Response:
     outcome = await state.bot.links.delete(scope.guild_id, scope.user_id, _slug(slug))
     if not outcome.deleted and not outcome.forgotten:
         raise Problem(
-            "not-found", "dsc.gg has no such link, and this server did not manage one by that name."
+            "not-found", N_("dsc.gg has no such link, and this server did not manage one by that name.")
         )
     return Response(status_code=204)
 
@@ -242,7 +248,7 @@ async def search(
     try:
         query = validate_query(q)
     except InvalidInput as exc:
-        raise invalid_input("query", "q", exc.problem) from None
+        raise invalid_value("query", "q", exc) from None
     return LinkList(
         items=[LinkOut.of(link) for link in await state.bot.links.search(scope.guild_id, query, type, limit)]
     )
@@ -255,11 +261,12 @@ async def search(
 async def audit_events(
     state: State,
     scope: Guild,
+    t: Reader,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     before: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$", description="an event id")] = None,
 ) -> AuditEventPage:
     events = await state.bot.server_info.events(scope.guild_id, limit, int(before) if before else None)
-    items = [AuditEventOut.of(stored) for stored in events]
+    items = [AuditEventOut.of(stored, t) for stored in events]
     return AuditEventPage(items=items, next_before=items[-1].id if len(items) == limit else None)
 
 
@@ -296,6 +303,6 @@ async def create_key(state: State, scope: Guild, body: ApiKeyCreate, response: R
 async def revoke_key(state: State, scope: Guild, key_id: str) -> Response:
     users_only(scope)
     if not key_id.isdigit() or len(key_id) > 18:
-        raise Problem("not-found", "This server has no such API key.")
+        raise Problem("not-found", N_("This server has no such API key."))
     await state.bot.api_keys.revoke(scope.guild_id, scope.user_id, int(key_id))
     return Response(status_code=204)

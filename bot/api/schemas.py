@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.dscgg.models import LinkType
+from bot.errors import render
+from bot.failures import Reason
+from bot.i18n import SOURCE, Tr
 from bot.validation import DESCRIPTION_MAX, IMAGE_MAX, PASSWORD_MAX, REDIRECT_MAX, TITLE_MAX
 
 if TYPE_CHECKING:
@@ -116,7 +119,10 @@ class LinkOut(_Out):
 
 class LinkCreated(LinkOut):
     #: Set when the link exists but its colour could not be applied: why, and how to apply it.
-    color_problem: str | None = None
+    color_problem: str | None = Field(
+        default=None,
+        description="why the color was not set (for people, in the language of Accept-Language)",
+    )
 
 
 class ChangeOut(_Out):
@@ -227,11 +233,14 @@ class AuditEventOut(_Out):
     slug: str | None
     changes: list[ChangeOut]
     action: str | None
-    reason: str | None
+    reason: str | None = Field(
+        description="why it was refused, for people: in the language of the request's Accept-Language"
+    )
     at: datetime
 
     @classmethod
-    def of(cls, stored: StoredEvent) -> AuditEventOut:
+    def of(cls, stored: StoredEvent, t: Tr = SOURCE) -> AuditEventOut:
+        """The event; its ``reason`` (words for people) in ``t``'s language."""
         event = stored.event
         return cls(
             id=str(stored.id),
@@ -244,7 +253,7 @@ class AuditEventOut(_Out):
             slug=event.slug,
             changes=[ChangeOut(field=c.field, before=c.before, after=c.after) for c in event.changes],
             action=event.action,
-            reason=event.reason,
+            reason=event.reason if not isinstance(event.reason, Reason) else render(event.reason, t),
             at=event.at,
         )
 

@@ -41,6 +41,7 @@ from bot.db.tokens import TokenUnreadable as StoredTokenUnreadable
 from bot.dscgg.errors import DscggError, RateLimited, Unavailable
 from bot.dscgg.models import LinkType
 from bot.errors import BotError, DiscordUnavailable, InvalidInput, NothingToChange, describe
+from bot.failures import Invalid
 from bot.validation import normalize_slug, validate_meta_options, validate_redirect
 
 if TYPE_CHECKING:
@@ -345,7 +346,7 @@ def _edit_options(form: dict[str, str]) -> tuple[dict[str, Any], set[str]]:
         if new:
             given[name] = new
         elif name == "redirect":
-            raise InvalidInput("redirect", "it is empty; a link needs somewhere to lead")
+            raise InvalidInput("redirect", Invalid.REDIRECT_EMPTY)
         else:
             removed.add(name)
     if form.get("type", "") != form.get("orig_type", "") and form.get("type"):
@@ -364,7 +365,7 @@ def _link_type(raw: str | None) -> LinkType | None:
     if raw is None:
         return None
     if raw not in TYPES:
-        raise InvalidInput("type", "it must be server, bot or template.")
+        raise InvalidInput("type", Invalid.TYPE_UNKNOWN)
     return LinkType(raw)
 
 
@@ -620,7 +621,7 @@ async def set_log_channel(request: Request, guild_id: str) -> Response:
     raw = form.get("channel", "")
     try:
         if raw and not (raw.isdigit() and len(raw) <= 20):
-            raise InvalidInput("channel", "pick one of this server's text channels")
+            raise InvalidInput("channel", Invalid.CHANNEL_NOT_TEXT)
         channel_id = int(raw) if raw else None
         await seen.dashboard.directory.set_log_channel(seen.guild_id, channel_id, seen.user_id)
     except KNOWN as error:

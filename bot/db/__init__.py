@@ -1,21 +1,23 @@
-"""Storage: one SQLite database (aiosqlite) holding guild tokens, link records, settings, audit events and
-their pending log-channel posts."""
+"""Storage: one database, SQLite (the default) or PostgreSQL, through SQLAlchemy Core, holding guild
+tokens, link records, settings, audit events and their pending log-channel posts."""
 
 from bot.db.audit import AuditEventStore, PendingPost, StoredAuditEvent
-from bot.db.database import Database, SchemaTooNew
+from bot.db.database import CannotOpenDatabase, Database
 from bot.db.guilds import GuildSettings, GuildSettingsStore
 from bot.db.lifecycle import PER_GUILD_TABLES, GuildDataStore
 from bot.db.links import Claim, LinkRecord, LinkRecordStore
-from bot.db.migrations import MIGRATIONS, SCHEMA_VERSION, Migration
+from bot.db.migrations import SCHEMA_VERSION, SchemaTooNew
 from bot.db.state import AppStateStore
 from bot.db.tokens import TokenInfo, TokenStore, TokenUnreadable
+from bot.db.urls import BadDatabaseURL
 
 __all__ = [
-    "MIGRATIONS",
     "PER_GUILD_TABLES",
     "SCHEMA_VERSION",
     "AppStateStore",
     "AuditEventStore",
+    "BadDatabaseURL",
+    "CannotOpenDatabase",
     "Claim",
     "Database",
     "GuildDataStore",
@@ -23,7 +25,6 @@ __all__ = [
     "GuildSettingsStore",
     "LinkRecord",
     "LinkRecordStore",
-    "Migration",
     "PendingPost",
     "SchemaTooNew",
     "StoredAuditEvent",

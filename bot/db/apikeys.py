@@ -20,10 +20,14 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-import aiosqlite
+from sqlalchemy import Row, bindparam, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.db.database import Database, from_db_time, to_db_time, utc_now
+from bot.db.database import Database, utc_now
+from bot.db.schema import api_idempotency, api_keys, audit_events, guild_settings, guild_tokens, link_records
+from bot.db.types import Snowflake
 
 __all__ = [
     "IDEMPOTENCY_TTL",
@@ -68,18 +72,18 @@ class ApiKeyRecord:
     last_used_at: datetime | None = None
 
 
-_KEY_COLUMNS = "id, guild_id, name, created_by, created_at, last_used_at"
+_KEYS = api_keys.c
+_KEY_COLUMNS = (_KEYS.id, _KEYS.guild_id, _KEYS.name, _KEYS.created_by, _KEYS.created_at, _KEYS.last_used_at)
 
 
-def _key(row: aiosqlite.Row) -> ApiKeyRecord:
-    last = row["last_used_at"]
+def _key(row: Row[Any]) -> ApiKeyRecord:
     return ApiKeyRecord(
-        id=int(row["id"]),
-        guild_id=int(row["guild_id"]),
-        name=str(row["name"]),
-        created_by=int(row["created_by"]),
-        created_at=from_db_time(row["created_at"]),
-        last_used_at=from_db_time(last) if last else None,
+        id=int(row.id),
+        guild_id=int(row.guild_id),
+        name=str(row.name),
+        created_by=int(row.created_by),
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
     )
 
 
@@ -98,74 +102,70 @@ class ApiKeyStore:
         digest: bytes,
         created_by: int,
         *,
-        conn: aiosqlite.Connection | None = None,
+        conn: AsyncConnection | None = None,
     ) -> ApiKeyRecord:
         """Store a new key's digest; TooManyKeys when the server has ``limit`` keys already (counted in
-        the same transaction, so two creations at once cannot pass the limit)."""
+        the same transaction, with the server's keys locked, so two creations at once, in any process,
+        cannot pass the limit)."""
         now = self._clock()
         async with self._db.joining(conn) as db:
-            async with db.execute("SELECT count(*) FROM api_keys WHERE guild_id = ?", (guild_id,)) as cursor:
-                row = await cursor.fetchone()
-            if row is not None and int(row[0]) >= self.limit:
+            await self._db.lock(db, "api_keys.guild", guild_id)
+            count = (
+                await db.execute(select(func.count()).select_from(api_keys).where(_KEYS.guild_id == guild_id))
+            ).scalar_one()
+            if int(count) >= self.limit:
                 raise TooManyKeys(guild_id, self.limit)
-            cursor = await db.execute(
-                """
-                INSERT INTO api_keys (guild_id, name, digest, created_by, created_at)
-                VALUES (?, ?, ?, ?, ?)
-                """,
-                (guild_id, name, digest, created_by, to_db_time(now)),
-            )
-            key_id = cursor.lastrowid
-            assert key_id is not None
-        return ApiKeyRecord(key_id, guild_id, name, created_by, now)
+            key_id = (
+                await db.execute(
+                    api_keys.insert()
+                    .values(
+                        guild_id=guild_id, name=name, digest=digest, created_by=created_by, created_at=now
+                    )
+                    .returning(_KEYS.id)
+                )
+            ).scalar_one()
+        return ApiKeyRecord(int(key_id), guild_id, name, created_by, now)
 
     async def keys(self, guild_id: int) -> list[ApiKeyRecord]:
         """The server's keys, oldest first."""
         rows = await self._db.fetch_all(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE guild_id = ? ORDER BY id",  # noqa: S608 (constant)
-            (guild_id,),
+            select(*_KEY_COLUMNS).where(_KEYS.guild_id == guild_id).order_by(_KEYS.id)
         )
         return [_key(row) for row in rows]
 
     async def count(self, guild_id: int) -> int:
-        row = await self._db.fetch_one("SELECT count(*) FROM api_keys WHERE guild_id = ?", (guild_id,))
-        return int(row[0]) if row else 0
+        value = await self._db.fetch_value(
+            select(func.count()).select_from(api_keys).where(_KEYS.guild_id == guild_id)
+        )
+        return int(value or 0)
 
     async def get(self, guild_id: int, key_id: int) -> ApiKeyRecord | None:
         row = await self._db.fetch_one(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE guild_id = ? AND id = ?",  # noqa: S608 (constant)
-            (guild_id, key_id),
+            select(*_KEY_COLUMNS).where(_KEYS.guild_id == guild_id, _KEYS.id == key_id)
         )
         return None if row is None else _key(row)
 
     async def revoke(
-        self, guild_id: int, key_id: int, *, conn: aiosqlite.Connection | None = None
+        self, guild_id: int, key_id: int, *, conn: AsyncConnection | None = None
     ) -> ApiKeyRecord | None:
         """Delete the server's key ``key_id``; returns it, or None if the server has no such key."""
-        async with (
-            self._db.joining(conn) as db,
-            db.execute(
-                f"DELETE FROM api_keys WHERE guild_id = ? AND id = ? RETURNING {_KEY_COLUMNS}",  # noqa: S608
-                (guild_id, key_id),
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
+        statement = (
+            delete(api_keys).where(_KEYS.guild_id == guild_id, _KEYS.id == key_id).returning(*_KEY_COLUMNS)
+        )
+        async with self._db.joining(conn) as db:
+            row = (await db.execute(statement)).first()
         return None if row is None else _key(row)
 
     async def lookup(self, digest: bytes) -> tuple[ApiKeyRecord, bytes] | None:
         """The key whose digest is ``digest``, with the stored digest (for a constant-time comparison)."""
-        row = await self._db.fetch_one(
-            f"SELECT {_KEY_COLUMNS}, digest FROM api_keys WHERE digest = ?",  # noqa: S608 (constant)
-            (digest,),
-        )
-        return None if row is None else (_key(row), bytes(row["digest"]))
+        row = await self._db.fetch_one(select(*_KEY_COLUMNS, _KEYS.digest).where(_KEYS.digest == digest))
+        return None if row is None else (_key(row), bytes(row.digest))
 
     async def touch(self, key_id: int, at: datetime | None = None) -> None:
         """Note that the key was used at ``at`` (now by default)."""
         async with self._db.transaction() as conn:
             await conn.execute(
-                "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
-                (to_db_time(at or self._clock()), key_id),
+                update(api_keys).where(_KEYS.id == key_id).values(last_used_at=at or self._clock())
             )
 
 
@@ -196,6 +196,9 @@ class Begin:
     response: StoredResponse | None = None
 
 
+_IDEMPOTENCY = api_idempotency.c
+
+
 class IdempotencyStore:
     def __init__(
         self, db: Database, *, ttl: timedelta = IDEMPOTENCY_TTL, clock: Callable[[], datetime] = utc_now
@@ -206,36 +209,38 @@ class IdempotencyStore:
 
     async def begin(self, credential: str, key: str, guild_id: int, fingerprint: str) -> Begin:
         """Claim ``key`` for ``credential``'s request (``fingerprint``: what the request asks), or find
-        the response of the first request that used it within the TTL."""
+        the response of the first request that used it within the TTL. Two requests with the same key
+        at once (in any process): one claims it, the other finds it in progress."""
         now = self._clock()
+        same = (_IDEMPOTENCY.credential == credential, _IDEMPOTENCY.key == key)
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                """
-                SELECT fingerprint, status, headers, body, created_at FROM api_idempotency
-                WHERE credential = ? AND key = ?
-                """,
-                (credential, key),
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is not None:
-                created = from_db_time(row["created_at"])
-                stale = now - created >= self.ttl or (row["status"] is None and now - created >= _STALE_CLAIM)
-                if not stale:
-                    if row["fingerprint"] != fingerprint:
-                        return Begin(Claimed.MISMATCH)
-                    if row["status"] is None:
-                        return Begin(Claimed.IN_PROGRESS)
-                    headers = json.loads(row["headers"] or "{}")
-                    return Begin(None, StoredResponse(int(row["status"]), headers, bytes(row["body"] or b"")))
+            await self._db.lock(conn, "api_idempotency", f"{credential}\n{key}")
+            row = (
                 await conn.execute(
-                    "DELETE FROM api_idempotency WHERE credential = ? AND key = ?", (credential, key)
+                    select(
+                        _IDEMPOTENCY.fingerprint,
+                        _IDEMPOTENCY.status,
+                        _IDEMPOTENCY.headers,
+                        _IDEMPOTENCY.body,
+                        _IDEMPOTENCY.created_at,
+                    ).where(*same)
                 )
+            ).first()
+            if row is not None:
+                created: datetime = row.created_at
+                stale = now - created >= self.ttl or (row.status is None and now - created >= _STALE_CLAIM)
+                if not stale:
+                    if row.fingerprint != fingerprint:
+                        return Begin(Claimed.MISMATCH)
+                    if row.status is None:
+                        return Begin(Claimed.IN_PROGRESS)
+                    headers = json.loads(row.headers or "{}")
+                    return Begin(None, StoredResponse(int(row.status), headers, bytes(row.body or b"")))
+                await conn.execute(delete(api_idempotency).where(*same))
             await conn.execute(
-                """
-                INSERT INTO api_idempotency (credential, key, guild_id, fingerprint, created_at)
-                VALUES (?, ?, ?, ?, ?)
-                """,
-                (credential, key, guild_id, fingerprint, to_db_time(now)),
+                api_idempotency.insert().values(
+                    credential=credential, key=key, guild_id=guild_id, fingerprint=fingerprint, created_at=now
+                )
             )
         return Begin(Claimed.NEW)
 
@@ -243,27 +248,34 @@ class IdempotencyStore:
         """Store the response of the request that claimed ``key``."""
         async with self._db.transaction() as conn:
             await conn.execute(
-                """
-                UPDATE api_idempotency SET status = ?, headers = ?, body = ?
-                WHERE credential = ? AND key = ? AND status IS NULL
-                """,
-                (response.status, json.dumps(dict(response.headers)), response.body, credential, key),
+                update(api_idempotency)
+                .where(
+                    _IDEMPOTENCY.credential == credential,
+                    _IDEMPOTENCY.key == key,
+                    _IDEMPOTENCY.status.is_(None),
+                )
+                .values(
+                    status=response.status, headers=json.dumps(dict(response.headers)), body=response.body
+                )
             )
 
     async def abandon(self, credential: str, key: str) -> None:
         """Release a claim: the request ended without a response to replay; a retry acts again."""
         async with self._db.transaction() as conn:
             await conn.execute(
-                "DELETE FROM api_idempotency WHERE credential = ? AND key = ? AND status IS NULL",
-                (credential, key),
+                delete(api_idempotency).where(
+                    _IDEMPOTENCY.credential == credential,
+                    _IDEMPOTENCY.key == key,
+                    _IDEMPOTENCY.status.is_(None),
+                )
             )
 
     async def prune(self) -> int:
         """Forget responses older than the TTL. Returns how many."""
-        cutoff = to_db_time(self._clock() - self.ttl)
+        cutoff = self._clock() - self.ttl
         async with self._db.transaction() as conn:
-            cursor = await conn.execute("DELETE FROM api_idempotency WHERE created_at < ?", (cutoff,))
-            return cursor.rowcount
+            result = await conn.execute(delete(api_idempotency).where(_IDEMPOTENCY.created_at < cutoff))
+            return result.rowcount
 
 
 # --------------------------------------------------------------------------------------------------
@@ -289,26 +301,49 @@ class ServerOverviewStore:
 
     async def get(self, guild_id: int) -> ServerRow:
         """The server's token status (never the token), log channel and counts, in one read."""
-        row = await self._db.fetch_one(
-            """
-            SELECT t.last4, t.set_by, t.set_at, s.log_channel_id, s.log_channel_problem,
-                   (SELECT count(*) FROM link_records WHERE guild_id = :g) AS links,
-                   (SELECT count(*) FROM api_keys WHERE guild_id = :g) AS api_keys,
-                   (SELECT count(*) FROM audit_events WHERE guild_id = :g) AS audit_events
-            FROM (SELECT :g AS guild_id) AS q
-            LEFT JOIN guild_tokens AS t ON t.guild_id = q.guild_id
-            LEFT JOIN guild_settings AS s ON s.guild_id = q.guild_id
-            """,
-            {"g": guild_id},
-        )
+        row = await self._db.fetch_one(_OVERVIEW, {"guild": guild_id})
         assert row is not None
         return ServerRow(
-            token_last4=row["last4"],
-            token_set_by=row["set_by"],
-            token_set_at=from_db_time(row["set_at"]) if row["set_at"] else None,
-            log_channel_id=row["log_channel_id"],
-            log_channel_problem=row["log_channel_problem"],
-            links=int(row["links"]),
-            api_keys=int(row["api_keys"]),
-            audit_events=int(row["audit_events"]),
+            token_last4=row.last4,
+            token_set_by=row.set_by,
+            token_set_at=row.set_at,
+            log_channel_id=row.log_channel_id,
+            log_channel_problem=row.log_channel_problem,
+            links=int(row.links),
+            api_keys=int(row.api_keys),
+            audit_events=int(row.audit_events),
         )
+
+
+def _count_of(table: Any, guild: Any, label: str) -> Any:
+    return (
+        select(func.count())
+        .select_from(table)
+        .where(table.c.guild_id == guild)
+        .scalar_subquery()
+        .label(label)
+    )
+
+
+def _overview() -> Any:
+    guild = bindparam("guild", type_=Snowflake)
+    wanted = select(guild.label("guild_id")).subquery("q")
+    tokens, settings = guild_tokens.c, guild_settings.c
+    return select(
+        tokens.last4,
+        tokens.set_by,
+        tokens.set_at,
+        settings.log_channel_id,
+        settings.log_channel_problem,
+        _count_of(link_records, guild, "links"),
+        _count_of(api_keys, guild, "api_keys"),
+        _count_of(audit_events, guild, "audit_events"),
+    ).select_from(
+        wanted.outerjoin(guild_tokens, tokens.guild_id == wanted.c.guild_id).outerjoin(
+            guild_settings, settings.guild_id == wanted.c.guild_id
+        )
+    )
+
+
+#: GET /v1/guilds/{id} in one statement, built once.
+_OVERVIEW = _overview()

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.db.database import Database, from_db_time, to_db_time
+from sqlalchemy import TableClause, column, delete, select, table, union
+
+from bot.db.database import Database
+from bot.db.schema import guild_departures, guild_tokens
+from bot.db.types import Snowflake
 
 __all__ = ["PER_GUILD_TABLES", "GuildDataStore"]
 
@@ -33,46 +37,53 @@ class GuildDataStore:
     async def mark_departed(self, guild_id: int, at: datetime) -> bool:
         """The bot left the server: delete its dsc.gg token and mark it as departed at ``at``, in one
         transaction. An existing mark keeps its original time. True if a token was deleted."""
+        mark = self._db.insert(guild_departures).values(guild_id=guild_id, left_at=at)
         async with self._db.transaction() as conn:
-            cursor = await conn.execute("DELETE FROM guild_tokens WHERE guild_id = ?", (guild_id,))
-            deleted = cursor.rowcount > 0
-            await conn.execute(
-                """
-                INSERT INTO guild_departures (guild_id, left_at) VALUES (?, ?)
-                ON CONFLICT (guild_id) DO NOTHING
-                """,
-                (guild_id, to_db_time(at)),
-            )
-            return deleted
+            result = await conn.execute(delete(guild_tokens).where(guild_tokens.c.guild_id == guild_id))
+            await conn.execute(mark.on_conflict_do_nothing(index_elements=[guild_departures.c.guild_id]))
+            return result.rowcount > 0
 
     async def clear_departure(self, guild_id: int) -> bool:
         """The bot is back in the server: its data stays. True if it was marked."""
         async with self._db.transaction() as conn:
-            cursor = await conn.execute("DELETE FROM guild_departures WHERE guild_id = ?", (guild_id,))
-            return cursor.rowcount > 0
+            result = await conn.execute(
+                delete(guild_departures).where(guild_departures.c.guild_id == guild_id)
+            )
+            return result.rowcount > 0
 
     async def departures(self) -> dict[int, datetime]:
         """Every server marked as departed, with the time the bot left it."""
-        rows = await self._db.fetch_all("SELECT guild_id, left_at FROM guild_departures")
-        return {int(row["guild_id"]): from_db_time(row["left_at"]) for row in rows}
+        rows = await self._db.fetch_all(select(guild_departures.c.guild_id, guild_departures.c.left_at))
+        return {int(row.guild_id): row.left_at for row in rows}
 
     async def guild_ids(self) -> set[int]:
         """Every server that has any row in any per-guild table."""
-        union = " UNION ".join(f"SELECT guild_id FROM {table}" for table in PER_GUILD_TABLES)  # noqa: S608 (constant names)
-        rows = await self._db.fetch_all(union)
-        return {int(row["guild_id"]) for row in rows}
+        rows = await self._db.fetch_all(
+            union(*(select(_table(name).c.guild_id) for name in PER_GUILD_TABLES))
+        )
+        return {int(row.guild_id) for row in rows}
 
     async def purge(self, guild_id: int, *, departed_before: datetime) -> bool:
         """Delete every row of the server from every per-guild table, in one transaction, if it is
-        still marked as departed at or before ``departed_before`` (checked inside that transaction, so
-        a re-invite that cleared the mark meanwhile wins). True if it was purged."""
+        still marked as departed at or before ``departed_before`` (checked inside that transaction,
+        with the mark locked, so a re-invite that cleared the mark meanwhile wins, and one that comes
+        during the purge waits for it). True if it was purged."""
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "SELECT left_at FROM guild_departures WHERE guild_id = ?", (guild_id,)
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is None or from_db_time(row["left_at"]) > departed_before:
+            left_at = (
+                await conn.execute(
+                    select(guild_departures.c.left_at)
+                    .where(guild_departures.c.guild_id == guild_id)
+                    .with_for_update()
+                )
+            ).scalar()
+            if left_at is None or left_at > departed_before:
                 return False
-            for table in PER_GUILD_TABLES:
-                await conn.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))  # noqa: S608
+            for name in PER_GUILD_TABLES:
+                table_ = _table(name)
+                await conn.execute(delete(table_).where(table_.c.guild_id == guild_id))
             return True
+
+
+def _table(name: str) -> TableClause:
+    """A per-guild table by name, with just the ``guild_id`` column these statements need."""
+    return table(name, column("guild_id", Snowflake))

@@ -1,177 +1,119 @@
-"""Ordered, forward-only schema migrations.
+"""Schema migrations: Alembic revisions (``bot/db/alembic/versions``), applied by the bot at start-up.
 
-Migration N brings a database from ``PRAGMA user_version`` N-1 to N. Never edit a released migration:
-add a new one at the end. Each runs in its own transaction (see Database), so a crash mid-upgrade
-leaves the file at the previous version, ready to try again.
+``upgrade(connection)`` runs inside the transaction its caller opened (``Database.connect`` holds the
+database's write lock for it), so every pending revision is applied, or none. Before the move to
+Alembic the bot numbered its migrations with SQLite's ``PRAGMA user_version`` (1 to 5): such a file
+(no ``alembic_version`` table) is first stamped with the matching revision (``LEGACY_REVISIONS``),
+then upgraded like any other, with nothing lost. A database whose revision this code does not know
+was written by a newer bot: it is refused (``SchemaTooNew``) and left untouched.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+__all__ = [
+    "ALEMBIC_DIR",
+    "ALEMBIC_USER_VERSION",
+    "LEGACY_REVISIONS",
+    "SCHEMA_VERSION",
+    "MigrationResult",
+    "SchemaTooNew",
+    "revisions",
+    "upgrade",
+]
+
+log = logging.getLogger(__name__)
+
+#: Alembic's script folder (env.py and versions/), shipped inside the package.
+ALEMBIC_DIR = Path(__file__).with_name("alembic")
+
+#: The newest revision, the one this code writes (a test checks it against the versions folder).
+SCHEMA_VERSION = "0007"
+
+#: ``PRAGMA user_version`` of a SQLite file written before Alembic → the revision with the same schema.
+LEGACY_REVISIONS: dict[int, str] = {1: "0001", 2: "0002", 3: "0003", 4: "0004", 5: "0005"}
+
+#: user_version of a SQLite file managed by Alembic: a bot from before the switch reads it as a schema
+#: newer than it knows and refuses to start, instead of misreading a newer schema.
+ALEMBIC_USER_VERSION = 1000
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer version of the bot; starting would risk damaging it."""
+
+    def __init__(self, name: str, found: str, known: str) -> None:
+        super().__init__(
+            f"{name}: database schema version {found} is newer than this bot knows ({known}); "
+            "run a newer version of the bot or restore a backup"
+        )
+        self.found = found
+        self.known = known
 
 
 @dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    description: str
-    statements: tuple[str, ...]
+class MigrationResult:
+    #: The revision before (None: an empty database), after stamping a pre-Alembic file.
+    before: str | None
+    after: str
+    #: The pre-Alembic user_version the file was stamped from, if it was.
+    legacy_version: int | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after or self.legacy_version is not None
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "guild tokens, link records, app state",
-        (
-            """
-            CREATE TABLE guild_tokens (
-                guild_id   INTEGER PRIMARY KEY,
-                ciphertext TEXT    NOT NULL,
-                last4      TEXT    NOT NULL,
-                set_by     INTEGER NOT NULL,
-                set_at     TEXT    NOT NULL
-            )
-            """,
-            """
-            CREATE TABLE link_records (
-                guild_id        INTEGER NOT NULL,
-                slug            TEXT    NOT NULL,
-                created_by      INTEGER NOT NULL,
-                last_touched_by INTEGER NOT NULL,
-                created_at      TEXT    NOT NULL,
-                touched_at      TEXT    NOT NULL,
-                PRIMARY KEY (guild_id, slug)
-            )
-            """,
-            # Autocomplete lists a guild's links most recently touched first.
-            "CREATE INDEX link_records_by_touch ON link_records (guild_id, touched_at DESC)",
-            """
-            CREATE TABLE app_state (
-                key   TEXT PRIMARY KEY,
-                value TEXT NOT NULL
-            )
-            """,
-        ),
-    ),
-    Migration(
-        2,
-        "guild settings, audit events",
-        (
-            """
-            CREATE TABLE guild_settings (
-                guild_id            INTEGER PRIMARY KEY,
-                log_channel_id      INTEGER,
-                locale              TEXT,
-                log_channel_problem TEXT
-            )
-            """,
-            """
-            CREATE TABLE audit_events (
-                id       INTEGER PRIMARY KEY AUTOINCREMENT,
-                guild_id INTEGER NOT NULL,
-                kind     TEXT    NOT NULL,
-                actor_id INTEGER,
-                slug     TEXT,
-                payload  TEXT    NOT NULL DEFAULT '{}',
-                at       TEXT    NOT NULL
-            )
-            """,
-            # latest() and the keep-last-N trim both walk one guild's events by id.
-            "CREATE INDEX audit_events_by_guild ON audit_events (guild_id, id DESC)",
-        ),
-    ),
-    Migration(
-        3,
-        "servers the bot was removed from",
-        (
-            # One row per server the bot left (or was removed from): its data is purged once
-            # left_at is older than the retention period, unless the bot is invited back first.
-            """
-            CREATE TABLE guild_departures (
-                guild_id INTEGER PRIMARY KEY,
-                left_at  TEXT    NOT NULL
-            )
-            """,
-        ),
-    ),
-    Migration(
-        4,
-        "audit outbox: log-channel posts still to be made",
-        (
-            # One row per audit event whose post is still due, written in the event's transaction. The
-            # target is the guild's log channel at posting time; also_to is a previous log channel that
-            # is told about a channel change. Rows are deleted once posted (or given up on).
-            """
-            CREATE TABLE audit_outbox (
-                event_id        INTEGER PRIMARY KEY REFERENCES audit_events (id) ON DELETE CASCADE,
-                guild_id        INTEGER NOT NULL,
-                also_to         INTEGER,
-                attempts        INTEGER NOT NULL DEFAULT 0,
-                next_attempt_at TEXT    NOT NULL,
-                last_error      TEXT
-            )
-            """,
-            # Each guild's posts go out oldest first.
-            "CREATE INDEX audit_outbox_by_guild ON audit_outbox (guild_id, event_id)",
-        ),
-    ),
-    Migration(
-        5,
-        "HTTP API keys and idempotent POST responses",
-        (
-            # A server's API keys: only the SHA-256 digest of each key is stored, never the key.
-            """
-            CREATE TABLE api_keys (
-                id           INTEGER PRIMARY KEY AUTOINCREMENT,
-                guild_id     INTEGER NOT NULL,
-                name         TEXT    NOT NULL,
-                digest       BLOB    NOT NULL UNIQUE,
-                created_by   INTEGER NOT NULL,
-                created_at   TEXT    NOT NULL,
-                last_used_at TEXT
-            )
-            """,
-            "CREATE INDEX api_keys_by_guild ON api_keys (guild_id, id)",
-            # The first response to a POST with an Idempotency-Key, per credential, kept 24 hours.
-            # status is NULL while the first request is still running.
-            """
-            CREATE TABLE api_idempotency (
-                credential  TEXT    NOT NULL,
-                key         TEXT    NOT NULL,
-                guild_id    INTEGER NOT NULL,
-                fingerprint TEXT    NOT NULL,
-                status      INTEGER,
-                headers     TEXT,
-                body        BLOB,
-                created_at  TEXT    NOT NULL,
-                PRIMARY KEY (credential, key)
-            )
-            """,
-            "CREATE INDEX api_idempotency_by_time ON api_idempotency (created_at)",
-        ),
-    ),
-    Migration(
-        6,
-        "web dashboard sessions",
-        (
-            # One row per browser logged in to the dashboard, keyed by the SHA-256 digest of the random
-            # session id in its cookie (never the id itself). Per user, not per server: a server's purge
-            # leaves it alone. access_token is the Discord OAuth token, encrypted (TokenCipher).
-            """
-            CREATE TABLE dashboard_sessions (
-                digest           BLOB    PRIMARY KEY,
-                user_id          INTEGER NOT NULL,
-                csrf             TEXT    NOT NULL,
-                access_token     TEXT    NOT NULL,
-                token_expires_at TEXT    NOT NULL,
-                created_at       TEXT    NOT NULL,
-                last_seen_at     TEXT    NOT NULL,
-                flash            TEXT
-            )
-            """,
-            "CREATE INDEX dashboard_sessions_by_seen ON dashboard_sessions (last_seen_at)",
-        ),
-    ),
-)
+@cache
+def _script() -> ScriptDirectory:
+    return ScriptDirectory(str(ALEMBIC_DIR))
 
-#: The schema version this code writes; a database with a higher user_version is refused.
-SCHEMA_VERSION = MIGRATIONS[-1].version
+
+def revisions() -> list[str]:
+    """Every revision, oldest first."""
+    return [script.revision for script in reversed(list(_script().walk_revisions()))]
+
+
+def upgrade(connection: Connection, *, name: str, target: str = "head") -> MigrationResult:
+    """Bring the database on ``connection`` (inside its caller's transaction) to ``target``.
+
+    ``name`` names the database in errors (never with a password). ``target`` other than the head is
+    for tests that build older schemas.
+    """
+    script = _script()
+    context = MigrationContext.configure(connection)
+    heads = context.get_current_heads()
+    legacy: int | None = None
+    sqlite = connection.dialect.name == "sqlite"
+    if not heads and sqlite:
+        user_version = int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+        if user_version:
+            revision = LEGACY_REVISIONS.get(user_version)
+            if revision is None:
+                raise SchemaTooNew(name, str(user_version), SCHEMA_VERSION)
+            context.stamp(script, revision)
+            heads = (revision,)
+            legacy = user_version
+    known = set(revisions())
+    for head in heads:
+        if head not in known:
+            raise SchemaTooNew(name, head, SCHEMA_VERSION)
+    before = heads[0] if heads else None
+    config = Config()
+    config.set_main_option("script_location", str(ALEMBIC_DIR))
+    config.attributes["connection"] = connection
+    command.upgrade(config, target)
+    if sqlite:
+        connection.exec_driver_sql(f"PRAGMA user_version = {ALEMBIC_USER_VERSION}")
+    after = MigrationContext.configure(connection).get_current_revision()
+    assert after is not None
+    return MigrationResult(before, after, legacy)

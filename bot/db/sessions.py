@@ -1,6 +1,6 @@
 """Storage of the web dashboard: its browser sessions and the secret that signs their cookies.
 
-Every SQL statement of the dashboard is here. A session is keyed by the SHA-256 digest of the random id
+Every statement of the dashboard is here. A session is keyed by the SHA-256 digest of the random id
 in the browser's cookie (a stolen database does not give working cookies); it holds the Discord user,
 the session's CSRF token, the user's Discord OAuth access token (encrypted by the caller), when that
 token expires, when the session was last used, and a one-shot message for the next page. Sessions are
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-import aiosqlite
+from sqlalchemy import Row, delete, or_, select, update
 
-from bot.db.database import Database, from_db_time, to_db_time
+from bot.db.database import Database
+from bot.db.schema import app_state, dashboard_sessions
 
 __all__ = ["SECRET_KEY", "SessionStore", "StoredSession"]
 
@@ -37,19 +38,19 @@ class StoredSession:
     flash: str | None = None
 
 
-_COLUMNS = "digest, user_id, csrf, access_token, token_expires_at, created_at, last_seen_at, flash"
+_S = dashboard_sessions.c
 
 
-def _session(row: aiosqlite.Row) -> StoredSession:
+def _session(row: Row[Any]) -> StoredSession:
     return StoredSession(
-        digest=bytes(row["digest"]),
-        user_id=int(row["user_id"]),
-        csrf=str(row["csrf"]),
-        access_token=str(row["access_token"]),
-        token_expires_at=from_db_time(row["token_expires_at"]),
-        created_at=from_db_time(row["created_at"]),
-        last_seen_at=from_db_time(row["last_seen_at"]),
-        flash=None if row["flash"] is None else str(row["flash"]),
+        digest=bytes(row.digest),
+        user_id=int(row.user_id),
+        csrf=str(row.csrf),
+        access_token=str(row.access_token),
+        token_expires_at=row.token_expires_at,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        flash=None if row.flash is None else str(row.flash),
     )
 
 
@@ -59,15 +60,12 @@ class SessionStore:
 
     async def secret(self, candidate: str) -> str:
         """The stored secret; ``candidate`` becomes it when there is none yet (the first process wins)."""
+        insert = self._db.insert(app_state).values(key=SECRET_KEY, value=candidate)
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO app_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                (SECRET_KEY, candidate),
-            )
-            async with conn.execute("SELECT value FROM app_state WHERE key = ?", (SECRET_KEY,)) as cursor:
-                row = await cursor.fetchone()
-        assert row is not None
-        return str(row["value"])
+            await conn.execute(insert.on_conflict_do_nothing(index_elements=[app_state.c.key]))
+            value = await conn.scalar(select(app_state.c.value).where(app_state.c.key == SECRET_KEY))
+        assert value is not None
+        return str(value)
 
     async def add(self, session: StoredSession, *, idle_before: datetime) -> None:
         """Store a new session; sessions idle since before ``idle_before`` or whose Discord token has
@@ -75,45 +73,39 @@ class SessionStore:
         live sessions, without a timer)."""
         async with self._db.transaction() as conn:
             await conn.execute(
-                "DELETE FROM dashboard_sessions WHERE last_seen_at < ? OR token_expires_at <= ?",
-                (to_db_time(idle_before), to_db_time(session.created_at)),
+                delete(dashboard_sessions).where(
+                    or_(_S.last_seen_at < idle_before, _S.token_expires_at <= session.created_at)
+                )
             )
             await conn.execute(
-                f"INSERT INTO dashboard_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 (constant)
-                (
-                    session.digest,
-                    session.user_id,
-                    session.csrf,
-                    session.access_token,
-                    to_db_time(session.token_expires_at),
-                    to_db_time(session.created_at),
-                    to_db_time(session.last_seen_at),
-                    session.flash,
-                ),
+                dashboard_sessions.insert().values(
+                    digest=session.digest,
+                    user_id=session.user_id,
+                    csrf=session.csrf,
+                    access_token=session.access_token,
+                    token_expires_at=session.token_expires_at,
+                    created_at=session.created_at,
+                    last_seen_at=session.last_seen_at,
+                    flash=session.flash,
+                )
             )
 
     async def get(self, digest: bytes) -> StoredSession | None:
-        row = await self._db.fetch_one(
-            f"SELECT {_COLUMNS} FROM dashboard_sessions WHERE digest = ?",  # noqa: S608 (constant)
-            (digest,),
-        )
+        row = await self._db.fetch_one(select(dashboard_sessions).where(_S.digest == digest))
         return None if row is None else _session(row)
 
     async def touch(self, digest: bytes, at: datetime) -> None:
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE dashboard_sessions SET last_seen_at = ? WHERE digest = ?", (to_db_time(at), digest)
-            )
+            await conn.execute(update(dashboard_sessions).where(_S.digest == digest).values(last_seen_at=at))
 
     async def set_flash(self, digest: bytes, flash: str | None) -> None:
         async with self._db.transaction() as conn:
-            await conn.execute("UPDATE dashboard_sessions SET flash = ? WHERE digest = ?", (flash, digest))
+            await conn.execute(update(dashboard_sessions).where(_S.digest == digest).values(flash=flash))
 
     async def delete(self, digest: bytes) -> bool:
         async with self._db.transaction() as conn:
-            cursor = await conn.execute("DELETE FROM dashboard_sessions WHERE digest = ?", (digest,))
-            return cursor.rowcount > 0
+            result = await conn.execute(delete(dashboard_sessions).where(_S.digest == digest))
+            return result.rowcount > 0
 
     async def count(self) -> int:
-        row = await self._db.fetch_one("SELECT count(*) FROM dashboard_sessions")
-        return int(row[0]) if row else 0
+        return await self._db.count(dashboard_sessions)

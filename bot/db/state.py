@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import delete, select
+
 from bot.db.database import Database
+from bot.db.schema import app_state
 
 
 class AppStateStore:
@@ -10,20 +13,18 @@ class AppStateStore:
         self._db = db
 
     async def get(self, key: str) -> str | None:
-        row = await self._db.fetch_one("SELECT value FROM app_state WHERE key = ?", (key,))
-        return None if row is None else str(row["value"])
+        value = await self._db.fetch_value(select(app_state.c.value).where(app_state.c.key == key))
+        return None if value is None else str(value)
 
     async def set(self, key: str, value: str) -> None:
+        statement = self._db.insert(app_state).values(key=key, value=value)
+        statement = statement.on_conflict_do_update(
+            index_elements=[app_state.c.key], set_={"value": statement.excluded.value}
+        )
         async with self._db.transaction() as conn:
-            await conn.execute(
-                """
-                INSERT INTO app_state (key, value) VALUES (?, ?)
-                ON CONFLICT (key) DO UPDATE SET value = excluded.value
-                """,
-                (key, value),
-            )
+            await conn.execute(statement)
 
     async def delete(self, key: str) -> bool:
         async with self._db.transaction() as conn:
-            cursor = await conn.execute("DELETE FROM app_state WHERE key = ?", (key,))
-            return cursor.rowcount > 0
+            result = await conn.execute(delete(app_state).where(app_state.c.key == key))
+            return result.rowcount > 0

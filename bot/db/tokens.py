@@ -7,10 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.crypto import TokenCipher, TokenUndecryptable
-from bot.db.database import Database, from_db_time, to_db_time, utc_now
+from bot.db.database import Database, utc_now
+from bot.db.schema import guild_tokens
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ class TokenStore:
         self._clock = clock
 
     async def set(
-        self, guild_id: int, token: str, *, set_by: int, conn: aiosqlite.Connection | None = None
+        self, guild_id: int, token: str, *, set_by: int, conn: AsyncConnection | None = None
     ) -> TokenInfo:
         """Store (or replace) the guild's token, encrypted; in ``conn``'s transaction when given."""
         if not token:
@@ -59,68 +61,76 @@ class TokenStore:
             set_at=self._clock(),
         )
         ciphertext = self._cipher.encrypt(guild_id, token)
+        statement = self._db.insert(guild_tokens).values(
+            guild_id=guild_id, ciphertext=ciphertext, last4=info.last4, set_by=set_by, set_at=info.set_at
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[guild_tokens.c.guild_id],
+            set_={
+                "ciphertext": statement.excluded.ciphertext,
+                "last4": statement.excluded.last4,
+                "set_by": statement.excluded.set_by,
+                "set_at": statement.excluded.set_at,
+            },
+        )
         async with self._db.joining(conn) as db:
-            await db.execute(
-                """
-                INSERT INTO guild_tokens (guild_id, ciphertext, last4, set_by, set_at)
-                VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (guild_id) DO UPDATE SET
-                    ciphertext = excluded.ciphertext, last4 = excluded.last4,
-                    set_by = excluded.set_by, set_at = excluded.set_at
-                """,
-                (guild_id, ciphertext, info.last4, set_by, to_db_time(info.set_at)),
-            )
+            await db.execute(statement)
         return info
 
     async def get(self, guild_id: int) -> str | None:
         """The guild's token, or None if none is set. Raises TokenUnreadable if it no longer decrypts."""
-        row = await self._db.fetch_one("SELECT ciphertext FROM guild_tokens WHERE guild_id = ?", (guild_id,))
-        if row is None:
+        ciphertext = await self._db.fetch_value(
+            select(guild_tokens.c.ciphertext).where(guild_tokens.c.guild_id == guild_id)
+        )
+        if ciphertext is None:
             return None
         try:
-            return self._cipher.decrypt(guild_id, row["ciphertext"])
+            return self._cipher.decrypt(guild_id, ciphertext)
         except TokenUndecryptable as exc:
             raise TokenUnreadable(guild_id) from exc
 
     async def info(self, guild_id: int) -> TokenInfo | None:
         row = await self._db.fetch_one(
-            "SELECT guild_id, last4, set_by, set_at FROM guild_tokens WHERE guild_id = ?", (guild_id,)
+            select(
+                guild_tokens.c.guild_id, guild_tokens.c.last4, guild_tokens.c.set_by, guild_tokens.c.set_at
+            ).where(guild_tokens.c.guild_id == guild_id)
         )
         if row is None:
             return None
-        return TokenInfo(
-            guild_id=row["guild_id"],
-            last4=row["last4"],
-            set_by=row["set_by"],
-            set_at=from_db_time(row["set_at"]),
-        )
+        return TokenInfo(guild_id=row.guild_id, last4=row.last4, set_by=row.set_by, set_at=row.set_at)
 
-    async def clear(self, guild_id: int, *, conn: aiosqlite.Connection | None = None) -> bool:
+    async def clear(self, guild_id: int, *, conn: AsyncConnection | None = None) -> bool:
         """Forget the guild's token. True if there was one. In ``conn``'s transaction when given."""
         async with self._db.joining(conn) as db:
-            cursor = await db.execute("DELETE FROM guild_tokens WHERE guild_id = ?", (guild_id,))
-            return cursor.rowcount > 0
+            result = await db.execute(delete(guild_tokens).where(guild_tokens.c.guild_id == guild_id))
+            return result.rowcount > 0
 
     async def rotate_all(self) -> int:
         """Re-encrypt every token that is not under the newest key; returns how many were rotated.
 
         Rows that no key decrypts are left alone (their guilds will be asked to set the token again).
+        The rows are locked while they are rotated (FOR UPDATE): a token set meanwhile by another
+        process waits, and is never overwritten by the rotated old one.
         """
         rotated = 0
         async with self._db.transaction() as conn:
-            async with conn.execute("SELECT guild_id, ciphertext FROM guild_tokens") as cursor:
-                rows = list(await cursor.fetchall())
+            rows = (
+                await conn.execute(
+                    select(guild_tokens.c.guild_id, guild_tokens.c.ciphertext).with_for_update()
+                )
+            ).all()
             for row in rows:
                 try:
-                    new_ciphertext = self._cipher.rotated(row["ciphertext"])
+                    new_ciphertext = self._cipher.rotated(row.ciphertext)
                 except TokenUndecryptable:
-                    log.warning("Stored token of guild %d cannot be decrypted; not rotated", row["guild_id"])
+                    log.warning("Stored token of guild %d cannot be decrypted; not rotated", row.guild_id)
                     continue
                 if new_ciphertext is None:  # already under the newest key
                     continue
                 await conn.execute(
-                    "UPDATE guild_tokens SET ciphertext = ? WHERE guild_id = ?",
-                    (new_ciphertext, row["guild_id"]),
+                    update(guild_tokens)
+                    .where(guild_tokens.c.guild_id == row.guild_id)
+                    .values(ciphertext=new_ciphertext)
                 )
                 rotated += 1
         if rotated:

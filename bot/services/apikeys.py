@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from bot.audit import AuditEvent, AuditLog, EventKind, FieldChange
 from bot.db.apikeys import ApiKeyRecord, ApiKeyStore, TooManyKeys
-from bot.errors import InvalidInput, TooManyApiKeys, UnknownApiKey
+from bot.failures import Invalid, InvalidInput, TooManyApiKeys, UnknownApiKey
 
 __all__ = ["KEY_PREFIX", "ApiKeyService", "NewKey", "digest_of", "looks_like_key"]
 
@@ -57,11 +57,11 @@ class NewKey:
 def validate_name(raw: str) -> str:
     name = " ".join(raw.split())
     if not name:
-        raise InvalidInput("name", "it is empty; give the key a name that says where it is used, e.g. `ci`")
+        raise InvalidInput("name", Invalid.KEY_NAME_EMPTY)
     if len(name) > NAME_MAX:
-        raise InvalidInput("name", f"it is {len(name)} characters long; at most {NAME_MAX} are allowed")
+        raise InvalidInput("name", Invalid.TOO_LONG, length=len(name), limit=NAME_MAX)
     if not name.isprintable():
-        raise InvalidInput("name", "it contains invisible characters; use letters, digits and punctuation")
+        raise InvalidInput("name", Invalid.KEY_NAME_INVISIBLE)
     return name
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 import aiohttp
 import discord
 
-from bot.errors import DiscordUnavailable, InvalidInput
+from bot.failures import DiscordUnavailable, Invalid, InvalidInput
 from bot.services.cache import SharedCache
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class DiscordDirectory:
         if channel_id is not None:
             channel = next((c for c in channels if c.id == channel_id), None)
             if not isinstance(channel, discord.TextChannel):
-                raise InvalidInput("channel", "pick one of this server's text channels")
+                raise InvalidInput("channel", Invalid.CHANNEL_NOT_TEXT)
         try:
             return await self._audit.set_channel(guild, channel, actor_id=actor_id)
         except _REST_ERRORS as exc:  # fetching the bot's member for the permission check

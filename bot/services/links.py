@@ -25,14 +25,13 @@ from bot.db.links import Claim
 from bot.dscgg import errors as api
 from bot.dscgg.client import UNSET, UnsetType
 from bot.dscgg.models import Link, LinkType
-from bot.embeds import PAGE_SIZE
-from bot.errors import (
+from bot.failures import (
     LinkNotOwned,
     ManagedElsewhere,
     NotManagedHere,
     OwnershipUnconfirmed,
-    audit_reason,
-    describe,
+    Reason,
+    reason_of,
 )
 from bot.services.cache import SharedCache
 from bot.validation import check_edit_options, validate_redirect
@@ -63,8 +62,9 @@ class TokenSource(Protocol):
 @dataclass(frozen=True, slots=True)
 class CreateResult:
     link: Link
-    #: Set when the link exists but its colour could not be applied: the sentence saying why.
-    colour_problem: str | None = None
+    #: Set when the link exists but its colour could not be applied: why (the renderer says it and
+    #: how to apply the colour with /link edit).
+    colour_problem: Reason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +157,7 @@ class LinkService:
             actor_id=user_id,
             slug=slug,
             action=action,
-            reason=audit_reason(error),
+            reason=reason_of(error, slug=slug),
         )
         try:
             await self._audit.record(event)
@@ -199,7 +199,7 @@ class LinkService:
             raise
         log.info("Link %s created for guild %s by user %s", slug, guild_id, user_id)
 
-        colour_problem: str | None = None
+        colour_problem: Reason | None = None
         requested_colour, color = color, None  # ``color``: the colour known to be applied
         try:
             if requested_colour is not None:
@@ -207,7 +207,7 @@ class LinkService:
                     await self._client.update_link(slug, token=token, color=requested_colour)
                     color = requested_colour
                 except api.DscggError as exc:
-                    colour_problem = _colour_problem(exc, slug, requested_colour)
+                    colour_problem = reason_of(exc, slug=slug)
                     log.info("Colour of new link %s not applied: %s", slug, type_name(exc))
         finally:
             # The link exists on dsc.gg whatever became of its colour (even if a shutdown cancelled
@@ -509,7 +509,7 @@ class LinkService:
         """Slugs of this server's records matching ``prefix``, for autocomplete: local, no dsc.gg call."""
         return await self._records.search(guild_id, prefix, limit)
 
-    async def list_records(self, guild_id: int, page: int, page_size: int = PAGE_SIZE) -> RecordPage:
+    async def list_records(self, guild_id: int, page: int, page_size: int = 10) -> RecordPage:
         """One page (0-based) of the links this server manages; clamped into range."""
         total = await self._records.count(guild_id)
         pages = max(1, -(-total // page_size))
@@ -539,21 +539,6 @@ class LinkService:
 
 #: Apps of the link's owner looked up one by one (``get_app``) at most, when the list hid their keys.
 MAX_APPS_CHECKED = 5
-
-#: Advice that fits a refused command, not a colour follow-up (running create again fails: taken).
-_RETRY_ADVICE = (
-    " Check the options and try again.",
-    " Check the spelling and try again.",
-    " Pick another slug and try again.",
-)
-
-
-def _colour_problem(error: BaseException, slug: str, color: str) -> str:
-    """Why the colour of a new link was not applied, and how to apply it with /link edit."""
-    reason = describe(error)
-    for advice in _RETRY_ADVICE:
-        reason = reason.removesuffix(advice)
-    return f"{reason} Set it with `/link edit slug:{slug} color:{color}`."
 
 
 def _same_secret(a: str, b: str) -> bool:

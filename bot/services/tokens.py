@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot import errors
+from bot import failures as errors
 from bot.audit import AuditEvent, AuditLog, EventKind
 from bot.db.tokens import TokenInfo, TokenStore, TokenUnreadable
 from bot.dscgg import errors as api
@@ -34,13 +34,6 @@ log = logging.getLogger(__name__)
 #: Bounds of a submitted token, after stripping surrounding blanks (the form itself takes 8 to 200).
 MIN_TOKEN_LENGTH = 8
 MAX_TOKEN_LENGTH = 200
-
-#: What the admin reads when the submitted text cannot be a dsc.gg API key at all.
-MALFORMED_TOKEN = (
-    "that isn't a dsc.gg API key (those are 8 to 200 letters, digits and symbols, without spaces or "
-    "invisible characters). Nothing was saved. Copy the key again from https://dsc.gg/developer "
-    "and paste only the key"
-)
 
 
 def well_formed(token: str) -> bool:
@@ -75,9 +68,9 @@ class TokenStatus:
     info: TokenInfo | None
     readable: bool
     check: TokenCheck
-    #: For RATE_LIMITED: seconds until a retry makes sense. For REFUSED: the sentence describing why.
+    #: For RATE_LIMITED: seconds until a retry makes sense. For REFUSED: why (rendered by bot.errors).
     retry_after: float | None = None
-    problem: str | None = None
+    problem: errors.Reason | None = None
 
 
 class TokenService:
@@ -120,7 +113,7 @@ class TokenService:
         if not well_formed(token):
             # Refused here, before dsc.gg saw it: audited as such, never as "rejected by dsc.gg".
             await self._refused(guild_id, user_id, EventKind.TOKEN_MALFORMED, None)
-            raise errors.InvalidInput("token", MALFORMED_TOKEN)
+            raise errors.InvalidInput("token", errors.Invalid.TOKEN_MALFORMED)
         # Masked while it is being checked; it stays masked only if it is stored (or an unexpected
         # error, whose traceback is logged after this returns, might quote it).
         self._on_secret(token)
@@ -186,7 +179,7 @@ class TokenService:
             return TokenStatus(info=info, readable=True, check=TokenCheck.REJECTED)
         except api.APIError as exc:
             return TokenStatus(
-                info=info, readable=True, check=TokenCheck.REFUSED, problem=errors.audit_reason(exc)
+                info=info, readable=True, check=TokenCheck.REFUSED, problem=errors.reason_of(exc)
             )
         except api.RateLimited as exc:
             return TokenStatus(
@@ -233,7 +226,7 @@ class TokenService:
             kind=kind,
             actor_id=user_id,
             action="token set",
-            reason=None if error is None else errors.audit_reason(error),
+            reason=None if error is None else errors.reason_of(error),
         )
         try:
             await self._audit.record(event)

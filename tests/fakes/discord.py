@@ -63,12 +63,14 @@ import json
 import secrets
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import discord
 from aiohttp import WSMsgType, web
 
 API_PREFIX = "/api/v10"
@@ -493,6 +495,56 @@ class GatewaySession:
         """Whether events of ``guild_id`` (None: direct messages, shard 0) go to this connection."""
         shard_id, count = self.shard
         return shard_id == (0 if guild_id is None else shard_of(guild_id, count))
+
+
+#: The locales Discord accepts as keys of ``name_localizations`` / ``description_localizations``.
+DISCORD_LOCALES = frozenset(locale.value for locale in discord.Locale)
+
+
+def _valid_name(name: object) -> bool:
+    """Discord's rule for CHAT_INPUT names: ``^[-_\\p{L}\\p{N}\\p{sc=Deva}\\p{sc=Thai}]{1,32}$``,
+    lowercase where a lowercase form exists."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 32 or name != name.lower():
+        return False
+    return all(
+        char in "-_"
+        or unicodedata.category(char)[0] in "LN"
+        or unicodedata.name(char, "").startswith(("DEVANAGARI", "THAI"))
+        for char in name
+    )
+
+
+def command_problems(command: Mapping[str, Any], where: str = "") -> list[str]:
+    """Why Discord would refuse ``command`` (a CHAT_INPUT command or option, localizations included)."""
+    where = f"{where} {command.get('name')}".strip()
+    problems: list[str] = []
+    names = {"": command.get("name"), **(command.get("name_localizations") or {})}
+    descriptions = {"": command.get("description"), **(command.get("description_localizations") or {})}
+    for kind, values in (("name", names), ("description", descriptions)):
+        for locale, value in values.items():
+            if locale and locale not in DISCORD_LOCALES:
+                problems.append(f"{where}: unknown locale {locale!r} in {kind}_localizations")
+            elif kind == "name" and not _valid_name(value):
+                problems.append(f"{where}: invalid name {value!r} ({locale or 'default'})")
+            elif kind == "description" and not (isinstance(value, str) and 1 <= len(value) <= 100):
+                problems.append(
+                    f"{where}: description of {len(str(value))} characters ({locale or 'default'})"
+                )
+    options = list(command.get("options") or [])
+    for locale in {"", *(loc for o in options for loc in (o.get("name_localizations") or {}))}:
+        shown = [
+            (o.get("name_localizations") or {}).get(locale, o.get("name")) if locale else o.get("name")
+            for o in options
+        ]
+        if len(shown) != len(set(shown)):
+            problems.append(f"{where}: option names collide ({locale or 'default'}): {shown}")
+    for option in options:
+        problems.extend(command_problems(option, where))
+        for choice in option.get("choices") or []:
+            for locale, value in {"": choice.get("name"), **(choice.get("name_localizations") or {})}.items():
+                if (locale and locale not in DISCORD_LOCALES) or not 1 <= len(str(value)) <= 100:
+                    problems.append(f"{where} {option.get('name')}: invalid choice name {value!r}")
+    return problems
 
 
 class FakeHTTPError(Exception):
@@ -1518,6 +1570,10 @@ class FakeDiscord:
             raise FakeHTTPError(400, 50035, "Invalid Form Body")
         if len(body) > 100:
             raise FakeHTTPError(400, 30032, "Maximum number of application commands reached (100)")
+        problems = [p for cmd in body if int(cmd.get("type", 1)) == 1 for p in command_problems(cmd)]
+        if problems:
+            errors = {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH", "message": p} for p in problems]}
+            raise FakeHTTPError(400, 50035, "Invalid Form Body", errors=errors)
         stored: list[dict[str, Any]] = []
         for cmd in body:
             key = (guild_id, cmd["name"], int(cmd.get("type", 1)))
