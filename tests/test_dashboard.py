@@ -656,3 +656,39 @@ async def test_unknown_addresses_are_html_for_people_and_problems_under_v1(dash:
     # The API still wants JSON bodies; the dashboard's forms do not.
     form = await client.post("/v1/top", data={"a": "b"})
     assert form.status_code == 415
+
+
+# ------------------------------------------------------------------------------------------ languages
+
+
+async def test_pages_follow_accept_language(dash: Dash) -> None:
+    client = dash.client()
+    landing = await client.get("/", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
+    assert '<html lang="de">' in landing.text
+    assert landing.headers["content-language"] == "de"
+    assert "accept-language" in landing.headers["vary"].lower()
+    assert "Mit Discord anmelden" in visible_text(landing.text)
+    assert "Log in with Discord" not in visible_text(landing.text)
+    missing = await client.get("/nowhere", headers={"Accept-Language": "pt-BR"})
+    assert missing.status_code == 404
+    assert '<html lang="pt-BR">' in missing.text
+    assert "Página não encontrada" in visible_text(missing.text)
+    english = await client.get("/", headers={"Accept-Language": "ja"})
+    assert '<html lang="en-US">' in english.text
+    assert "Log in with Discord" in visible_text(english.text)
+
+
+async def test_refusals_and_the_audit_log_are_in_the_readers_language(dash: Dash) -> None:
+    client = await dash.login()
+    client.headers["Accept-Language"] = "de"
+    typed = {"slug": "nice", "redirect": INVITE}
+    no_token = await post_form(client, f"{links_path(dash)}/links", typed)
+    assert no_token.status_code == 409
+    assert "Dieser Server hat noch keinen dsc.gg-Token eingerichtet." in visible_text(no_token.text)
+    assert "Abmelden" in visible_text(no_token.text)
+
+    await dash.set_token()
+    created = await post_form(client, f"{links_path(dash)}/links", typed)
+    assert created.status_code == 200
+    audit = await client.get(f"{links_path(dash)}/audit")
+    assert "Link erstellt" in visible_text(audit.text)

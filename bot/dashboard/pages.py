@@ -26,6 +26,7 @@ from bot.dashboard.sessions import IDLE, Session
 from bot.dashboard.state import Dashboard
 from bot.dscgg import deadline
 from bot.errors import new_error_id
+from bot.i18n import Tr, for_accept_language
 
 __all__ = [
     "LOGIN_COOKIE",
@@ -37,6 +38,7 @@ __all__ = [
     "Visit",
     "dashboard",
     "read_form",
+    "reader",
     "redirect",
     "render",
     "server_visit",
@@ -212,6 +214,12 @@ async def read_form(seen: Visit) -> dict[str, str]:
     return form
 
 
+def reader(request: Request) -> Tr:
+    """The messages for the visitor: the language of the request's ``Accept-Language`` header, as the
+    HTTP API's problems use (en-US when none of the catalogs matches)."""
+    return for_accept_language(request.headers.get("accept-language"))
+
+
 async def render(
     request: Request, template: str, *, status: int = 200, seen: Visit | None = None, **context: Any
 ) -> HTMLResponse:
@@ -235,7 +243,12 @@ async def render(
         values.update(user=seen.user, csrf=session.csrf, flash=flash)
         if isinstance(seen, ServerVisit):
             values.setdefault("server", seen.guild)
-    return HTMLResponse(dash.templates.render(template, values), status_code=status)
+    html = dash.templates.render(template, values, reader(request))
+    return HTMLResponse(
+        html,
+        status_code=status,
+        headers={"Content-Language": reader(request).locale, "Vary": "Accept-Language"},
+    )
 
 
 async def missing_page(request: Request, status: int) -> Response:

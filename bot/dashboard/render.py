@@ -23,6 +23,7 @@ from starlette.responses import Response
 from bot import __version__
 from bot.audit_embeds import problem_text
 from bot.dashboard.markup import html_time, markdown_html
+from bot.i18n import SOURCE, Tr
 
 __all__ = ["CSP", "Assets", "Templates", "secure"]
 
@@ -84,33 +85,50 @@ class Assets:
 
 
 class Templates:
+    """The templates in each reader's language: one Jinja2 environment per locale, with the i18n
+    extension's ``_()`` / ``ngettext()`` bound to that locale's catalog (``%(name)s`` placeholders)."""
+
     def __init__(self, assets: Assets) -> None:
-        self.env = jinja2.Environment(
+        self._assets = assets
+        self._envs: dict[str, jinja2.Environment] = {}
+        self._env(SOURCE)  # the English one at start-up: a broken template setup fails early
+
+    def _env(self, t: Tr) -> jinja2.Environment:
+        env = self._envs.get(t.locale)
+        if env is not None:
+            return env
+        env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(_PACKAGE.joinpath("templates"))),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"],
         )
-        self.env.globals["version"] = __version__
-        self.env.filters["time"] = _time
-        self.env.filters["ago"] = _ago
-        self.env.filters["md"] = _markdown
-        self.env.filters["problem"] = lambda code: markdown_html(problem_text(str(code)))
-        self._assets = assets
+        env.install_gettext_callables(  # type: ignore[attr-defined]  # added by the i18n extension
+            gettext=t.translations.gettext, ngettext=t.translations.ngettext, newstyle=True
+        )
+        env.globals["version"] = __version__
+        env.globals["lang"] = t.locale
+        env.filters["time"] = lambda at: _time(at, t)
+        env.filters["ago"] = lambda at: _ago(at, t)
+        env.filters["md"] = _markdown
+        env.filters["problem"] = lambda code: markdown_html(problem_text(str(code), t))
+        self._envs[t.locale] = env
+        return env
 
-    def render(self, name: str, context: Mapping[str, Any]) -> str:
+    def render(self, name: str, context: Mapping[str, Any], t: Tr = SOURCE) -> str:
         base = str(context.get("base", ""))
         values = {"asset": lambda file: self._assets.url(base, file), **context}
-        return self.env.get_template(name).render(values)
+        return self._env(t).get_template(name).render(values)
 
 
-def _time(at: datetime | None) -> Any:
-    return "never" if at is None else html_time(at)
+def _time(at: datetime | None, t: Tr) -> Any:
+    return t._("never") if at is None else html_time(at)
 
 
-def _ago(at: datetime | None) -> Any:
-    return "never" if at is None else html_time(at, relative=True)
+def _ago(at: datetime | None, t: Tr) -> Any:
+    return t._("never") if at is None else html_time(at, relative=True)
 
 
 def _markdown(

@@ -29,6 +29,7 @@ from bot.dashboard.pages import (
     login_link,
     names_of,
     read_form,
+    reader,
     redirect,
     render,
     safe_next,
@@ -42,6 +43,7 @@ from bot.dscgg.errors import DscggError, RateLimited, Unavailable
 from bot.dscgg.models import LinkType
 from bot.errors import BotError, DiscordUnavailable, InvalidInput, NothingToChange, describe
 from bot.failures import Invalid
+from bot.i18n import Tr
 from bot.validation import normalize_slug, validate_meta_options, validate_redirect
 
 if TYPE_CHECKING:
@@ -76,9 +78,11 @@ def _status(error: BaseException) -> int:
     return 409
 
 
-def _refusal(error: BaseException) -> dict[str, Any]:
-    """What a page shows about a refused form: the sentence, and the field it is about."""
-    return {"error": describe(error), "error_field": error.field if isinstance(error, InvalidInput) else None}
+def _refusal(error: BaseException, t: Tr) -> dict[str, Any]:
+    """What a page shows about a refused form: the sentence (in the reader's language), and the field
+    it is about."""
+    field = error.field if isinstance(error, InvalidInput) else None
+    return {"error": describe(error, t=t), "error_field": field}
 
 
 def _optional(form: dict[str, str], name: str) -> str | None:
@@ -283,7 +287,9 @@ async def create_link(request: Request, guild_id: str) -> Response:
         )
     except KNOWN as error:
         kept = {name: value for name, value in form.items() if name not in ("password", "csrf")}
-        return await _links_page(seen, status=_status(error), values=kept, **_refusal(error))
+        return await _links_page(
+            seen, status=_status(error), values=kept, **_refusal(error, reader(seen.request))
+        )
     await seen.dashboard.sessions.flash(
         seen.session,
         {
@@ -325,7 +331,7 @@ async def link_page(request: Request, guild_id: str, slug: str) -> Response:
     except KNOWN as error:
         return await render(
             request, "link.html", status=_status(error), seen=seen, tab="links", slug=name, link=None,
-            values={}, orig={}, **_refusal(error),
+            values={}, orig={}, **_refusal(error, reader(seen.request)),
         )  # fmt: skip
     values = _link_values(link)
     return await render(
@@ -409,7 +415,7 @@ async def edit_link(request: Request, guild_id: str, slug: str) -> Response:
         orig = {key.removeprefix("orig_"): value for key, value in form.items() if key.startswith("orig_")}
         return await render(
             request, "link.html", status=_status(error), seen=seen, tab="links", slug=name, link=None,
-            values=values, orig=orig, **_refusal(error),
+            values=values, orig=orig, **_refusal(error, reader(seen.request)),
         )  # fmt: skip
     fields = [change.field for change in result.changes]
     await seen.dashboard.sessions.flash(
@@ -426,7 +432,9 @@ async def link_card(request: Request, guild_id: str, slug: str) -> Response:
     try:
         link = await seen.dashboard.bot.links.info(seen.guild_id, name)
     except KNOWN as error:
-        return await render(request, "_card.html", status=_status(error), link=None, error=describe(error))
+        return await render(
+            request, "_card.html", status=_status(error), link=None, error=describe(error, t=reader(request))
+        )
     return await render(request, "_card.html", link=link, error=None)
 
 
@@ -439,7 +447,7 @@ async def delete_link_page(request: Request, guild_id: str, slug: str) -> Respon
     except KNOWN as error:
         return await render(
             request, "link_delete.html", status=_status(error), seen=seen, tab="links", slug=name,
-            **_refusal(error),
+            **_refusal(error, reader(seen.request)),
         )  # fmt: skip
     return await render(request, "link_delete.html", seen=seen, tab="links", slug=name, error=None)
 
@@ -454,7 +462,7 @@ async def delete_link(request: Request, guild_id: str, slug: str) -> Response:
     except KNOWN as error:
         return await render(
             request, "link_delete.html", status=_status(error), seen=seen, tab="links", slug=name,
-            **_refusal(error),
+            **_refusal(error, reader(seen.request)),
         )  # fmt: skip
     await seen.dashboard.sessions.flash(
         seen.session,
@@ -492,7 +500,9 @@ async def create_key(request: Request, guild_id: str) -> Response:
     try:
         new = await seen.dashboard.bot.api_keys.create(seen.guild_id, seen.user_id, form.get("name", ""))
     except KNOWN as error:
-        return await _keys_page(seen, status=_status(error), name=form.get("name", ""), **_refusal(error))
+        return await _keys_page(
+            seen, status=_status(error), name=form.get("name", ""), **_refusal(error, reader(seen.request))
+        )
     # Shown in this answer only (never stored, never redirected through): the page is not cached.
     return await _keys_page(seen, status=201, new_key=new)
 
@@ -519,7 +529,7 @@ async def delete_key(request: Request, guild_id: str, key_id: str) -> Response:
     try:
         record = await seen.dashboard.bot.api_keys.revoke(seen.guild_id, seen.user_id, _key_id(key_id))
     except KNOWN as error:
-        return await _keys_page(seen, status=_status(error), **_refusal(error))
+        return await _keys_page(seen, status=_status(error), **_refusal(error, reader(seen.request)))
     await seen.dashboard.sessions.flash(seen.session, {"kind": "key_revoked", "name": record.name})
     return redirect(request, f"/servers/{seen.guild_id}/keys")
 
@@ -540,15 +550,16 @@ async def audit_tab(request: Request, guild_id: str) -> Response:
             channels = {c.id: c.name for c in await seen.dashboard.directory.text_channels(seen.guild_id)}
         except DiscordUnavailable:
             channels = {}
+    t = reader(request)
     entries = [
         {
             "id": stored.id,
             "at": stored.event.at,
             "kind": stored.event.kind.value,
-            "title": event_title(stored.event.kind),
-            "sentence": event_sentence(stored.event),
-            "details": event_details(stored.event),
-            "changes": event_changes(stored.event),
+            "title": event_title(stored.event.kind, t),
+            "sentence": event_sentence(stored.event, t),
+            "details": event_details(stored.event, t),
+            "changes": event_changes(stored.event, t),
         }
         for stored in events
     ]
@@ -592,7 +603,9 @@ async def set_token(request: Request, guild_id: str) -> Response:
     try:
         info = await seen.dashboard.bot.tokens.set(seen.guild_id, seen.user_id, form.get("token", ""))
     except KNOWN as error:
-        return await _settings_page(seen, status=_status(error), error_about="token", **_refusal(error))
+        return await _settings_page(
+            seen, status=_status(error), error_about="token", **_refusal(error, reader(seen.request))
+        )
     await seen.dashboard.sessions.flash(seen.session, {"kind": "token_set", "last4": info.last4})
     return redirect(request, f"/servers/{seen.guild_id}/settings")
 
@@ -625,6 +638,8 @@ async def set_log_channel(request: Request, guild_id: str) -> Response:
         channel_id = int(raw) if raw else None
         await seen.dashboard.directory.set_log_channel(seen.guild_id, channel_id, seen.user_id)
     except KNOWN as error:
-        return await _settings_page(seen, status=_status(error), error_about="channel", **_refusal(error))
+        return await _settings_page(
+            seen, status=_status(error), error_about="channel", **_refusal(error, reader(seen.request))
+        )
     await seen.dashboard.sessions.flash(seen.session, {"kind": "log_channel", "on": channel_id is not None})
     return redirect(request, f"/servers/{seen.guild_id}/settings")
