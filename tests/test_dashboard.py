@@ -681,11 +681,15 @@ async def test_pages_follow_accept_language(dash: Dash) -> None:
 async def test_refusals_and_the_audit_log_are_in_the_readers_language(dash: Dash) -> None:
     client = await dash.login()
     client.headers["Accept-Language"] = "de"
+    picker = visible_text((await client.get("/")).text)
+    assert "Deine Server" in picker
+    assert "Your servers" not in picker
     typed = {"slug": "nice", "redirect": INVITE}
     no_token = await post_form(client, f"{links_path(dash)}/links", typed)
     assert no_token.status_code == 409
     assert "Dieser Server hat noch keinen dsc.gg-Token eingerichtet." in visible_text(no_token.text)
     assert "Abmelden" in visible_text(no_token.text)
+    assert "Einstellungen" in visible_text(no_token.text)  # the server's tabs
 
     await dash.set_token()
     created = await post_form(client, f"{links_path(dash)}/links", typed)
