@@ -695,4 +695,7 @@ async def test_refusals_and_the_audit_log_are_in_the_readers_language(dash: Dash
     created = await post_form(client, f"{links_path(dash)}/links", typed)
     assert created.status_code == 200
     audit = await client.get(f"{links_path(dash)}/audit")
-    assert "Link erstellt" in visible_text(audit.text)
+    shown = visible_text(audit.text)
+    assert "Link erstellt" in shown
+    assert "Änderungen anzeigen" in shown
+    assert "Show the change" not in shown
