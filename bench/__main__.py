@@ -24,6 +24,7 @@ BENCHES: tuple[str, ...] = (
     "memory",
     "startup",
     "api",
+    "dashboard",
     "storage",
 )
 

@@ -38,6 +38,10 @@ __all__ = [
     "FieldChange",
     "LogStatus",
     "build_embed",
+    "event_changes",
+    "event_details",
+    "event_sentence",
+    "event_title",
     "history_embed",
     "log_status_text",
     "problem_text",
@@ -308,10 +312,21 @@ def summary_line(event: AuditEvent, t: Tr = SOURCE, *, limit: int = 200) -> str:
 _ENTRY_MAX = 400
 
 
-def _history_entry(event: AuditEvent, t: Tr) -> str:
-    """An event on a ``/dscgg audit`` page: when and what, then what changed or why it was refused."""
+def event_title(kind: EventKind, t: Tr = SOURCE) -> str:
+    """The title of the log channel's embed for this kind of event ("Link created")."""
+    title = _TITLES.get(kind)
+    return t._(title) if title else t._("Audit event")
+
+
+def event_sentence(event: AuditEvent, t: Tr = SOURCE) -> str:
+    """What happened, in the log channel's words, without the time (markdown, user text escaped)."""
+    return _sentence(sanitize(event), t)
+
+
+def event_details(event: AuditEvent, t: Tr = SOURCE) -> list[str]:
+    """The lines under an event on a ``/dscgg audit`` page: what changed, or why it was refused."""
     event = sanitize(event)
-    lines = [f"{timestamp(event.at)} — {_sentence(event, t)}"]
+    lines = []
     if event.changes and event.kind is not EventKind.LOG_CHANNEL_CHANGED:
         names = t.join(dict.fromkeys(safe(label(change.field, t)) for change in event.changes))
         if event.kind is EventKind.LINK_CREATED:
@@ -321,6 +336,18 @@ def _history_entry(event: AuditEvent, t: Tr) -> str:
     reason = reason_text(event, t)
     if reason:
         lines.append(t._("Reason: {reason}", reason=" ".join(reason.split())))
+    return lines
+
+
+def event_changes(event: AuditEvent, t: Tr = SOURCE) -> list[tuple[str, str]]:
+    """Each change as the log channel's embed shows it: (field label, value or before → after)."""
+    event = sanitize(event)
+    return [(safe(label(change.field, t)), _change_value(event.kind, change, t)) for change in event.changes]
+
+
+def _history_entry(event: AuditEvent, t: Tr) -> str:
+    """An event on a ``/dscgg audit`` page: when and what, then what changed or why it was refused."""
+    lines = [f"{timestamp(event.at)} — {event_sentence(event, t)}", *event_details(event, t)]
     return truncate("\n".join(lines), _ENTRY_MAX)
 
 

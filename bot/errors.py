@@ -27,6 +27,7 @@ from bot.failures import (
     UNEXPECTED,
     BotError,
     CommandDenied,
+    DiscordUnavailable,
     Invalid,
     InvalidInput,
     LinkNotOwned,
@@ -54,6 +55,7 @@ from bot.validation import normalize_slug
 __all__ = [
     "BotError",
     "CommandDenied",
+    "DiscordUnavailable",
     "InvalidInput",
     "LinkNotOwned",
     "LogChannelUnusable",
@@ -633,6 +635,10 @@ def _parts(reason: Reason, t: Tr) -> tuple[str, str | None] | None:
                 "This server has no such API key (it may have been revoked already). {command} shows the "
                 "keys it has.",
                 command=t.command("dscgg apikey list"),
+            )
+        case "discord_unavailable":
+            text = t._(
+                "Discord is not answering right now, so this could not be done. Try again in a moment."
             )
         case "shutting_down":
             text = t._("The bot is restarting. Try again in a moment.")

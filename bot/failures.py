@@ -26,6 +26,7 @@ from bot.dscgg import errors as api
 __all__ = [
     "BotError",
     "CommandDenied",
+    "DiscordUnavailable",
     "Invalid",
     "InvalidInput",
     "LinkNotOwned",
@@ -236,6 +237,14 @@ class UnknownApiKey(BotError):
         super().__init__("no such API key")
 
 
+class DiscordUnavailable(BotError):
+    """Discord's REST API did not answer (or refused) a lookup the bot needed, such as a server's
+    channels for the web dashboard."""
+
+    def __init__(self) -> None:
+        super().__init__("Discord did not answer a REST call")
+
+
 class ShuttingDown(BotError):
     """The process is stopping; new interactions are turned away."""
 
@@ -325,6 +334,8 @@ def reason_of(error: BaseException, *, slug: str | None = None) -> Reason:
             return Reason("too_many_api_keys", {"limit": error.limit})
         case UnknownApiKey():
             return Reason("unknown_api_key")
+        case DiscordUnavailable():
+            return Reason("discord_unavailable")
         case ShuttingDown():
             return Reason("shutting_down")
         case BotError():

@@ -142,6 +142,11 @@ class Tr:
     def __repr__(self) -> str:
         return f"Tr({self.locale!r})"
 
+    @property
+    def translations(self) -> gettext.NullTranslations:
+        """The compiled catalog itself (for Jinja2's i18n extension, whose placeholders are ``%(x)s``)."""
+        return self._t
+
     def _(self, message: str, /, **params: object) -> str:
         """``message`` in this locale, its ``{placeholders}`` filled in from ``params``."""
         return _format(self._t.gettext(message), params)

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     #: Requests per API_RATE_WINDOW seconds, per credential (API key or Discord login).
     api_rate_limit: int = 60
     api_rate_window: float = 10.0
+    #: The web dashboard's "Log in with Discord" (OAuth2): the application's client id and secret. The
+    #: dashboard needs both; without them it shows a page saying so (the API works all the same).
+    discord_client_id: int | None = None
+    discord_client_secret: SecretStr | None = None
+    #: Where a login starts; tests point it at the fake Discord's consent page.
+    discord_oauth_authorize_url: str = "https://discord.com/oauth2/authorize"
 
     @property
     def api_url(self) -> str | None:
@@ -246,7 +252,7 @@ class Settings(BaseSettings):
             raise ValueError("out of range")
         return value
 
-    @field_validator("dev_guild_id")
+    @field_validator("dev_guild_id", "discord_client_id")
     @classmethod
     def _snowflake(cls, value: int | None) -> int | None:
         if value is not None and not 0 < value < 2**64:
@@ -325,6 +331,29 @@ class Settings(BaseSettings):
             raise PydanticCustomError(_WORDED, "must be an http(s) URL, such as https://api.example.com")
         return value.strip().rstrip("/")
 
+    @field_validator("discord_client_secret")
+    @classmethod
+    def _client_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value().strip()
+        if not secret or not (secret.isascii() and secret.isprintable()) or " " in secret:
+            raise PydanticCustomError(
+                _WORDED, "must be the client secret from the OAuth2 page of the Discord application"
+            )
+        return SecretStr(secret)
+
+    @field_validator("discord_oauth_authorize_url")
+    @classmethod
+    def _authorize_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise PydanticCustomError(
+                _WORDED,
+                "must be an http(s) URL without a query, such as https://discord.com/oauth2/authorize",
+            )
+        return value.strip()
+
     @field_validator("api_rate_limit")
     @classmethod
     def _rate_limit(cls, value: int) -> int:
@@ -370,6 +399,9 @@ _PROBLEMS: dict[str, str] = {
     "api_public_url": "must be an http(s) URL, such as https://api.example.com",
     "api_rate_limit": "must be a whole number of requests, 1 or more",
     "api_rate_window": "must be a number of seconds greater than 0",
+    "discord_client_id": "must be the application id (a positive whole number) of the Discord application",
+    "discord_client_secret": "must be the client secret from the OAuth2 page of the Discord application",
+    "discord_oauth_authorize_url": "must be an http(s) URL, such as https://discord.com/oauth2/authorize",
 }
 
 

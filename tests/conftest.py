@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.discord",
     "tests.fixtures.bot",
     "tests.fixtures.api",
+    "tests.fixtures.dashboard",
 ]

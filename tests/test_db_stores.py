@@ -1,4 +1,5 @@
-"""The stores on top of the database: tokens, link records, guild settings, app state, audit events."""
+"""The stores on top of the database: tokens, link records, guild settings, app state, audit events,
+API keys, dashboard sessions."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from bot.db import (
 )
 from bot.db.apikeys import ApiKeyStore, IdempotencyStore, ServerOverviewStore, TooManyKeys
 from bot.db.schema import app_state, audit_events, guild_tokens
+from bot.db.sessions import SessionStore, StoredSession
 
 GUILD = 111111111111111111
 OTHER_GUILD = 222222222222222222
@@ -522,3 +524,61 @@ async def test_one_idempotency_key_sent_twice_at_once_is_claimed_once(
         )
     )
     assert sorted(b.claimed.value for b in begun if b.claimed) == ["in_progress"] * 9 + ["new"]
+
+
+# --- dashboard sessions --------------------------------------------------------------------------------
+
+
+def _stored_session(
+    digest: bytes, at: datetime, *, expires_in: timedelta = timedelta(days=7)
+) -> StoredSession:
+    return StoredSession(
+        digest=digest,
+        user_id=ADMIN,
+        csrf="csrf-token",
+        access_token="encrypted-access-token",
+        token_expires_at=at + expires_in,
+        created_at=at,
+        last_seen_at=at,
+    )
+
+
+async def test_session_round_trip_touch_flash_and_delete(db: Database) -> None:
+    store = SessionStore(db)
+    at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    await store.add(_stored_session(b"a" * 32, at), idle_before=at - timedelta(days=7))
+    assert await store.get(b"a" * 32) == _stored_session(b"a" * 32, at)
+    await store.touch(b"a" * 32, at + timedelta(hours=1))
+    await store.set_flash(b"a" * 32, '{"kind": "saved"}')
+    session = await store.get(b"a" * 32)
+    assert session is not None
+    assert (session.last_seen_at, session.flash) == (at + timedelta(hours=1), '{"kind": "saved"}')
+    assert session.token_expires_at.tzinfo is not None
+    assert await store.delete(b"a" * 32) is True
+    assert await store.delete(b"a" * 32) is False
+    assert await store.get(b"a" * 32) is None
+
+
+async def test_a_new_session_deletes_idle_and_expired_ones(db: Database) -> None:
+    store = SessionStore(db)
+    start = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    await store.add(_stored_session(b"idle", start), idle_before=start)
+    await store.add(_stored_session(b"expiring", start, expires_in=timedelta(hours=1)), idle_before=start)
+    await store.add(_stored_session(b"live", start + timedelta(days=2)), idle_before=start)
+    later = start + timedelta(days=3)
+    await store.add(_stored_session(b"new", later), idle_before=start + timedelta(days=1))
+    assert await store.get(b"idle") is None
+    assert await store.get(b"expiring") is None
+    assert await store.get(b"live") is not None
+    assert await store.count() == 2
+
+
+async def test_two_processes_agree_on_one_session_secret(db: Database, other_process: Database) -> None:
+    secrets = await asyncio.gather(
+        *(
+            SessionStore(database).secret(f"candidate-{n}")
+            for n, database in enumerate([db, other_process] * 3)
+        )
+    )
+    assert len(set(secrets)) == 1
+    assert await SessionStore(db).secret("late") == secrets[0]

@@ -311,6 +311,13 @@ def test_shutting_down() -> None:
     assert "restarting" in errors.describe(errors.ShuttingDown())
 
 
+def test_discord_unavailable_says_to_try_again() -> None:
+    text = errors.describe(errors.DiscordUnavailable())
+    assert text.startswith("Discord is not answering right now")
+    assert "Try again in a moment." in text
+    assert not errors.is_unexpected(errors.DiscordUnavailable())
+
+
 def test_generic_check_failure() -> None:
     assert errors.describe(app_commands.CheckFailure()) == "You can't use this command here."
 

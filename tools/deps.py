@@ -54,6 +54,7 @@ SMOKE_TESTS: tuple[str, ...] = (
     "tests/test_dscgg_redislimit.py",  # redis (asyncio client, Lua scripts)
     "tests/test_api.py",  # fastapi, uvicorn, prometheus-client, swagger-ui-py, httpx
     "tests/test_api_contract.py",  # schemathesis
+    "tests/test_dashboard.py",  # jinja2, the dashboard's pages and forms through fastapi/starlette
     "tests/test_i18n.py",  # Babel: reading and compiling the catalogs, plural forms, numbers, extraction
     "tests/test_locales.py",  # Babel: lists and numbers in replies, Accept-Language negotiation
 )

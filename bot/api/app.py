@@ -39,6 +39,9 @@ from bot.api.deps import ApiState, Replay
 from bot.api.problems import MEDIA_TYPE, PROBLEMS, FieldProblem, Problem, problem_for
 from bot.api.routes import router
 from bot.api.schemas import Health, ProblemOut
+from bot.dashboard.pages import missing_page
+from bot.dashboard.routes import router as dashboard_router
+from bot.dashboard.state import Dashboard
 from bot.db.apikeys import StoredResponse
 from bot.dscgg.errors import DscggError
 from bot.errors import BotError
@@ -164,6 +167,9 @@ def create_app(state: ApiState) -> Envelope:
     )
     app.state.api = state
     app.include_router(router)
+    # The web dashboard: the same process, services and audit trail, as HTML pages outside /v1.
+    app.state.dashboard = Dashboard(state)
+    app.include_router(dashboard_router)
 
     def cut_off(request: Request) -> bool:
         return bool(request.scope.get("state", {}).get("cut_off"))
@@ -205,6 +211,8 @@ def create_app(state: ApiState) -> Envelope:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if not _is_api_path(request.url.path):
+            return await missing_page(request, exc.status_code)
         if exc.status_code == 405:
             problem = Problem(
                 "method-not-allowed", N_("{method} is not allowed here."), params={"method": request.method}
@@ -363,7 +371,8 @@ class Envelope:
                 await answer(_too_large())
                 return
             has_body = length not in (None, "0") or "transfer-encoding" in headers
-            if method in _WITH_BODY and has_body and not _is_json(headers.get("content-type", "")):
+            json_body = method in _WITH_BODY and _is_api_path(str(scope.get("path", "")))  # forms: not JSON
+            if json_body and has_body and not _is_json(headers.get("content-type", "")):
                 await answer(
                     Problem(
                         "unsupported-media-type",
@@ -435,3 +444,8 @@ def _too_large() -> Problem:
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _is_api_path(path: str) -> bool:
+    """Paths answered with JSON problems (the API and its operations); the rest is the dashboard's."""
+    return path.startswith(("/v1/", "/problems/")) or path in ("/v1", "/healthz", "/metrics")

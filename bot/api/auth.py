@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from bot.client import DscBot
     from bot.db.apikeys import ApiKeyRecord
 
-__all__ = ["Caller", "CredentialLimiter", "Identities", "Verdict"]
+__all__ = ["Caller", "CredentialLimiter", "Identities", "Login", "LoginGuild", "Verdict"]
 
 #: Seconds a resolved Discord login (and a server's "bot is there") is kept.
 IDENTITY_TTL: Final = 60.0
@@ -67,10 +67,27 @@ class Caller:
 
 
 @dataclass(frozen=True, slots=True)
-class _Login:
+class LoginGuild:
+    """A server of a Discord login, as ``/users/@me/guilds`` lists it."""
+
+    id: int
+    name: str
+    #: Manage Server, Administrator or owner.
+    manages: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A resolved Discord login (the web dashboard shows its name and servers)."""
+
     user_id: int
     manages: frozenset[int]
     member_of: frozenset[int]
+    name: str = ""
+    guilds: tuple[LoginGuild, ...] = ()
+
+    def caller(self) -> Caller:
+        return Caller(f"user:{self.user_id}", self.user_id, manages=self.manages, member_of=self.member_of)
 
 
 class Identities:
@@ -78,7 +95,7 @@ class Identities:
 
     def __init__(self, bot: DscBot, *, ttl: float = IDENTITY_TTL) -> None:
         self._bot = bot
-        self._logins: SharedCache[bytes, _Login] = SharedCache(ttl)
+        self._logins: SharedCache[bytes, Login] = SharedCache(ttl)
         self._present: SharedCache[int, bool] = SharedCache(ttl)
 
     async def caller(self, credential: str) -> Caller:
@@ -87,11 +104,13 @@ class Identities:
             if record is None:
                 raise invalid_token(N_("This API key is malformed, revoked or unknown. Create a new one."))
             return Caller(f"key:{record.id}", record.created_by, key=record)
-        digest = hashlib.sha256(credential.encode("utf-8")).digest()
-        login = await self._logins.get(digest, lambda: self._resolve(credential))
-        return Caller(
-            f"user:{login.user_id}", login.user_id, manages=login.manages, member_of=login.member_of
-        )
+        return (await self.login(credential)).caller()
+
+    async def login(self, token: str) -> Login:
+        """The Discord user of an OAuth access token and their servers (kept ``ttl`` seconds per token
+        digest); Problem ``invalid-token`` when Discord refuses the token."""
+        digest = hashlib.sha256(token.encode("utf-8")).digest()
+        return await self._logins.get(digest, lambda: self._resolve(token))
 
     async def check_guild(self, caller: Caller, guild_id: int) -> None:
         """404 unless the caller may manage ``guild_id`` (an API key: only its own server)."""
@@ -102,7 +121,7 @@ class Identities:
             if caller.key.guild_id != guild_id:
                 raise missing
             return
-        if guild_id not in caller.member_of or not await self._bot_present(guild_id):
+        if guild_id not in caller.member_of or not await self.bot_present(guild_id):
             raise missing
         if guild_id not in caller.manages:
             raise Problem(
@@ -110,7 +129,8 @@ class Identities:
                 N_("You need the Manage Server permission in this server (or to own it) to manage it here."),
             )
 
-    async def _bot_present(self, guild_id: int) -> bool:
+    async def bot_present(self, guild_id: int) -> bool:
+        """Whether the bot is in the server (the guild cache once ready, else Discord, kept ``ttl`` s)."""
         bot = self._bot
         if bot.is_ready() and not bot.api_only:
             return bot.get_guild(guild_id) is not None
@@ -125,7 +145,7 @@ class Identities:
             raise Problem("discord-unavailable", N_("Discord did not answer; retry in a moment.")) from exc
         return True
 
-    async def _resolve(self, token: str) -> _Login:
+    async def _resolve(self, token: str) -> Login:
         if not token or not token.isascii() or not token.isprintable() or " " in token or len(token) > 512:
             raise invalid_token(
                 N_("This credential is malformed. Send an API key or a Discord access token.")
@@ -134,16 +154,19 @@ class Identities:
         guilds = await self._discord_get("/users/@me/guilds", token)
         try:
             user_id = int(me["id"])
-            manages, member_of = set(), set()
+            name = str(me.get("global_name") or me.get("username") or user_id)
+            manages, member_of, listed = set(), set(), []
             for guild in guilds:
                 guild_id = int(guild["id"])
                 member_of.add(guild_id)
                 permissions = int(guild.get("permissions") or 0)
-                if guild.get("owner") or permissions & (_MANAGE_GUILD | _ADMINISTRATOR):
+                admin = bool(guild.get("owner") or permissions & (_MANAGE_GUILD | _ADMINISTRATOR))
+                if admin:
                     manages.add(guild_id)
-        except (KeyError, TypeError, ValueError) as exc:
+                listed.append(LoginGuild(guild_id, str(guild.get("name") or guild_id), admin))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise Problem("discord-unavailable", N_("Discord answered garbage; retry in a moment.")) from exc
-        return _Login(user_id, frozenset(manages), frozenset(member_of))
+        return Login(user_id, frozenset(manages), frozenset(member_of), name, tuple(listed))
 
     async def _discord_get(self, path: str, token: str) -> Any:
         url = discord.http.Route.BASE + path

@@ -399,6 +399,7 @@ _NAMES: Final[dict[type[BaseException], str]] = {
     errors.TooManyApiKeys: "too-many-api-keys",
     errors.UnknownApiKey: "not-found",
     errors.ShuttingDown: "shutting-down",
+    errors.DiscordUnavailable: "discord-unavailable",
     api.InvalidKey: "token-rejected",
     api.NotFound: "not-found",
     api.OwnerBlacklisted: "owner-blacklisted",

@@ -17,6 +17,7 @@ __all__ = [
     "app_state",
     "audit_events",
     "audit_outbox",
+    "dashboard_sessions",
     "guild_departures",
     "guild_settings",
     "guild_tokens",
@@ -145,3 +146,21 @@ api_idempotency = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 Index("api_idempotency_by_time", api_idempotency.c.created_at)
+
+#: One row per browser logged in to the dashboard, keyed by the SHA-256 digest of the random session id
+#: in its cookie (never the id itself). Per user, not per server: a server's purge leaves it alone.
+#: access_token is the Discord OAuth token, encrypted (TokenCipher).
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("digest", LargeBinary, primary_key=True),
+    Column("user_id", Snowflake, nullable=False),
+    Column("csrf", Text, nullable=False),
+    Column("access_token", Text, nullable=False),
+    Column("token_expires_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("flash", Text),
+)
+# Sessions idle too long are deleted by their last use.
+Index("dashboard_sessions_by_seen", dashboard_sessions.c.last_seen_at)

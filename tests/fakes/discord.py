@@ -33,6 +33,13 @@ Faithfulness rules kept on purpose, so bugs surface in tests instead of in produ
 - Discord OAuth logins: ``add_oauth_token(token, user_id, guilds=…)`` makes ``GET /users/@me`` and
   ``GET /users/@me/guilds`` answer ``Authorization: Bearer <token>`` as that user (401 for any other
   Bearer token); ``GET /guilds/{id}`` answers the bot for the configured guilds (404 ``10004`` else);
+- the authorization code grant: a consent page at ``/oauth2/authorize`` (outside ``/api``: GET shows
+  the app, the scopes and an Authorize button for the user ``sign_in(token)`` chose, by default the
+  first OAuth login added; POST redirects to ``redirect_uri`` with ``code`` and ``state``, or with
+  ``error=access_denied`` for Cancel), ``POST /oauth2/token`` (a code, once, for its access token; the
+  client id and secret ``oauth_client`` names, when set) and ``POST /oauth2/token/revoke``;
+- ``GET /guilds/{id}/channels``, ``GET /guilds/{id}/members/{bot}`` and ``GET /users/{id}`` (the
+  users of the OAuth logins by their names, anyone else as ``user-<last 4 digits>``);
 - command permission overrides (Server Settings → Integrations) are served by
   ``GET /applications/{app}/guilds/{guild}/commands/permissions``; ``set_command_permissions`` changes
   them and returns the ``APPLICATION_COMMAND_PERMISSIONS_UPDATE`` payload Discord would dispatch
@@ -47,10 +54,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import copy
+import html
 import itertools
 import json
+import secrets
 import signal
 import time
 import unicodedata
@@ -58,6 +68,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import discord
 from aiohttp import WSMsgType, web
@@ -706,6 +717,15 @@ class FakeDiscord:
         self.command_permissions: dict[int, dict[int, list[dict[str, Any]]]] = {}
         #: Discord OAuth access tokens: token → (user payload, partial guilds as /users/@me/guilds lists).
         self.oauth_tokens: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        #: The authorization code grant: the accepted client (id, secret; None: any), the access token
+        #: of the user signed in to the consent page, codes not yet exchanged, revoked tokens.
+        self.oauth_client: tuple[int, str] | None = None
+        self.signed_in: str | None = None
+        self.oauth_codes: dict[str, tuple[str, str, str]] = {}  # code → (token, redirect_uri, scope)
+        self.oauth_expires_in = 604_800
+        self.revoked_tokens: list[str] = []
+        #: Users that ``GET /users/{id}`` names (the OAuth logins' users are added here).
+        self.users: dict[int, dict[str, Any]] = {}
         self.channel_posts: list[ChannelPost] = []
         self.deleted_channels: set[int] = set()
         self.forbidden_channels: set[int] = set()
@@ -730,6 +750,8 @@ class FakeDiscord:
         app.router.add_get("/gateway", self._gateway)
         app.router.add_post("/_fake/interactions", self._control_dispatch)
         app.router.add_get("/_fake/recordings", self._control_recordings)
+        app.router.add_get("/oauth2/authorize", self._consent_page)
+        app.router.add_post("/oauth2/authorize", self._consent_answer)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._api)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -817,10 +839,14 @@ class FakeDiscord:
         return guild, guild.channel_payload(channel_id)
 
     def add_oauth_token(
-        self, token: str, user_id: int, guilds: Sequence[tuple[int, int, bool]] = (), name: str = "oauth-user"
+        self,
+        token: str,
+        user_id: int,
+        guilds: Sequence[tuple[int, int, bool] | tuple[int, int, bool, str]] = (),
+        name: str = "oauth-user",
     ) -> None:
-        """Let ``token`` log in as ``user_id``; ``guilds``: (guild id, permissions, owner) of each server
-        the user is in."""
+        """Let ``token`` log in as ``user_id``; ``guilds``: (guild id, permissions, owner[, name]) of each
+        server the user is in (named "Guild <id>" unless a name is given)."""
         user = {
             "id": str(user_id),
             "username": name,
@@ -831,16 +857,23 @@ class FakeDiscord:
         }
         partial: list[dict[str, Any]] = [
             {
-                "id": str(guild_id),
-                "name": f"Guild {guild_id}",
+                "id": str(guild[0]),
+                "name": guild[3] if len(guild) > 3 else f"Guild {guild[0]}",
                 "icon": None,
-                "owner": owner,
-                "permissions": str(permissions),
+                "owner": guild[2],
+                "permissions": str(guild[1]),
                 "features": [],
             }
-            for guild_id, permissions, owner in guilds
+            for guild in guilds
         ]
         self.oauth_tokens[token] = (user, partial)
+        self.users[user_id] = user
+        if self.signed_in is None:
+            self.signed_in = token
+
+    def sign_in(self, token: str) -> None:
+        """The consent page authorizes as the user of the OAuth login ``token`` from now on."""
+        self.signed_in = token
 
     # -- fault switches ----------------------------------------------------------------------------
 
@@ -1166,6 +1199,11 @@ class FakeDiscord:
         ("GET", ("users", "@me"), "get_me"),
         ("GET", ("users", "@me", "guilds"), "get_my_guilds"),
         ("GET", ("guilds", "{guild}"), "get_guild"),
+        ("GET", ("guilds", "{guild}", "channels"), "get_guild_channels"),
+        ("GET", ("guilds", "{guild}", "members", "{user}"), "get_guild_member"),
+        ("GET", ("users", "{user}"), "get_user"),
+        ("POST", ("oauth2", "token"), "oauth2_token"),
+        ("POST", ("oauth2", "token", "revoke"), "oauth2_revoke"),
         ("GET", ("oauth2", "applications", "@me"), "application_info"),
         ("GET", ("applications", "@me"), "application_info"),
         ("GET", ("gateway",), "gateway"),
@@ -1344,11 +1382,146 @@ class FakeDiscord:
             ]
         return 200, login[1]
 
+    #: GUILD_CREATE fields that Discord's REST guild object does not have.
+    _GATEWAY_ONLY = frozenset(
+        {"channels", "threads", "members", "voice_states", "presences", "stage_instances", "large"}
+        | {"guild_scheduled_events", "soundboard_sounds", "member_count", "unavailable", "joined_at"}
+    )
+
     def _route_get_guild(self, r: RecordedRequest) -> tuple[int, Any]:
+        """The REST guild object: like GUILD_CREATE without its channels, members and other gateway-only
+        fields (they have endpoints of their own)."""
         try:
-            return 200, self.guild_payload(int(r.params["guild"]))
+            payload = self.guild_payload(int(r.params["guild"]))
         except (KeyError, ValueError):
             raise FakeHTTPError(404, 10004, "Unknown Guild") from None
+        return 200, {key: value for key, value in payload.items() if key not in self._GATEWAY_ONLY}
+
+    def _configured_guild(self, r: RecordedRequest) -> FakeGuild:
+        try:
+            return self.guild(int(r.params["guild"]))
+        except (KeyError, ValueError):
+            raise FakeHTTPError(404, 10004, "Unknown Guild") from None
+
+    def _route_get_guild_channels(self, r: RecordedRequest) -> tuple[int, Any]:
+        guild = self._configured_guild(r)
+        return 200, [
+            guild.channel_payload(cid) for cid in guild.channel_ids if cid not in self.deleted_channels
+        ]
+
+    def _route_get_guild_member(self, r: RecordedRequest) -> tuple[int, Any]:
+        guild = self._configured_guild(r)
+        if r.params["user"] != str(BOT_USER_ID):
+            raise FakeHTTPError(404, 10007, "Unknown Member")
+        return 200, guild.bot_member_payload(self.bot_user)
+
+    def _route_get_user(self, r: RecordedRequest) -> tuple[int, Any]:
+        try:
+            user_id = int(r.params["user"])
+        except ValueError:
+            raise FakeHTTPError(404, 10013, "Unknown User") from None
+        user = self.users.get(user_id) or {
+            "id": str(user_id),
+            "username": f"user-{user_id % 10_000:04d}",
+            "global_name": None,
+            "discriminator": "0",
+            "avatar": None,
+            "public_flags": 0,
+        }
+        return 200, user
+
+    @staticmethod
+    def _form(r: RecordedRequest) -> dict[str, str]:
+        return dict(parse_qsl(r.body if isinstance(r.body, str) else "", keep_blank_values=True))
+
+    def _oauth_client_ok(self, r: RecordedRequest, form: dict[str, str]) -> bool:
+        if self.oauth_client is None:
+            return True
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        if r.authorization.startswith("Basic "):
+            try:
+                decoded = base64.b64decode(r.authorization.removeprefix("Basic ")).decode()
+            except (ValueError, UnicodeDecodeError):
+                return False
+            client_id, _, secret = decoded.partition(":")
+        return (client_id, secret) == (str(self.oauth_client[0]), self.oauth_client[1])
+
+    def _route_oauth2_token(self, r: RecordedRequest) -> tuple[int, Any]:
+        form = self._form(r)
+        if not self._oauth_client_ok(r, form):
+            return 401, {"error": "invalid_client"}
+        if form.get("grant_type") != "authorization_code":
+            return 400, {"error": "unsupported_grant_type"}
+        grant = self.oauth_codes.pop(form.get("code", ""), None)
+        if grant is None or grant[1] != form.get("redirect_uri"):
+            return 400, {"error": "invalid_grant", "error_description": 'Invalid "code" in request.'}
+        token, _, scope = grant
+        return 200, {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.oauth_expires_in,
+            "refresh_token": f"refresh-{secrets.token_hex(8)}",
+            "scope": scope,
+        }
+
+    def _route_oauth2_revoke(self, r: RecordedRequest) -> tuple[int, Any]:
+        form = self._form(r)
+        if not self._oauth_client_ok(r, form):
+            return 401, {"error": "invalid_client"}
+        token = form.get("token", "")
+        if self.oauth_tokens.pop(token, None) is not None:
+            self.revoked_tokens.append(token)
+        return 200, {}
+
+    async def _consent_page(self, request: web.Request) -> web.Response:
+        """Discord's "An external application wants to access your account" page, reduced to its form."""
+        query = request.query
+        problem = self._consent_problem(query)
+        if problem is not None:
+            return web.Response(status=400, text=problem)
+        user = self.oauth_tokens[self.signed_in or ""][0]
+        hidden = "".join(
+            f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+            for name, value in query.items()
+        )
+        scopes = "".join(f"<li>{html.escape(scope)}</li>" for scope in query.get("scope", "").split())
+        page = (
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Discord</title>"
+            f"<h1>{html.escape(self.bot_user['username'])} wants to access your account</h1>"
+            f"<p>Signed in as <b>{html.escape(user['username'])}</b></p><ul>{scopes}</ul>"
+            f'<form method="post">{hidden}'
+            '<button type="submit" name="decision" value="cancel">Cancel</button> '
+            '<button type="submit" name="decision" value="authorize">Authorize</button></form></html>'
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    def _consent_problem(self, query: Any) -> str | None:
+        if self.signed_in is None or self.signed_in not in self.oauth_tokens:
+            return "nobody is signed in to the fake Discord (add_oauth_token, sign_in)"
+        if query.get("response_type") != "code" or not query.get("redirect_uri"):
+            return "invalid OAuth2 request: response_type=code and redirect_uri are required"
+        if self.oauth_client is not None and query.get("client_id") != str(self.oauth_client[0]):
+            return "unknown client_id"
+        if "identify" not in query.get("scope", "").split():
+            return "invalid scope"
+        return None
+
+    async def _consent_answer(self, request: web.Request) -> web.Response:
+        form = dict(await request.post())
+        query = {key: str(value) for key, value in form.items() if key != "decision"}
+        problem = self._consent_problem(query)
+        if problem is not None:
+            return web.Response(status=400, text=problem)
+        back: dict[str, str] = {"state": query.get("state", "")}
+        if form.get("decision") == "authorize":
+            code = secrets.token_urlsafe(16)
+            self.oauth_codes[code] = (self.signed_in or "", query["redirect_uri"], query.get("scope", ""))
+            back["code"] = code
+        else:
+            back["error"] = "access_denied"
+            back["error_description"] = "The resource owner or authorization server denied the request"
+        separator = "&" if "?" in query["redirect_uri"] else "?"
+        raise web.HTTPFound(query["redirect_uri"] + separator + urlencode(back))
 
     def _route_application_info(self, r: RecordedRequest) -> tuple[int, Any]:
         return 200, {
