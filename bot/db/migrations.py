@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 ALEMBIC_DIR = Path(__file__).with_name("alembic")
 
 #: The newest revision, the one this code writes (a test checks it against the versions folder).
-SCHEMA_VERSION = "0007"
+SCHEMA_VERSION = "0008"
 
 #: ``PRAGMA user_version`` of a SQLite file written before Alembic → the revision with the same schema.
 LEGACY_REVISIONS: dict[int, str] = {1: "0001", 2: "0002", 3: "0003", 4: "0004", 5: "0005"}
