@@ -472,7 +472,7 @@ async def test_creating_editing_and_deleting_a_link_is_audited_as_the_user(dash:
         },
     )
     assert edited.status_code == 200, edited.text
-    assert "Updated <strong>dsc.gg/Mine</strong>: title, description, color removed." in edited.text
+    assert "Updated <strong>dsc.gg/Mine</strong>: Title, Description, and Colour (removed)." in edited.text
     stored = dash.wired.dscgg.links["Mine"]["meta"]
     assert stored["title"] == "Mine"
     assert stored["description"] == "two\nlines"
@@ -488,6 +488,20 @@ async def test_creating_editing_and_deleting_a_link_is_audited_as_the_user(dash:
     kinds = [stored.event.kind for stored in events]
     assert kinds[:3] == [EventKind.LINK_DELETED, EventKind.LINK_EDITED, EventKind.LINK_CREATED]
     assert {stored.event.actor_id for stored in events[:3]} == {ADMIN.id}
+
+
+async def test_a_colour_dsc_gg_refuses_still_reports_the_created_link(dash: Dash) -> None:
+    await dash.set_token()
+    dash.wired.dscgg.fail_next("code", method="PATCH", code="bad_request", status=400, message="Bad colour")
+    client = await dash.login()
+    created = await post_form(
+        client, f"{links_path(dash)}/links", {"slug": "pink", "redirect": INVITE, "color": "#ff00ff"}
+    )
+    assert created.status_code == 200, created.text
+    assert "Created <strong>dsc.gg/pink</strong>." in created.text
+    text = visible_text(created.text)
+    assert "The link exists, but its colour was not applied: dsc.gg refused the request: Bad colour" in text
+    assert "pink" in dash.wired.dscgg.links
 
 
 async def test_a_refused_form_shows_the_slash_commands_words_and_keeps_what_was_typed(dash: Dash) -> None:
@@ -552,7 +566,7 @@ async def test_editing_one_field_of_a_link_keeps_a_type_the_form_does_not_offer(
         f"{links_path(dash)}/links/plain",
         data={"csrf": csrf_of(page.text), **form, **shown, "title": "Plain"},
     )
-    assert "Updated <strong>dsc.gg/plain</strong>: title." in answer.text
+    assert "Updated <strong>dsc.gg/plain</strong>: Title." in answer.text
     assert dash.wired.dscgg.links["plain"]["type"] == "link"
 
 

@@ -4,7 +4,7 @@ consent page. No browser is downloaded: Playwright launches that executable.
 
 The run also writes a screenshot of each page at desktop and phone width (and two in dark mode) to
 ``docs/screenshots/`` (the README shows two of them). Pages are deterministic enough (fixed names, times
-shown as "just now") that an unchanged page makes the same file.
+shown as "now") that an unchanged page makes the same file.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ async def test_an_admin_manages_links_and_keys_and_reads_the_audit_log(browser: 
     await page.locator("#f-title").fill("Our Great Community")
     await page.locator("#f-unlisted").check()
     await page.get_by_role("button", name="Save changes").click()
-    await expect(page.get_by_role("status")).to_contain_text("Updated dsc.gg/community: title, unlisted")
+    await expect(page.get_by_role("status")).to_contain_text("Updated dsc.gg/community: Title and Unlisted")
     await expect(page.locator(".facts")).to_contain_text("Our Great Community")
     assert dash.wired.dscgg.links["community"]["meta"]["title"] == "Our Great Community"
     await shoot(page, "link-desktop")

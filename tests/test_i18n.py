@@ -18,15 +18,17 @@ import string
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import discord
+import jinja2
 import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from discord import app_commands
+from jinja2 import nodes
 
 from bot import i18n
 from bot.client import command_hash
@@ -47,9 +49,15 @@ def ids(catalog: Catalog) -> set[tuple[str, str | None]]:
     return {(key if isinstance(key, str) else key[0], msg.context) for msg in catalog if (key := msg.id)}
 
 
+#: What a translation must keep as it is besides ``{name}``: the templates' ``%(name)s`` placeholders
+#: and their HTML tags (a tag lost or added breaks the page).
+_KEPT: Final = re.compile(r"%\(\w+\)s|</?(?:a|strong|code|span|em|b)\b[^>]*>")
+
+
 def fields(text: str) -> set[str]:
-    """The placeholders of a message: ``{slug}`` → ``slug``."""
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    """The placeholders of a message (``{slug}`` → ``slug``, ``%(slug)s``) and its HTML tags."""
+    names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    return names | set(_KEPT.findall(text))
 
 
 def source_forms(message: Message) -> list[str]:
@@ -109,13 +117,18 @@ def test_the_checks_see_a_broken_catalog() -> None:
             b'msgid ""\nmsgstr ""\n"Language: de\\n"\n\n'
             b'#, fuzzy\nmsgid "Deleted **{link}**."\nmsgstr "Gel\xc3\xb6scht **{link}**."\n\n'
             b'msgid "Created **{link}**."\nmsgstr ""\n\n'
-            b'msgid "Updated **{link}**: {changes}."\nmsgstr "Aktualisiert **{verkn\xc3\xbcpfung}**."\n'
+            b'msgid "Updated **{link}**: {changes}."\nmsgstr "Aktualisiert **{verkn\xc3\xbcpfung}**."\n\n'
+            b'msgid "Created %(link)s in <strong>%(server)s</strong>."\n'
+            b'msgstr "%(link)s in %(server)s erstellt."\n'
         )
     )
     messages = {msg.id: msg for msg in broken if msg.id}
     assert messages["Deleted **{link}**."].fuzzy
     assert not translations(messages["Created **{link}**."])[0]
     assert fields(translations(messages["Updated **{link}**: {changes}."])[0]) != {"link", "changes"}
+    page = messages["Created %(link)s in <strong>%(server)s</strong>."]
+    assert fields(source_forms(page)[0]) == {"%(link)s", "%(server)s", "<strong>", "</strong>"}
+    assert fields(translations(page)[0]) != fields(source_forms(page)[0])  # the tags were lost
 
 
 def test_the_template_is_what_the_code_marks() -> None:
@@ -427,3 +440,107 @@ class M(discord.ui.Modal, title="API token"): ...
         "'Cancelled.'",
         "'API token'",
     ], found
+
+
+# ------------------------------------------------------------------------------- dashboard templates
+
+TEMPLATES = ROOT / "bot" / "dashboard" / "templates"
+#: Text people read in an attribute.
+_READ_ATTRIBUTES = re.compile(
+    r'\b(?:title|alt|placeholder|aria-label|data-label|data-copied|data-copied-status|data-copy-fallback)="([^"]*)"'
+)
+_TAG = re.compile(r"<[^>]*>")
+#: Code shown as it is (a header, a curl command, an address): not a message.
+_CODE = re.compile(r"<code[^>]*>.*?</code>", re.S)
+_WORD = re.compile(r"[^\W\d_]{2,}")
+#: Addresses, domains and the product's name: shown as they are.
+_URL = re.compile(r"\b\w+://\S*|[\w.-]+\.[a-z]{2,}(?:/\S*)?|\bdscgg-bot\b")
+#: Macros whose label and hint people read.
+_LABELLED = {"field": 1, "textarea": 1, "checkbox": 1}
+_GETTEXT = frozenset({"_", "gettext", "ngettext", "pgettext"})
+#: Calls whose strings are no sentences: ``command("link create")`` shows the command in the reader's
+#: language from the catalog's command names.
+_NOT_MESSAGES = frozenset({"command"})
+_DYNAMIC = "\x00"
+
+
+def _blank(pattern: re.Pattern[str], text: str) -> str:
+    """``text`` without ``pattern``'s matches, keeping the markers of what was filled in them."""
+    return pattern.sub(lambda match: _DYNAMIC * match.group().count(_DYNAMIC) or " ", text)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(_URL.sub(" ", _TAG.sub(" ", _CODE.sub(" ", text))))
+
+
+def unmarked_in_template(source: str, name: str = "<template>") -> list[str]:
+    """Text of a Jinja2 template that people read but that is not inside ``_()`` / ``ngettext()``:
+    words between tags, in read attributes (title, aria-label, placeholder…), in string constants
+    with words, and the labels and hints given to the form macros as plain strings."""
+    env = jinja2.Environment(extensions=["jinja2.ext.i18n"], autoescape=True)
+    tree = env.parse(source)
+    found: list[tuple[int, str]] = []
+    # The template's own text in order, with a marker wherever something is filled in.
+    datas = list(tree.find_all(nodes.TemplateData))
+    text = _DYNAMIC.join(node.data for node in datas)
+    for match in _READ_ATTRIBUTES.finditer(text):
+        if _words(match.group(1).replace(_DYNAMIC, " ")):
+            node = datas[text.count(_DYNAMIC, 0, match.start())]
+            found.append((node.lineno, f'attribute "{match.group(1)}"'))
+    chunks = _blank(_TAG, _blank(_CODE, _blank(_READ_ATTRIBUTES, text))).split(_DYNAMIC)
+    for node, chunk in zip(datas, chunks, strict=True):
+        if _words(chunk):
+            found.append((node.lineno, f"text {chunk.strip()!r}"))
+    marked: set[int] = set()
+    for call in tree.find_all(nodes.Call):
+        callee = call.node.name if isinstance(call.node, nodes.Name) else None
+        if callee in _GETTEXT or callee in _NOT_MESSAGES:
+            marked.update(id(arg) for arg in call.args if isinstance(arg, nodes.Const))
+        elif callee in _LABELLED:
+            index = _LABELLED[callee]
+            read = call.args[index : index + 1] + [kw.value for kw in call.kwargs if kw.key == "hint"]
+            found.extend(
+                (arg.lineno, f"{callee}() label {arg.value!r}")
+                for arg in read
+                if isinstance(arg, nodes.Const) and isinstance(arg.value, str) and _words(arg.value)
+            )
+    for const in tree.find_all(nodes.Const):
+        if id(const) in marked or not isinstance(const.value, str):
+            continue
+        if " " in const.value.strip() and len(_words(const.value)) >= 2:
+            found.append((const.lineno, f"string {const.value!r}"))
+    return [f"{name}:{line}: {what}" for line, what in sorted(set(found))]
+
+
+def test_the_dashboard_templates_mark_every_message() -> None:
+    problems = [
+        problem
+        for path in sorted(TEMPLATES.glob("*.html"))
+        for problem in unmarked_in_template(path.read_text(), path.name)
+    ]
+    assert not problems, "wrap these in _() and run make i18n-extract:\n" + "\n".join(problems)
+
+
+def test_the_template_check_finds_unmarked_text() -> None:
+    template = """
+<h2>{{ _("Links") }}</h2>
+<p class="muted">Links of {{ server.name }}</p>
+<a href="{{ base }}/servers/{{ server.id }}/links" title="Open it">{{ _("Open") }}</a>
+<nav aria-label="{{ _("Pages") }}"><code>curl -H "Authorization: Bearer …" {{ url }}</code></nav>
+<span>dsc.gg/{{ slug }}</span> <span>https://{{ domain }}/{{ slug }}</span>
+{{ field("name", "Name", hint=_("Say where it is used.")) }}
+{{ field("title", _("Title"), hint="Shown on the preview.") }}
+{{ {"server": "Server invite", "bot": _("Bot invite")}[kind] }}
+{{ _("Created %(link)s.", link=link) }} {{ "asc" if up else "desc" }}
+"""
+    found = [line.split(": ", 1)[1] for line in unmarked_in_template(template)]
+    assert sorted(found) == sorted(
+        [
+            "text 'Links of'",
+            'attribute "Open it"',
+            "field() label 'Name'",
+            "field() label 'Shown on the preview.'",
+            "string 'Shown on the preview.'",
+            "string 'Server invite'",
+        ]
+    ), found

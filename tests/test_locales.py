@@ -2,21 +2,16 @@
 problems in the language of Accept-Language: every text a person reads is in their language, with no
 English left in it, while the machine fields stay as they are.
 
-"No English left" is checked against the catalogs themselves: every piece of an English source
-message that its translation changed (split at the placeholders and markdown) must not appear in
-the reply, unless the language uses the same piece somewhere itself (a brand, a URL, "Status").
+"No English left" is checked against the catalogs themselves (``tests.fixtures.language``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import replace
-from functools import cache
 from typing import Any
 
 import pytest
-from babel.messages.pofile import read_po
 
 from bot import i18n
 from bot.api.problems import PROBLEMS
@@ -26,41 +21,11 @@ from bot.failures import Reason
 from tests.fakes.discord import walk_components
 from tests.fixtures.api import Api
 from tests.fixtures.bot import ADMIN_TOKEN, WiredBot
+from tests.fixtures.language import english_left
 from tests.harness import ADMIN, MEMBER, Message, Result
 
 STRANGER_ID = 4_242_424_242  # a dsc.gg account other than the one whose token the server uses
 LOCALES = ["de", "pt-BR"]
-_SPLIT = re.compile(r"\{[^}]*\}|[*`“”„‘’«»\"()\[\]:;,!?…→·<>]+|\.(?=\s|$)|\s-\s")
-
-
-def _forms(value: Any) -> list[str]:
-    return [str(v) for v in (value if isinstance(value, tuple | list) else [value]) if v]
-
-
-@cache
-def english_pieces(locale: str) -> frozenset[str]:
-    """Pieces of the source messages a reader of ``locale`` must never see (see the module docstring)."""
-    catalog_name = i18n.catalog_for(locale)
-    assert catalog_name is not None
-    with (i18n.LOCALES_DIR / f"{catalog_name}.po").open("rb") as file:
-        catalog = read_po(file)
-    corpus = "\n".join(form for message in catalog if message.id for form in _forms(message.string))
-    pieces = set()
-    for message in catalog:
-        if not message.id:
-            continue
-        for source in _forms(message.id):
-            for piece in _SPLIT.split(source):
-                piece = piece.strip(" -'")
-                letters = sum(char.isalpha() for char in piece)
-                if ((" " in piece and letters >= 4) or letters >= 6) and piece not in corpus:
-                    pieces.add(piece)
-    return frozenset(pieces)
-
-
-def english_left(texts: Iterable[str], locale: str) -> list[str]:
-    text = "\n".join(texts)
-    return sorted(piece for piece in english_pieces(locale) if piece in text)
 
 
 def message_texts(message: Message) -> list[str]:

@@ -234,6 +234,7 @@ async def render(
         "flash": None,
         "error": None,
         "error_field": None,
+        "token_fix": False,
         "path": request.url.path,
         **context,
     }

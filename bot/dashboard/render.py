@@ -12,17 +12,20 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import mimetypes
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 import jinja2
+from markupsafe import Markup
 from starlette.responses import Response
 
 from bot import __version__
-from bot.audit_embeds import problem_text
+from bot.audit_embeds import label, problem_text
 from bot.dashboard.markup import html_time, markdown_html
+from bot.errors import render as render_reason
+from bot.failures import Reason
 from bot.i18n import SOURCE, Tr
 
 __all__ = ["CSP", "Assets", "Templates", "secure"]
@@ -114,6 +117,10 @@ class Templates:
         env.filters["ago"] = lambda at: _ago(at, t)
         env.filters["md"] = _markdown
         env.filters["problem"] = lambda code: markdown_html(problem_text(str(code), t))
+        env.filters["number"] = t.number
+        env.filters["reason"] = lambda stored: _reason(stored, t)
+        env.filters["changed_fields"] = lambda fields, removed=(): _changed_fields(fields, removed, t)
+        env.globals["command"] = lambda path: Markup("<code>{}</code>").format(t.command(path).strip("`"))
         self._envs[t.locale] = env
         return env
 
@@ -135,3 +142,17 @@ def _markdown(
     text: str, users: Mapping[int, str] | None = None, channels: Mapping[int, str] | None = None
 ) -> Any:
     return markdown_html(text, users=users, channels=channels)
+
+
+def _reason(stored: object, t: Tr) -> Any:
+    """A ``Reason`` kept in a session message (``Reason.to_json``) as its sentence."""
+    reason = Reason.from_json(stored)
+    return markdown_html(render_reason(reason, t, next_step=False) if reason else t._("unknown"))
+
+
+def _changed_fields(fields: Iterable[str], removed: Iterable[str], t: Tr) -> str:
+    """ "Title, Unlisted and Password (removed)": the fields an edit changed, in the reader's words."""
+    gone = set(removed)
+    return t.join(
+        t._("{field} (removed)", field=label(name, t)) if name in gone else label(name, t) for name in fields
+    )

@@ -42,7 +42,7 @@ from bot.db.tokens import TokenUnreadable as StoredTokenUnreadable
 from bot.dscgg.errors import DscggError, RateLimited, Unavailable
 from bot.dscgg.models import LinkType
 from bot.errors import BotError, DiscordUnavailable, InvalidInput, NothingToChange, describe
-from bot.failures import Invalid
+from bot.failures import Invalid, reason_of
 from bot.i18n import Tr
 from bot.validation import normalize_slug, validate_meta_options, validate_redirect
 
@@ -78,11 +78,16 @@ def _status(error: BaseException) -> int:
     return 409
 
 
+#: Refusals whose way out is setting the server's dsc.gg token (the page links to Settings).
+_TOKEN_FIXES: Final = frozenset({"no_token", "token_unreadable", "dscgg.invalid_key", "dscgg.owner_mismatch"})
+
+
 def _refusal(error: BaseException, t: Tr) -> dict[str, Any]:
     """What a page shows about a refused form: the sentence (in the reader's language), and the field
     it is about."""
     field = error.field if isinstance(error, InvalidInput) else None
-    return {"error": describe(error, t=t), "error_field": field}
+    fixed_in_settings = reason_of(error).code in _TOKEN_FIXES
+    return {"error": describe(error, t=t), "error_field": field, "token_fix": fixed_in_settings}
 
 
 def _optional(form: dict[str, str], name: str) -> str | None:
@@ -296,7 +301,7 @@ async def create_link(request: Request, guild_id: str) -> Response:
             "kind": "link_created",
             "slug": result.link.slug,
             "password": meta.password is not None,
-            "colour_problem": result.colour_problem,
+            "colour_problem": None if result.colour_problem is None else result.colour_problem.to_json(),
         },
     )
     return redirect(request, f"/servers/{seen.guild_id}")

@@ -74,14 +74,14 @@
       field.addEventListener("focus", function () { field.select(); });
       button.addEventListener("click", function () {
         const done = function () {
-          button.textContent = "Copied";
-          if (status) status.textContent = "The key is on your clipboard.";
+          button.textContent = button.dataset.copied;
+          if (status) status.textContent = button.dataset.copiedStatus;
         };
         const fallback = function () {
           field.focus();
           field.select();
           try { if (document.execCommand("copy")) { done(); return; } } catch (e) { /* below */ }
-          if (status) status.textContent = "Select the key and copy it (Ctrl+C or ⌘C).";
+          if (status) status.textContent = button.dataset.copyFallback;
         };
         if (navigator.clipboard && window.isSecureContext) {
           navigator.clipboard.writeText(field.value).then(done, fallback);
@@ -93,13 +93,15 @@
   }
 
   // ------------------------------------------------------------------ times
-  const relative = "Intl" in window && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }) : null;
-  const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  // Times read in the page's language (the words around them are in it too), in the reader's time zone.
+  const lang = document.documentElement.lang || undefined;
+  const relative = "Intl" in window && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(lang, { numeric: "auto" }) : null;
+  const absolute = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
   const STEPS = [["second", 60], ["minute", 60], ["hour", 24], ["day", 7], ["week", 4.35], ["month", 12], ["year", Infinity]];
 
   function ago(date) {
     let amount = (date.getTime() - Date.now()) / 1000;
-    if (Math.abs(amount) < 45) return amount > 0 ? "in a few seconds" : "just now";
+    if (Math.abs(amount) < 45) return relative.format(0, "second");  // "now", "jetzt", "agora"…
     for (const [unit, size] of STEPS) {
       if (Math.abs(amount) < size) return relative.format(Math.round(amount), unit);
       amount /= size;
