@@ -19,6 +19,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
+from bot import i18n
 from tests.fixtures.api import MEMBER_OAUTH
 from tests.fixtures.bot import ADMIN_TOKEN
 from tests.fixtures.dashboard import GUILD_NAMES, Dash
@@ -75,7 +76,7 @@ async def new_context(browser: Browser, dash: Dash, **options: Any) -> BrowserCo
     context = await browser.new_context(
         viewport=options.pop("viewport", DESKTOP),
         base_url=dash.url,
-        locale="en-GB",
+        locale=options.pop("locale", "en-GB"),
         timezone_id="UTC",
         **options,
     )
@@ -311,6 +312,56 @@ async def test_an_admin_manages_links_and_keys_and_reads_the_audit_log(browser: 
     await shoot(landing, "login-phone")
     await phone.close()
 
+    assert problems == []
+    await context.close()
+
+
+async def test_a_german_browser_reads_the_dashboard_in_german(browser: Browser, dash: Dash) -> None:
+    """The page's words come from the catalog (Accept-Language: de-DE); what the page script writes —
+    relative times, numbers, the copy button's labels — follows the page's language too."""
+    t = i18n.for_locale("de")
+    context = await new_context(browser, dash, locale="de-DE")
+    await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=dash.url)
+    page = await context.new_page()
+    problems = watch(page)
+    await dash.set_token()
+    slug, title, clicks = SEEDED[1]
+    dash.wired.dscgg.add_link(slug, owner_id=ADMIN.id, redirect=INVITE, meta={"title": title}, clicks=clicks)
+    await dash.wired.bot.link_records.record(dash.guild_id, slug, ADMIN.id)
+
+    await page.goto("/")
+    await page.get_by_role("link", name=t._("Log in with Discord")).click()
+    await page.get_by_role("button", name="Authorize").click()  # the (fake) Discord's own page
+    await expect(page.get_by_role("heading", name=t._("Your servers"))).to_be_visible()
+    await page.goto(f"/servers/{dash.guild_id}")
+    row = page.locator("tr[data-card]")
+    await expect(row).to_have_attribute("data-loaded", "true")
+    await expect(row).to_contain_text("12.907")  # German digit grouping
+    await expect(row.locator("time").first).to_have_text("jetzt")
+    await expect(page.locator("summary")).to_have_text(t._("New link"))
+    await shoot(page, "links-de-desktop")
+
+    # Every language fits the screen, at desktop and phone width (some words are long).
+    state = await context.storage_state()
+    for locale in ("de-DE", "nl-NL", "fr-FR", "es-ES", "pt-BR"):
+        for viewport in (DESKTOP, PHONE):
+            other = await new_context(browser, dash, viewport=viewport, locale=locale, storage_state=state)
+            seen = await other.new_page()
+            problems += watch(seen)
+            for path in (f"/servers/{dash.guild_id}", f"/servers/{dash.guild_id}/keys"):
+                await seen.goto(path)
+                for card in await seen.locator("tr[data-card]").all():
+                    await expect(card).to_have_attribute("data-loaded", "true")
+                assert await seen.evaluate(NO_OVERFLOW), f"{path} in {locale} is wider than the screen"
+            await other.close()
+
+    await page.get_by_role("link", name=t._("API keys"), exact=True).click()
+    await page.locator("#f-name").fill("ci")
+    await page.get_by_role("button", name=t._("Create key")).click()
+    await page.get_by_role("button", name=t._("Copy")).click()
+    await expect(page.get_by_role("button", name=t._("Copied"))).to_be_visible()
+    await expect(page.locator("[data-copy-status]")).to_have_text(t._("The key is on your clipboard."))
+    assert t._("Copied") != "Copied"
     assert problems == []
     await context.close()
 
