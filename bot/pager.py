@@ -1,9 +1,9 @@
 """Page buttons that keep working: paged embeds whose state lives in the buttons' ``custom_id``.
 
-A paged reply (``/top``, ``/search``, ``/link list``) carries five buttons (first, previous,
-position, next, last). Nothing about them is held in memory: each button's ``custom_id`` says which
-*source* renders the pages, the page the message shows, who may press, which button it is and the
-source's arguments::
+A paged reply (``/top``, ``/search``, ``/link list``, ``/dscgg audit``) carries five buttons (first,
+previous, position, next, last). Nothing about them is held in memory: each button's ``custom_id`` says
+which *source* renders the pages, the page the message shows, who may press, which button it is and
+the source's arguments::
 
     pg:<source>:<page>:<owner_id>:<button>[:<args>]        e.g.  pg:search:2:1180…101:n:bot:25:tickets
 
@@ -25,6 +25,14 @@ Rules, as for every button of the bot:
 
 - only the person who ran the command may press (``NOT_YOURS``, ephemeral, for anyone else; the owner
   id is in the ``custom_id``);
+- pages only admins may see are registered ``guarded`` (``/link list``, ``/dscgg audit``): each press
+  runs the command's own permission decision again (``checks.ensure_allowed``: the server's command
+  permission overrides, else Manage Server) before the page renders, because the buttons never expire
+  and a member may have lost the permission since. A refusal is the command's own sentence
+  (``MissingManageGuild``, ``CommandDenied``) and the message stays as it is. A press carries no
+  command id, so the source's top-level command (``"link list"`` → ``/link``) is looked up by name
+  (``DscCommandTree.command_id``); when Discord cannot say, only the app-wide overrides and the default
+  rule apply. ``/top`` and ``/search`` are public and not guarded;
 - every press is answered: acknowledged at once (a deferred update: the message stays as it is while
   the page renders), then the message is edited through the *press's* token; failures go to the tree's
   renderer (``DscCommandTree.render_error``), a ``custom_id`` that is malformed or names an unknown
@@ -62,6 +70,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import discord
 
+from bot import checks
 from bot.failures import PagesUnavailable
 from bot.i18n import N_, Tr, for_user
 from bot.views import NOT_YOURS
@@ -233,6 +242,22 @@ async def _render_error(interaction: discord.Interaction[Any], error: BaseExcept
         log.error("Error behind a page button with no tree to report it", exc_info=error)
 
 
+async def _ensure_allowed(interaction: discord.Interaction[Any], command: str) -> None:
+    """The permission decision of ``/command`` for the presser, as when they run it; raises its
+    refusal (``MissingManageGuild``, ``CommandDenied``, ``NotInGuild``).
+
+    A button's interaction carries no command id, so the command's overrides are found by its
+    top-level name. If the bot cannot learn that id (Discord did not answer), ``command_id`` stays
+    None: the app-wide overrides and the default rule (Manage Server) still apply, only overrides set
+    on this one command are not seen.
+    """
+    command_id: int | None = None
+    resolve = getattr(getattr(interaction.client, "tree", None), "command_id", None)
+    if resolve is not None:
+        command_id = await resolve(command.lstrip("/").split()[0], guild_id=interaction.guild_id)
+    await checks.ensure_allowed(interaction, command_id=command_id)
+
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -272,6 +297,8 @@ class _Source:
     render: PageRenderer
     #: How users start it again, for the sentence when its buttons cannot be served ("`/top`").
     command: str | None
+    #: Whether each press re-checks that the presser may still use ``command`` (admin-only pages).
+    guarded: bool = False
 
 
 class Pager:
@@ -289,14 +316,21 @@ class Pager:
 
     # ---------------------------------------------------------------- sources
 
-    def register(self, name: str, render: PageRenderer, *, command: str | None = None) -> None:
+    def register(
+        self, name: str, render: PageRenderer, *, command: str | None = None, guarded: bool = False
+    ) -> None:
         """Serve pages named ``name`` with ``render``; ``command`` (e.g. ``"top"``) is named to users
-        when old buttons of this source can no longer be served."""
+        when old buttons of this source can no longer be served.
+
+        ``guarded``: the pages are for those who may use ``command`` (e.g. ``"link list"``, guarded by
+        ``checks.manage_guild()``), and every press checks that the presser still may."""
         if not _SOURCE_NAME.fullmatch(name):
             raise ValueError(f"page source name {name!r} must match {_SOURCE_NAME.pattern}")
         if name in self._sources:
             raise ValueError(f"page source {name!r} is registered already")
-        self._sources[name] = _Source(render, command)
+        if guarded and not (command or "").strip():
+            raise ValueError(f"guarded page source {name!r} must name its command")
+        self._sources[name] = _Source(render, command, guarded)
 
     def unregister(self, name: str) -> None:
         self._sources.pop(name, None)
@@ -339,6 +373,8 @@ class Pager:
             await interaction.response.defer()  # acknowledged; the message stays while the page renders
             if key.button is Button.POSITION or interaction.message is None:
                 return  # the position button is never enabled
+            if entry.guarded:
+                await _ensure_allowed(interaction, entry.command or "")
             async with self._turn(interaction.message.id):
                 current = self._shown.get(interaction.message.id, key.page)
                 page = await entry.render(interaction.client, interaction, key.button.target(current), args)

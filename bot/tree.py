@@ -22,12 +22,17 @@ During shutdown ``interaction_check`` turns new interactions away with a friendl
 those already running are awaited by ``drain()``. Those that do not finish in time are cancelled and
 then answered once with the same sentence, so none is left on "thinking…" or with live-looking
 buttons (an unfinished ephemeral answer is replaced by the sentence).
+
+The tree also knows the ids Discord gave its slash commands (``command_id``), for the permission check
+of buttons that continue a command (their interactions carry no command id): learned from each sync and
+from every command used, else asked of Discord once (``GET …/commands``); without an answer, None.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -50,6 +55,11 @@ EPHEMERAL_KEY = "dscgg.deferred_ephemeral"
 #: Discord error codes that mean the interaction can no longer be answered.
 _GONE_CODES = frozenset({10062, 10015, 50027})  # unknown interaction, unknown webhook, invalid token
 
+#: Seconds ``command_id`` waits for Discord to list the app's commands before answering None.
+COMMAND_IDS_WAIT = 1.5
+#: Seconds before a listing that failed (or was too slow) is asked for again.
+COMMAND_IDS_RETRY = 300.0
+
 
 async def defer(interaction: discord.Interaction[Any], *, ephemeral: bool = True) -> None:
     """``interaction.response.defer(thinking…)`` that remembers whether the answer will be ephemeral.
@@ -70,6 +80,11 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
         self._in_flight: dict[asyncio.Task[Any], discord.Interaction[Any]] = {}
         #: guild id → the guild_locale last stored for it by this process.
         self._guild_locales: dict[int, str | None] = {}
+        #: (guild id, or None for global commands; top-level slash command name) → its id on Discord.
+        self._command_ids: dict[tuple[int | None, str], int] = {}
+        #: Scopes whose commands were listed by Discord (None: global) → until when not to ask again.
+        self._ids_asked: dict[int | None, float] = {}
+        self._ids_lock = asyncio.Lock()
 
     # ---------------------------------------------------------------- shutdown gate and tracking
 
@@ -106,6 +121,7 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
             # Autocomplete has no message to carry a sentence; during shutdown it just gets nothing.
             return not self._closing
         self.admit(interaction)
+        self.note_command_id(interaction)
         await self.note_guild_locale(interaction)
         return True
 
@@ -130,6 +146,70 @@ class DscCommandTree(app_commands.CommandTree["DscBot"]):
             self._guild_locales[guild_id] = code
         except Exception:
             log.exception("Could not store the locale of guild %s", guild_id)
+
+    # ---------------------------------------------------------------- command ids
+
+    async def sync(self, *, guild: discord.abc.Snowflake | None = None) -> list[app_commands.AppCommand]:
+        synced = await super().sync(guild=guild)
+        self._learn(guild.id if guild is not None else None, synced)
+        return synced
+
+    def note_command_id(self, interaction: discord.Interaction[Any]) -> None:
+        """Remember the id of the slash command ``interaction`` runs (Discord sends it with every use)."""
+        data: dict[str, Any] = dict(interaction.data or {})
+        if interaction.type is not discord.InteractionType.application_command or data.get("type", 1) != 1:
+            return
+        try:
+            scope = int(data["guild_id"]) if data.get("guild_id") else None
+            self._command_ids[scope, str(data["name"])] = int(data["id"])
+        except (KeyError, TypeError, ValueError):
+            return
+
+    async def command_id(self, name: str, *, guild_id: int | None) -> int | None:
+        """The id of the top-level slash command ``name`` as members of ``guild_id`` see it (the
+        guild's own copy, e.g. in DEV_GUILD_ID, else the global one); None when Discord cannot say.
+
+        Known from syncs and uses in this process; otherwise Discord is asked for the list once per
+        scope, waiting at most ``COMMAND_IDS_WAIT`` seconds (a failure is logged and retried after
+        ``COMMAND_IDS_RETRY``). Never raises.
+        """
+        scopes: tuple[int | None, ...] = (guild_id, None) if guild_id is not None else (None,)
+        found = self._known_id(name, scopes)
+        if found is not None:
+            return found
+        dev_guild = getattr(getattr(self.client, "settings", None), "dev_guild_id", None)
+        for scope in scopes:
+            if scope is not None and scope != dev_guild:
+                continue  # only DEV_GUILD_ID has guild commands of this bot
+            await self._ask_ids(scope)
+        return self._known_id(name, scopes)
+
+    def _known_id(self, name: str, scopes: tuple[int | None, ...]) -> int | None:
+        return next((cid for scope in scopes if (cid := self._command_ids.get((scope, name)))), None)
+
+    def _learn(self, scope: int | None, commands: list[app_commands.AppCommand]) -> None:
+        for command in commands:
+            if command.type is discord.AppCommandType.chat_input:
+                self._command_ids[scope, command.name] = command.id
+
+    async def _ask_ids(self, scope: int | None) -> None:
+        async with self._ids_lock:
+            if self._ids_asked.get(scope, 0.0) > time.monotonic():
+                return  # listed already (a command missing from it will not appear), or failed lately
+            self._ids_asked[scope] = time.monotonic() + COMMAND_IDS_RETRY
+            where = "globally" if scope is None else f"in guild {scope}"
+            try:
+                async with asyncio.timeout(COMMAND_IDS_WAIT):
+                    listed = await self.fetch_commands(guild=discord.Object(scope) if scope else None)
+            except Exception as exc:  # HTTP errors, no application id yet, too slow: do without
+                log.warning(
+                    "Could not list the bot's commands %s (%s); will ask again later",
+                    where,
+                    type(exc).__name__ if isinstance(exc, TimeoutError) else exc,
+                )
+                return
+            self._ids_asked[scope] = float("inf")
+            self._learn(scope, listed)
 
     def begin_shutdown(self) -> None:
         """From now on, new interactions are refused with "the bot is restarting"."""

@@ -117,7 +117,7 @@ class AdminCog(
         super().__init__()
 
     async def cog_load(self) -> None:
-        self.bot.pager.register("audit", self._audit_page, command="dscgg audit")
+        self.bot.pager.register("audit", self._audit_page, command="dscgg audit", guarded=True)
 
     async def cog_unload(self) -> None:
         self.bot.pager.unregister("audit")

@@ -102,7 +102,7 @@ class LinksCog(
         super().__init__()
 
     async def cog_load(self) -> None:
-        self.bot.pager.register("list", self._list_page, command="link list")
+        self.bot.pager.register("list", self._list_page, command="link list", guarded=True)
 
     async def cog_unload(self) -> None:
         self.bot.pager.unregister("list")

@@ -10,22 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import discord
 import pytest
 
+from bot.audit import AuditEvent, EventKind
 from bot.client import DscBot
 from bot.crypto import TokenCipher
 from bot.errors import PagesUnavailable, describe
 from bot.pager import CUSTOM_ID_MAX, LAST_PAGE, Button, Page, PageKey, Pager
 from bot.views import NOT_YOURS
+from tests.fakes.discord import EVERYONE_PERMISSIONS, PERMISSION_ROLE, PERMISSION_USER, command_permission
 from tests.fixtures.bot import ADMIN_TOKEN, WiredBot
-from tests.harness import ADMIN, MEMBER, OTHER_MEMBER, Harness, Message, Result
+from tests.harness import ADMIN, ADMINISTRATOR_USER, MEMBER, OTHER_MEMBER, FakeUser, Harness, Message, Result
 
 OWNER_ID = 5_555_555_555
 UNAVAILABLE = "These page buttons don't work any more."
+NEEDS_MANAGE_SERVER = "You need the **Manage Server** permission to use this command."
+DENIED = (
+    "This server's command permissions (Server Settings → Integrations) don't let you use this command "
+    "here. Ask an admin if you need it."
+)
+#: The admin who ran the command, after Manage Server was taken from them.
+DEMOTED = ADMIN.with_permissions(EVERYONE_PERMISSIONS)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -173,6 +183,14 @@ async def test_sources_have_short_unique_names() -> None:
             pager.register(bad, render)
     pager.unregister("audit")
     pager.register("audit", render)
+
+
+def test_a_guarded_source_names_its_command() -> None:
+    async def render(bot: Any, interaction: Any, page: int, args: str) -> Page:
+        return Page(discord.Embed(), 0, 1)
+
+    with pytest.raises(ValueError, match="must name its command"):
+        Pager().register("audit", render, guarded=True)
 
 
 def test_the_unavailable_sentence_names_the_command() -> None:
@@ -400,3 +418,152 @@ async def test_a_press_during_shutdown_is_told_the_bot_is_restarting(wired_bot: 
     assert press.initial.ephemeral
     assert press.initial.content == "The bot is restarting. Try again in a moment."
     assert footer(message) == "Page 1/2 · 15 links"
+
+
+# ------------------------------------------------------------------------ pages only admins may see
+
+
+async def listed(w: WiredBot, n: int = 23, *, user: FakeUser = ADMIN) -> Message:
+    for i in range(n):
+        await w.bot.link_records.record(w.guild_id, f"link{i:02d}", ADMIN.id)
+    message = shown(await w.run("link list", user=user))
+    assert footer(message) == "Page 1/3 · 23 links"
+    return message
+
+
+def link_id(w: WiredBot) -> int:
+    cid = w.discord.command_id("link")
+    assert cid is not None
+    return cid
+
+
+def link_managers(w: WiredBot) -> int:
+    return w.guild_id + 9  # a role the server made, say "Link managers"
+
+
+async def test_a_member_who_lost_manage_server_cannot_page_the_link_list(wired_bot: WiredBot) -> None:
+    w = wired_bot
+    message = await listed(w)
+    press = await w.harness.click(message, button(message, "Next ›"), user=DEMOTED)
+    assert only_reply(press) == NEEDS_MANAGE_SERVER
+    assert footer(message) == "Page 1/3 · 23 links"
+    assert edits_of(w, [press]) == []
+    # Someone else, even with Manage Server, is still told the buttons are not theirs.
+    other = await w.harness.click(message, button(message, "Next ›"), user=ADMINISTRATOR_USER)
+    assert only_reply(other) == NOT_YOURS
+    # Given Manage Server back, the same member pages on.
+    acknowledged(await w.harness.click(message, button(message, "Next ›"), user=ADMIN))
+    assert footer(message) == "Page 2/3 · 23 links"
+
+
+async def test_a_member_who_lost_manage_server_cannot_page_the_audit_log_after_a_restart(
+    wired_bot: WiredBot,
+) -> None:
+    w = wired_bot
+    for i in range(13):
+        await w.bot.audit.record(
+            AuditEvent(w.guild_id, EventKind.LINK_DELETED, actor_id=ADMIN.id, slug=f"l{i}")
+        )
+    message = shown(await w.run("dscgg audit"))
+    assert footer(message) == "Page 1/2 · 13 events · newest first"
+    async with restarted(w) as h:
+        press = await h.click(message, button(message, "»"), user=DEMOTED)
+        assert only_reply(press) == NEEDS_MANAGE_SERVER
+        assert footer(message) == "Page 1/2 · 13 events · newest first"
+        acknowledged(await h.click(message, button(message, "»"), user=ADMIN))
+        assert footer(message) == "Page 2/2 · 13 events · newest first"
+
+
+async def test_an_override_denying_the_member_on_link_refuses_their_presses(wired_bot: WiredBot) -> None:
+    w = wired_bot
+    message = await listed(w)
+    event = w.discord.set_command_permissions(
+        w.guild_id, link_id(w), [command_permission(ADMIN.id, PERMISSION_USER, False)]
+    )
+    assert await w.harness.gateway_event("APPLICATION_COMMAND_PERMISSIONS_UPDATE", event) == []
+    press = await w.harness.click(message, button(message, "Next ›"), user=ADMIN)
+    assert only_reply(press) == DENIED
+    assert footer(message) == "Page 1/3 · 23 links"
+
+
+async def test_after_a_restart_a_press_finds_the_commands_overrides(wired_bot: WiredBot) -> None:
+    """The new process has not synced (nothing changed): it asks Discord for its commands' ids once."""
+    w = wired_bot
+    message = await listed(w)
+    w.discord.set_command_permissions(
+        w.guild_id, link_id(w), [command_permission(ADMIN.id, PERMISSION_USER, False)]
+    )
+    async with restarted(w) as h:
+        assert len(w.discord.syncs) == 1  # only the first process synced
+        for label in ("Next ›", "»"):
+            assert only_reply(await h.click(message, button(message, label), user=ADMIN)) == DENIED
+        assert footer(message) == "Page 1/3 · 23 links"
+        assert len(w.discord.requests_to("get_global_commands")) == 1
+
+
+async def test_a_role_given_link_in_integrations_pages_after_a_restart(wired_bot: WiredBot) -> None:
+    """Allowed on /link without Manage Server: the press looks at /link's own overrides, as the
+    command did, rather than only at the app-wide ones."""
+    w = wired_bot
+    manager = FakeUser(id=1_180_000_000_000_000_201, name="manager", roles=(link_managers(w),))
+    w.discord.set_command_permissions(
+        w.guild_id, link_id(w), [command_permission(link_managers(w), PERMISSION_ROLE, True)]
+    )
+    message = await listed(w, user=manager)
+    acknowledged(await w.harness.click(message, button(message, "Next ›"), user=manager))
+    assert footer(message) == "Page 2/3 · 23 links"
+    async with restarted(w) as h:
+        acknowledged(await h.click(message, button(message, "Next ›"), user=manager))
+        assert footer(message) == "Page 3/3 · 23 links"
+
+
+async def test_when_discord_will_not_list_the_commands_the_default_rule_decides(
+    wired_bot: WiredBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without /link's id only the app-wide overrides and Manage Server apply: the admin still pages,
+    the member who lost Manage Server is still refused, and the failure is logged."""
+    w = wired_bot
+    message = await listed(w)
+    w.discord.fail("get_global_commands", status=503, message="Service Unavailable")
+    async with restarted(w) as h:
+        with caplog.at_level(logging.WARNING, logger="bot.tree"):
+            acknowledged(await h.click(message, button(message, "Next ›"), user=ADMIN))
+            assert footer(message) == "Page 2/3 · 23 links"
+            press = await h.click(message, button(message, "Next ›"), user=DEMOTED)
+            assert only_reply(press) == NEEDS_MANAGE_SERVER
+        assert footer(message) == "Page 2/3 · 23 links"
+        assert len(w.discord.requests_to("get_global_commands")) == 1  # not asked on every press
+        [warning] = [r for r in caplog.records if r.name == "bot.tree"]
+        assert "Could not list the bot's commands globally" in warning.getMessage()
+
+
+async def test_top_pages_need_no_permission(wired_bot: WiredBot) -> None:
+    w = wired_bot
+    seed(w, 35)
+    message = shown(await w.run("top", user=MEMBER))
+    async with restarted(w) as h:
+        acknowledged(await h.click(message, button(message, "Next ›"), user=MEMBER))
+        assert footer(message) == "Page 2/4 · 35 links"
+        other = await h.click(message, button(message, "Next ›"), user=OTHER_MEMBER)
+        assert only_reply(other) == NOT_YOURS
+    assert w.discord.requests_to("get_guild_command_permissions") == []
+    assert w.discord.requests_to("get_global_commands") == []
+
+
+async def test_in_the_dev_guild_a_press_finds_the_guild_commands_overrides(
+    make_wired_bot: Callable[..., contextlib.AbstractAsyncContextManager[WiredBot]],
+) -> None:
+    """With DEV_GUILD_ID the commands are the guild's own copies, with ids of their own."""
+    guild_id = 1_190_000_000_000_000_000  # the fake's first server
+    async with make_wired_bot(settings={"dev_guild_id": guild_id}) as w:
+        assert w.guild_id == guild_id
+        message = await listed(w)
+        guild_link = w.discord.command_id("link", guild_id)
+        assert guild_link is not None
+        w.discord.set_command_permissions(
+            w.guild_id, guild_link, [command_permission(ADMIN.id, PERMISSION_USER, False)]
+        )
+        async with restarted(w) as h:
+            assert only_reply(await h.click(message, button(message, "Next ›"), user=ADMIN)) == DENIED
+            assert footer(message) == "Page 1/3 · 23 links"
+            assert [r.params["guild"] for r in w.discord.requests_to("get_guild_commands")] == [str(guild_id)]
