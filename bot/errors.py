@@ -358,6 +358,8 @@ def _invalid(params: Mapping[str, Any], t: Tr, option: Callable[[str], str] | No
         case Invalid.REMOVE_CONFLICT:
             other = option(str(params.get("other", field.removeprefix("remove_"))))
             return t._("it can't be used together with `{other}`; give one or the other", other=other)
+        case Invalid.NOT_REMOVABLE:
+            return t._("it can't be removed; leave it out to keep it as it is")
         case Invalid.IMAGE_CHAR:
             return t._("it contains {char}; give a plain https:// image address", char=char)
         case Invalid.IMAGE_NOT_HTTPS:

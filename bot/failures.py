@@ -115,6 +115,7 @@ class Invalid(enum.StrEnum):
     PASSWORD_EMPTY = "password_empty"
     PASSWORD_TOO_LONG = "password_too_long"
     REMOVE_CONFLICT = "remove_conflict"
+    NOT_REMOVABLE = "not_removable"  # redirect, type, unlisted: a link always has them
     IMAGE_CHAR = "image_char"
     IMAGE_NOT_HTTPS = "image_not_https"
     QUERY_EMPTY = "query_empty"

@@ -4,6 +4,11 @@ Pure functions, no network, no words. Each one returns the normalized value or r
 ``InvalidInput(field, problem, **details)``: ``problem`` (a ``bot.failures.Invalid``) says what is
 wrong and ``details`` what the sentence needs (the offending character, the length, the host…);
 ``bot.errors`` turns it into a sentence for the admin, with the next step where there is one.
+
+A link's options are validated in one place for every way in (``/link``, the HTTP API, the
+dashboard): ``new_link_options`` makes a ``NewLink`` for ``LinkService.create`` and
+``link_change_options`` a ``LinkChanges`` for ``LinkService.edit``. Callers only collect the raw
+values (options, a JSON body, a form) and say which fields to take off the link.
 """
 
 from __future__ import annotations
@@ -20,14 +25,19 @@ from bot.failures import Invalid, InvalidInput, NothingToChange
 __all__ = [
     "DESCRIPTION_MAX",
     "IMAGE_MAX",
+    "LINK_FIELDS",
     "PASSWORD_MAX",
     "QUERY_MAX",
     "REDIRECT_MAX",
     "REMOVABLE",
     "SLUG_MAX",
     "TITLE_MAX",
+    "LinkChanges",
     "MetaOptions",
+    "NewLink",
     "check_edit_options",
+    "link_change_options",
+    "new_link_options",
     "normalize_slug",
     "parse_color",
     "validate_description",
@@ -37,6 +47,7 @@ __all__ = [
     "validate_query",
     "validate_redirect",
     "validate_title",
+    "validate_type",
 ]
 
 #: dsc.gg's slug cap, as far as anyone outside dsc.gg knows (its own tools use 120).
@@ -163,6 +174,14 @@ def _check_bot_invite(query: str) -> None:
             raise InvalidInput("redirect", Invalid.BOT_INVITE_SCOPE)
 
 
+def validate_type(raw: LinkType | str) -> LinkType:
+    """One of the types a link may be given: server, bot or template."""
+    wanted = str(getattr(raw, "value", raw)).lower()
+    if wanted not in _KINDS:
+        raise InvalidInput("type", Invalid.TYPE_UNKNOWN)
+    return LinkType(wanted)
+
+
 def validate_redirect(raw: str, type: LinkType | str | None = None) -> tuple[str, LinkType]:
     """Check a redirect and return it as an https URL with the link type it implies.
 
@@ -202,11 +221,9 @@ def validate_redirect(raw: str, type: LinkType | str | None = None) -> tuple[str
         raise InvalidInput("redirect", Invalid.TOO_LONG_AS_HTTPS, length=len(url), limit=REDIRECT_MAX)
 
     if type is not None:
-        wanted = str(getattr(type, "value", type)).lower()
-        if wanted not in _KINDS:
-            raise InvalidInput("type", Invalid.TYPE_UNKNOWN)
+        wanted = validate_type(type)
         if wanted != kind:
-            raise InvalidInput("type", Invalid.TYPE_MISMATCH, wanted=wanted, kind=kind)
+            raise InvalidInput("type", Invalid.TYPE_MISMATCH, wanted=wanted.value, kind=kind)
     return url, LinkType(kind)
 
 
@@ -269,6 +286,8 @@ def validate_password(raw: str) -> str:
     return raw
 
 
+#: Every field of a link an admin sets, in option order.
+LINK_FIELDS = ("redirect", "type", "title", "description", "image", "color", "unlisted", "password")
 #: The fields ``/link edit`` can take off a link, each with a ``remove_<field>`` option (option order).
 REMOVABLE = ("title", "description", "image", "color", "password")
 
@@ -345,4 +364,109 @@ def validate_meta_options(
         image=validate_image(image) if image is not None else None,
         color=parse_color(color) if color is not None else None,
         password=validate_password(password) if password is not None else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewLink:
+    """A link to create, validated (``new_link_options``)."""
+
+    slug: str
+    redirect: str
+    #: The type given, else the one the redirect implies (they agree).
+    type: LinkType
+    meta: MetaOptions = MetaOptions()
+    unlisted: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChanges:
+    """What an edit changes, validated (``link_change_options``): each field given (None = stays as it
+    is) and the fields taken off the link. Never empty, never a field both set and removed."""
+
+    slug: str
+    redirect: str | None = None
+    #: What the new redirect is (set exactly when ``redirect`` is).
+    redirect_type: LinkType | None = None
+    #: The type asked for: the new redirect's, else the link's current redirect must be of this type
+    #: (the service checks that one, it knows the link).
+    type: LinkType | None = None
+    meta: MetaOptions = MetaOptions()
+    unlisted: bool | None = None
+    #: The fields taken off the link (sent as null), in ``REMOVABLE`` order.
+    removed: tuple[str, ...] = ()
+
+
+def new_link_options(
+    *,
+    slug: str,
+    redirect: str,
+    type: LinkType | str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    image: str | None = None,
+    color: str | None = None,
+    unlisted: bool | None = None,
+    password: str | None = None,
+) -> NewLink:
+    """The options of a new link as typed (None = not given), validated in the order of the options:
+    the slug, the redirect (with the type, worked out when not given), then the embed's fields."""
+    name = normalize_slug(slug)
+    target, kind = validate_redirect(redirect, type)
+    meta = validate_meta_options(
+        title=title, description=description, image=image, color=color, password=password
+    )
+    return NewLink(slug=name, redirect=target, type=kind, meta=meta, unlisted=unlisted)
+
+
+def link_change_options(
+    *,
+    slug: str,
+    redirect: str | None = None,
+    type: LinkType | str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    image: str | None = None,
+    color: str | None = None,
+    unlisted: bool | None = None,
+    password: str | None = None,
+    removed: Collection[str] = (),
+) -> LinkChanges:
+    """The changes of an edit as typed (None = not given) and the fields to take off the link.
+
+    Refused, in this order: a bad slug; removing a field that cannot be removed (``NOT_REMOVABLE``:
+    redirect, type, unlisted); setting and removing one field (``REMOVE_CONFLICT``, on
+    ``remove_<field>``); nothing to change (``NothingToChange``); then each value given, as for a new
+    link (a type also when given without a redirect).
+    """
+    name = normalize_slug(slug)
+    unknown = set(removed) - set(LINK_FIELDS)
+    if unknown:
+        raise ValueError(f"not a field of a link: {sorted(unknown)}")
+    for field in LINK_FIELDS:
+        if field in removed and field not in REMOVABLE:
+            raise InvalidInput(field, Invalid.NOT_REMOVABLE)
+    given = {
+        "redirect": redirect,
+        "type": type,
+        "title": title,
+        "description": description,
+        "image": image,
+        "color": color,
+        "unlisted": unlisted,
+        "password": password,
+    }
+    check_edit_options(name, given, removed)
+    target, kind = validate_redirect(redirect, type) if redirect is not None else (None, None)
+    meta = validate_meta_options(
+        title=title, description=description, image=image, color=color, password=password
+    )
+    return LinkChanges(
+        slug=name,
+        redirect=target,
+        redirect_type=kind,
+        type=validate_type(type) if type is not None else None,
+        meta=meta,
+        unlisted=unlisted,
+        removed=tuple(field for field in REMOVABLE if field in removed),
     )

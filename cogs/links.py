@@ -1,9 +1,10 @@
 """/link create|edit|delete|info|adopt|list — a server's dsc.gg links, for members with Manage Server
 (or whoever the server's command permissions in Server Settings → Integrations allow).
 
-Every subcommand validates its options locally first (an ephemeral refusal, nothing sent to dsc.gg),
-then defers ephemerally before touching the database or the network, and finishes by editing the
-deferred response. Failures are raised and the tree turns them into one ephemeral sentence.
+Every subcommand validates its options locally first (``bot.validation``, the rules the HTTP API and
+the dashboard follow too: an ephemeral refusal, nothing sent to dsc.gg), then defers ephemerally
+before touching the database or the network, and finishes by editing the deferred response. Failures
+are raised and the tree turns them into one ephemeral sentence.
 
 ``edit``, ``delete`` and ``info`` act only on the links this server created or adopted (the service
 refuses the others with a reply naming ``/link adopt``); autocomplete offers only those.
@@ -34,10 +35,9 @@ from bot.validation import (
     REDIRECT_MAX,
     REMOVABLE,
     TITLE_MAX,
-    check_edit_options,
+    link_change_options,
+    new_link_options,
     normalize_slug,
-    validate_meta_options,
-    validate_redirect,
 )
 from bot.views import ConfirmView
 
@@ -153,35 +153,29 @@ class LinksCog(
         password: Range[str, 1, PASSWORD_MAX] | None = None,
     ) -> None:
         guild_id = checks.ensure_guild(interaction)
-        name = normalize_slug(slug)
-        target, kind = validate_redirect(redirect, _type(type))
-        meta = validate_meta_options(
-            title=title, description=description, image=image, color=color, password=password
+        new = new_link_options(
+            slug=slug,
+            redirect=redirect,
+            type=_type(type),
+            title=title,
+            description=description,
+            image=image,
+            color=color,
+            unlisted=unlisted,
+            password=password,
         )
 
         await defer(interaction)
-        result = await self.links.create(
-            guild_id,
-            interaction.user.id,
-            name,
-            target,
-            kind,
-            title=meta.title,
-            description=meta.description,
-            image=meta.image,
-            color=meta.color,
-            unlisted=unlisted,
-            password=meta.password,
-        )
+        result = await self.links.create(guild_id, interaction.user.id, new)
         t = for_user(interaction)
         content = t._("Created **{link}**.", link=short_label(result.link))
-        if meta.password is not None:
+        if new.meta.password is not None:
             content += " " + t._("Visitors will be asked for the password.")
         if result.colour_problem:
             content += "\n⚠️ " + t._(
                 "The link exists, but its colour was not applied: {reason} Set it with {command}.",
                 reason=render(result.colour_problem, t, next_step=False),
-                command=t.command("link edit", slug=name, color=meta.color or ""),
+                command=t.command("link edit", slug=new.slug, color=new.meta.color or ""),
             )
         await interaction.edit_original_response(
             content=content, embed=link_info_embed(result.link, t), allowed_mentions=NONE
@@ -214,45 +208,22 @@ class LinksCog(
         remove_password: bool | None = None,
     ) -> None:
         guild_id = checks.ensure_guild(interaction)
-        name = normalize_slug(slug)
-        given = {
-            "redirect": redirect,
-            "type": type,
-            "title": title,
-            "description": description,
-            "image": image,
-            "color": color,
-            "unlisted": unlisted,
-            "password": password,
-        }
         flags = (remove_title, remove_description, remove_image, remove_color, remove_password)
-        removed = {field for field, flag in zip(REMOVABLE, flags, strict=True) if flag}
-        check_edit_options(name, given, removed)
-        link_type = _type(type)
-        target = validate_redirect(redirect, link_type)[0] if redirect is not None else None
-        meta = validate_meta_options(
-            title=title, description=description, image=image, color=color, password=password
+        changes = link_change_options(
+            slug=slug,
+            redirect=redirect,
+            type=_type(type),
+            title=title,
+            description=description,
+            image=image,
+            color=color,
+            unlisted=unlisted,
+            password=password,
+            removed={field for field, flag in zip(REMOVABLE, flags, strict=True) if flag},
         )
 
         await defer(interaction)
-        result = await self.links.edit(
-            guild_id,
-            interaction.user.id,
-            name,
-            redirect=target,
-            type=link_type,
-            title=meta.title,
-            description=meta.description,
-            image=meta.image,
-            color=meta.color,
-            unlisted=unlisted,
-            password=meta.password,
-            remove_title=bool(remove_title),
-            remove_description=bool(remove_description),
-            remove_image=bool(remove_image),
-            remove_color=bool(remove_color),
-            remove_password=bool(remove_password),
-        )
+        result = await self.links.edit(guild_id, interaction.user.id, changes)
         t = for_user(interaction)
         changed = ", ".join(
             t._("`{option}` removed", option=t.option_name(change.field))

@@ -20,8 +20,8 @@ from bot.audit_embeds import EventKind
 from bot.dashboard.sessions import IDLE
 from bot.db.database import utc_now
 from bot.db.schema import dashboard_sessions
-from bot.dscgg.models import LinkType
 from bot.services.directory import DiscordDirectory
+from bot.validation import new_link_options
 from tests.fakes.discord import MANAGE_GUILD
 from tests.fixtures.api import MEMBER_OAUTH, OAUTH_TOKEN
 from tests.fixtures.bot import ADMIN_TOKEN
@@ -536,7 +536,7 @@ async def test_a_refused_form_shows_the_slash_commands_words_and_keeps_what_was_
 
 async def test_nothing_changed_is_said_like_link_edit(dash: Dash) -> None:
     await dash.set_token()
-    await dash.wired.bot.links.create(dash.guild_id, ADMIN.id, "same", INVITE, LinkType.SERVER)
+    await dash.wired.bot.links.create(dash.guild_id, ADMIN.id, new_link_options(slug="same", redirect=INVITE))
     client = await dash.login()
     page = await client.get(f"{links_path(dash)}/links/same")
     form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from bot import i18n
-from bot.dscgg.models import LinkType
+from bot.validation import new_link_options
 from tests.fixtures.dashboard import GUILD_NAMES, Dash, csrf_of
 from tests.fixtures.language import catalog_text, english_left
 from tests.harness import ADMIN
@@ -113,7 +113,8 @@ async def test_every_server_page_is_in_the_readers_language(dash: Dash, locale: 
     assert "verde" in wired.dscgg.links
 
     # A link page, its edit (one field removed), the lazily loaded row, and the delete question.
-    await wired.bot.links.create(dash.guild_id, ADMIN.id, "azul", INVITE, LinkType.SERVER, title="Azul")
+    new = new_link_options(slug="azul", redirect=INVITE, title="Azul")
+    await wired.bot.links.create(dash.guild_id, ADMIN.id, new)
     link = await reader.get("/links/azul")
     form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', link.text))
     shown = {key.removeprefix("orig_"): html.unescape(value) for key, value in form.items()}

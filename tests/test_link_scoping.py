@@ -14,6 +14,7 @@ from bot.audit_embeds import build_embed, summary_line
 from bot.db import Claim
 from bot.errors import NotManagedHere, render
 from bot.failures import Reason
+from bot.validation import link_change_options
 from tests.fixtures.bot import ADMIN_TOKEN, WiredBot
 from tests.harness import ADMIN, MEMBER
 
@@ -99,7 +100,7 @@ async def test_the_service_itself_refuses_before_asking_dscgg(two: WiredBot) -> 
     await two.bot.link_records.record(a, "made-in-a", ADMIN.id)
     two.dscgg.reset()
     with pytest.raises(NotManagedHere):
-        await two.bot.links.edit(b, ADMIN.id, "made-in-a", title="taken over")
+        await two.bot.links.edit(b, ADMIN.id, link_change_options(slug="made-in-a", title="taken over"))
     with pytest.raises(NotManagedHere):
         await two.bot.links.delete(b, ADMIN.id, "made-in-a")
     with pytest.raises(NotManagedHere):

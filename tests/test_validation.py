@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
 from bot.dscgg.models import LinkType
-from bot.errors import InvalidInput, describe
+from bot.errors import InvalidInput, NothingToChange, describe
 from bot.validation import (
     DESCRIPTION_MAX,
+    REMOVABLE,
     SLUG_MAX,
     TITLE_MAX,
+    LinkChanges,
+    MetaOptions,
+    NewLink,
+    link_change_options,
+    new_link_options,
     normalize_slug,
     parse_color,
     validate_description,
@@ -512,3 +520,164 @@ def test_search_query_refusals() -> None:
             validate_query(raw)
     with refused("500 characters"):
         validate_query("q" * 500)
+
+
+# ------------------------------------------------------------------------- a link's options, together
+
+INVITE = "https://discord.gg/abc"
+
+
+def test_a_new_link_is_every_option_normalized() -> None:
+    new = new_link_options(
+        slug=" <https://www.dsc.gg/Mine/?ref=x> ",
+        redirect="discord.gg/abc",
+        title="  Hello  ",
+        description=" two\nlines ",
+        image="<https://i.imgur.com/x.png>",
+        color="58F",
+        unlisted=False,
+        password=" s3cret ",
+    )
+    assert new == NewLink(
+        slug="Mine",
+        redirect=INVITE,
+        type=LinkType.SERVER,
+        meta=MetaOptions(
+            title="Hello",
+            description="two\nlines",
+            image="https://i.imgur.com/x.png",
+            color="#5588ff",
+            password=" s3cret ",
+        ),
+        unlisted=False,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        new.slug = "other"  # type: ignore[misc]
+
+
+def test_a_new_link_keeps_a_type_that_agrees_and_leaves_the_rest_out() -> None:
+    bot_invite = "https://discord.com/oauth2/authorize?client_id=123456789012345678&scope=bot"
+    assert new_link_options(slug="b", redirect=bot_invite, type="bot") == NewLink(
+        "b", bot_invite, LinkType.BOT
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "said"),
+    [
+        ({"slug": "two words"}, "slug", "a space"),
+        ({"slug": "https://example.com/x"}, "slug", "example.com"),
+        ({"redirect": "https://example.com"}, "redirect", "not a Discord invite"),
+        ({"redirect": "   "}, "redirect", "it is empty"),
+        ({"type": "bot"}, "type", "the redirect is a server invite"),
+        ({"type": "link"}, "type", "it must be"),
+        ({"title": "   "}, "title", "it is empty"),
+        ({"title": "bell\x07"}, "title", "U\\+0007"),
+        ({"description": "a\u202eb"}, "description", "U\\+202E"),
+        ({"image": "http://i.imgur.com/x.png"}, "image", "https://"),
+        ({"color": "red"}, "color", "hex colour"),
+        ({"password": "   "}, "password", "remove_password"),
+        # The first option in the command's order is the one refused.
+        ({"slug": "a b", "redirect": "nope", "color": "red"}, "slug", "a space"),
+        ({"redirect": "nope", "color": "red"}, "redirect", "not a Discord invite"),
+        ({"title": "", "color": "red"}, "title", "it is empty"),
+    ],
+)
+def test_a_new_link_refuses_each_bad_option(options: dict[str, Any], field: str, said: str) -> None:
+    with refused(f"Check the `{field}` option: .*{said}") as info:
+        new_link_options(**{"slug": "x", "redirect": INVITE, **options})
+    assert info.value.field == field
+
+
+def test_changes_are_every_given_option_normalized() -> None:
+    changes = link_change_options(
+        slug="dsc.gg/x",
+        redirect="https://discord.com/template/abc",
+        type="template",
+        title=" T ",
+        color="#ABC",
+        unlisted=False,
+        password="pw",
+        removed={"image", "description"},
+    )
+    assert changes == LinkChanges(
+        slug="x",
+        redirect="https://discord.com/template/abc",
+        redirect_type=LinkType.TEMPLATE,
+        type=LinkType.TEMPLATE,
+        meta=MetaOptions(title="T", color="#aabbcc", password="pw"),
+        unlisted=False,
+        removed=("description", "image"),  # in option order
+    )
+
+
+def test_a_new_redirect_brings_its_type_and_a_type_alone_is_kept_for_the_service() -> None:
+    moved = link_change_options(slug="x", redirect="discord.new/abc")
+    assert (moved.redirect, moved.redirect_type, moved.type) == (
+        "https://discord.new/abc",
+        LinkType.TEMPLATE,
+        None,
+    )
+    retyped = link_change_options(slug="x", type="bot")
+    assert (retyped.redirect, retyped.redirect_type, retyped.type) == (None, None, LinkType.BOT)
+    with refused("Check the `type` option: it must be"):
+        link_change_options(slug="x", type="link")
+
+
+@pytest.mark.parametrize("given", [{"unlisted": False}, {"removed": {"password"}}, {"title": "t"}])
+def test_one_change_is_enough(given: dict[str, Any]) -> None:
+    assert link_change_options(slug="x", **given).slug == "x"
+
+
+@pytest.mark.parametrize("given", [{}, {"removed": ()}, {"removed": set()}])
+def test_nothing_to_change_is_refused_naming_the_link(given: dict[str, Any]) -> None:
+    with pytest.raises(NothingToChange) as info:
+        link_change_options(slug="https://dsc.gg/x", **given)
+    assert info.value.slug == "x"
+    assert "Nothing to change on **dsc.gg/x**" in describe(info.value)
+
+
+@pytest.mark.parametrize("field", REMOVABLE)
+def test_removing_a_field_and_giving_a_value_for_it_is_refused(field: str) -> None:
+    value: dict[str, Any] = {field: {"image": "https://x.io/a.png", "color": "#abc"}.get(field, "new")}
+    with refused(f"Check the `remove_{field}` option: it can't be used together with `{field}`") as info:
+        link_change_options(slug="x", removed={field}, **value)
+    assert info.value.field == f"remove_{field}"
+
+
+def test_the_conflict_is_said_before_a_bad_value() -> None:
+    with refused("`remove_color`"):
+        link_change_options(slug="x", color="red", removed={"color"})
+
+
+@pytest.mark.parametrize("field", ["redirect", "type", "unlisted"])
+def test_a_field_every_link_has_cannot_be_removed(field: str) -> None:
+    with refused(
+        f"Check the `{field}` option: it can't be removed; leave it out to keep it as it is"
+    ) as info:
+        link_change_options(slug="x", title="t", removed={field})
+    assert info.value.field == field
+
+
+def test_a_removal_of_no_field_is_a_bug_not_a_refusal() -> None:
+    with pytest.raises(ValueError, match="remove_title"):
+        link_change_options(slug="x", removed={"remove_title"})
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"slug": "a b", "title": "t"}, "slug"),
+        ({"redirect": "https://example.com"}, "redirect"),
+        ({"redirect": ""}, "redirect"),
+        ({"redirect": INVITE, "type": "bot"}, "type"),
+        ({"title": "bell\x07"}, "title"),
+        ({"image": "ftp://x.io/a.png"}, "image"),
+        ({"color": "#12"}, "color"),
+        ({"password": ""}, "password"),
+    ],
+)
+def test_changes_refuse_each_bad_value(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        link_change_options(**{"slug": "x", **options})
+    assert info.value.field == field

@@ -36,7 +36,7 @@ from bot.api.schemas import (
 from bot.dscgg.models import LinkType
 from bot.errors import InvalidInput, render
 from bot.i18n import N_
-from bot.validation import normalize_slug, validate_meta_options, validate_query, validate_redirect
+from bot.validation import link_change_options, new_link_options, normalize_slug, validate_query
 
 __all__ = ["router"]
 
@@ -127,29 +127,9 @@ async def list_links(
 async def create_link(
     state: State, scope: Guild, body: LinkCreate, response: Response, t: Reader
 ) -> LinkCreated:
-    slug = _slug(body.slug, "body")
-    redirect, kind = validate_redirect(body.redirect, body.type)
-    meta = validate_meta_options(
-        title=body.title,
-        description=body.description,
-        image=body.image,
-        color=body.color,
-        password=body.password,
-    )
-    result = await state.bot.links.create(
-        scope.guild_id,
-        scope.user_id,
-        slug,
-        redirect,
-        kind,
-        title=meta.title,
-        description=meta.description,
-        image=meta.image,
-        color=meta.color,
-        unlisted=body.unlisted,
-        password=meta.password,
-    )
-    response.headers["Location"] = f"{state.public_url}/v1/guilds/{scope.guild_id}/links/{slug}"
+    new = new_link_options(**body.model_dump())
+    result = await state.bot.links.create(scope.guild_id, scope.user_id, new)
+    response.headers["Location"] = f"{state.public_url}/v1/guilds/{scope.guild_id}/links/{new.slug}"
     colour = None if result.colour_problem is None else render(result.colour_problem, t)
     return LinkCreated(**LinkOut.of(result.link).model_dump(), color_problem=colour)
 
@@ -161,47 +141,18 @@ async def get_link(state: State, scope: Guild, slug: str) -> LinkOut:
     return LinkOut.of(await state.bot.links.info(scope.guild_id, _slug(slug)))
 
 
-_REMOVABLE = ("title", "description", "image", "color", "password")
-
-
 @router.patch(
     "/guilds/{guild_id}/links/{slug}",
     tags=["links"],
     summary="Change a link: absent fields stay, null removes title, description, image, color or password",
 )
 async def patch_link(state: State, scope: Guild, slug: str, body: LinkPatch) -> LinkEdited:
-    name = _slug(slug)
-    given = body.model_fields_set
-    for field in ("redirect", "type", "unlisted"):
-        if field in given and getattr(body, field) is None:
-            raise invalid_input("body", field, N_("it can't be removed; leave it out to keep it as it is"))
-    removed = {field for field in _REMOVABLE if field in given and getattr(body, field) is None}
-    redirect = validate_redirect(body.redirect, body.type)[0] if body.redirect is not None else None
-    meta = validate_meta_options(
-        title=body.title,
-        description=body.description,
-        image=body.image,
-        color=body.color,
-        password=body.password,
+    changes = link_change_options(
+        slug=_slug(slug),
+        removed={field for field in body.model_fields_set if getattr(body, field) is None},
+        **body.model_dump(exclude_none=True),
     )
-    result = await state.bot.links.edit(
-        scope.guild_id,
-        scope.user_id,
-        name,
-        redirect=redirect,
-        type=body.type,
-        title=meta.title,
-        description=meta.description,
-        image=meta.image,
-        color=meta.color,
-        unlisted=body.unlisted,
-        password=meta.password,
-        remove_title="title" in removed,
-        remove_description="description" in removed,
-        remove_image="image" in removed,
-        remove_color="color" in removed,
-        remove_password="password" in removed,
-    )
+    result = await state.bot.links.edit(scope.guild_id, scope.user_id, changes)
     return LinkEdited(
         link=LinkOut.of(result.link),
         changes=[ChangeOut(field=c.field, before=c.before, after=c.after) for c in result.changes],

@@ -40,11 +40,10 @@ from bot.dashboard.pages import (
 from bot.dashboard.sessions import IDLE, LOGIN_TTL
 from bot.db.tokens import TokenUnreadable as StoredTokenUnreadable
 from bot.dscgg.errors import DscggError, RateLimited, Unavailable
-from bot.dscgg.models import LinkType
 from bot.errors import BotError, DiscordUnavailable, InvalidInput, NothingToChange, describe
 from bot.failures import Invalid, reason_of
 from bot.i18n import Tr
-from bot.validation import normalize_slug, validate_meta_options, validate_redirect
+from bot.validation import link_change_options, new_link_options, normalize_slug
 
 if TYPE_CHECKING:
     from bot.db.links import LinkRecord
@@ -93,6 +92,19 @@ def _refusal(error: BaseException, t: Tr) -> dict[str, Any]:
 def _optional(form: dict[str, str], name: str) -> str | None:
     value = form.get(name, "")
     return value if value.strip() else None
+
+
+def _create_options(form: dict[str, str]) -> dict[str, Any]:
+    """The create form's values: an empty field is not given (the slug and the redirect, which a link
+    needs, are given empty), nor is the type when the form leaves it to the redirect."""
+    return {
+        "slug": form.get("slug", ""),
+        "redirect": form.get("redirect", ""),
+        "type": form.get("type") or None,
+        **{name: _optional(form, name) for name in ("title", "description", "image", "color")},
+        "unlisted": True if form.get("unlisted") else None,
+        "password": form.get("password") or None,
+    }
 
 
 # ------------------------------------------------------------------------------------------ assets
@@ -266,30 +278,8 @@ async def create_link(request: Request, guild_id: str) -> Response:
     seen = await server_visit(request, guild_id)
     form = await read_form(seen)
     try:
-        slug = normalize_slug(form.get("slug", ""))
-        redirect_to, link_type = validate_redirect(
-            form.get("redirect", ""), _link_type(form.get("type") or None)
-        )
-        meta = validate_meta_options(
-            title=_optional(form, "title"),
-            description=_optional(form, "description"),
-            image=_optional(form, "image"),
-            color=_optional(form, "color"),
-            password=form.get("password") or None,
-        )
-        result = await seen.dashboard.bot.links.create(
-            seen.guild_id,
-            seen.user_id,
-            slug,
-            redirect_to,
-            link_type,
-            title=meta.title,
-            description=meta.description,
-            image=meta.image,
-            color=meta.color,
-            unlisted=True if form.get("unlisted") else None,
-            password=meta.password,
-        )
+        new = new_link_options(**_create_options(form))
+        result = await seen.dashboard.bot.links.create(seen.guild_id, seen.user_id, new)
     except KNOWN as error:
         kept = {name: value for name, value in form.items() if name not in ("password", "csrf")}
         return await _links_page(
@@ -300,7 +290,7 @@ async def create_link(request: Request, guild_id: str) -> Response:
         {
             "kind": "link_created",
             "slug": result.link.slug,
-            "password": meta.password is not None,
+            "password": new.meta.password is not None,
             "colour_problem": None if result.colour_problem is None else result.colour_problem.to_json(),
         },
     )
@@ -347,17 +337,16 @@ async def link_page(request: Request, guild_id: str, slug: str) -> Response:
 
 def _edit_options(form: dict[str, str]) -> tuple[dict[str, Any], set[str]]:
     """What the edit form changes: each field that differs from the value the form was shown with
-    (``orig_<field>``); a field emptied is removed. The password: a new one, or the remove box."""
+    (``orig_<field>``); a field emptied is removed (the redirect, which a link always has, is given
+    empty). The password: a new one, the remove box, or both (refused, as by ``/link edit``)."""
     given: dict[str, Any] = {}
     removed: set[str] = set()
     for name in _LINK_FIELDS:
         new, old = form.get(name, "").strip(), form.get(f"orig_{name}", "").strip()
         if new == old:
             continue
-        if new:
+        if new or name == "redirect":
             given[name] = new
-        elif name == "redirect":
-            raise InvalidInput("redirect", Invalid.REDIRECT_EMPTY)
         else:
             removed.add(name)
     if form.get("type", "") != form.get("orig_type", "") and form.get("type"):
@@ -367,17 +356,9 @@ def _edit_options(form: dict[str, str]) -> tuple[dict[str, Any], set[str]]:
         given["unlisted"] = unlisted
     if form.get("remove_password"):
         removed.add("password")
-    elif form.get("password"):
+    if form.get("password"):
         given["password"] = form["password"]
     return given, removed
-
-
-def _link_type(raw: str | None) -> LinkType | None:
-    if raw is None:
-        return None
-    if raw not in TYPES:
-        raise InvalidInput("type", Invalid.TYPE_UNKNOWN)
-    return LinkType(raw)
 
 
 @router.post("/servers/{guild_id}/links/{slug}")
@@ -387,33 +368,8 @@ async def edit_link(request: Request, guild_id: str, slug: str) -> Response:
     form = await read_form(seen)
     try:
         given, removed = _edit_options(form)
-        kind = _link_type(given.get("type"))
-        redirect_to = validate_redirect(given["redirect"], kind)[0] if "redirect" in given else None
-        meta = validate_meta_options(
-            title=given.get("title"),
-            description=given.get("description"),
-            image=given.get("image"),
-            color=given.get("color"),
-            password=given.get("password"),
-        )
-        result = await seen.dashboard.bot.links.edit(
-            seen.guild_id,
-            seen.user_id,
-            name,
-            redirect=redirect_to,
-            type=kind,
-            title=meta.title,
-            description=meta.description,
-            image=meta.image,
-            color=meta.color,
-            unlisted=given.get("unlisted"),
-            password=meta.password,
-            remove_title="title" in removed,
-            remove_description="description" in removed,
-            remove_image="image" in removed,
-            remove_color="color" in removed,
-            remove_password="password" in removed,
-        )
+        changes = link_change_options(slug=name, removed=removed, **given)
+        result = await seen.dashboard.bot.links.edit(seen.guild_id, seen.user_id, changes)
     except KNOWN as error:
         values = {key: value for key, value in form.items() if not key.startswith("orig_")}
         values.pop("password", None)

@@ -1,9 +1,10 @@
 """LinkService: what the /link, /top and /search commands do, without Discord.
 
-Arguments arrive validated (``bot.validation``), so every method starts by getting the server's
-token (NoToken / TokenUnreadable before any request) and then talks to dsc.gg. Changes are recorded
-for the server (``LinkRecordStore``, which feeds autocomplete and ``/link list``) and audited;
-refusals by dsc.gg are audited as ``MUTATION_REFUSED`` and re-raised for the tree to explain.
+Arguments arrive validated (``bot.validation``: ``create`` takes a ``NewLink``, ``edit`` a
+``LinkChanges``), so every method starts by getting the server's token (NoToken / TokenUnreadable
+before any request) and then talks to dsc.gg. Changes are recorded for the server
+(``LinkRecordStore``, which feeds autocomplete and ``/link list``) and audited; refusals by dsc.gg
+are audited as ``MUTATION_REFUSED`` and re-raised for the tree to explain.
 
 A server manages only its own links: ``edit``, ``delete`` and ``info`` act on the links it created or
 adopted through the bot (a record for that server and slug) and raise ``NotManagedHere`` for any other
@@ -34,7 +35,7 @@ from bot.failures import (
     reason_of,
 )
 from bot.services.cache import SharedCache
-from bot.validation import check_edit_options, validate_redirect
+from bot.validation import LinkChanges, NewLink, validate_redirect
 
 if TYPE_CHECKING:
     from bot.db.links import LinkRecord, LinkRecordStore
@@ -97,6 +98,10 @@ class RecordPage:
     page: int  # 0-based
     pages: int
     total: int
+
+
+#: The embed's fields, as ``update_link`` and ``LinkMeta`` name them.
+_META = ("title", "description", "image", "color")
 
 
 def _tri(value: str | None, remove: bool) -> str | UnsetType | None:
@@ -166,33 +171,22 @@ class LinkService:
 
     # ---------------------------------------------------------------- /link create
 
-    async def create(
-        self,
-        guild_id: int,
-        user_id: int,
-        slug: str,
-        redirect: str,
-        type: LinkType,
-        title: str | None = None,
-        description: str | None = None,
-        image: str | None = None,
-        color: str | None = None,
-        unlisted: bool | None = None,
-        password: str | None = None,
-    ) -> CreateResult:
-        """Create ``slug``; then apply ``color`` with a follow-up update (dsc.gg ignores it on create)."""
+    async def create(self, guild_id: int, user_id: int, new: NewLink) -> CreateResult:
+        """Create ``new.slug``; then apply its colour with a follow-up update (dsc.gg ignores it on
+        create)."""
+        slug, meta = new.slug, new.meta
         token = await self._tokens.token_for(guild_id)
         try:
             await self._client.create_link(
                 slug,
                 token=token,
-                redirect=redirect,
-                type=type,
-                title=title,
-                description=description,
-                image=image,
-                unlisted=unlisted,
-                password=password,
+                redirect=new.redirect,
+                type=new.type,
+                title=meta.title,
+                description=meta.description,
+                image=meta.image,
+                unlisted=new.unlisted,
+                password=meta.password,
             )
         except api.APIError as exc:
             await self._refused(guild_id, user_id, slug, "create", exc)
@@ -200,12 +194,12 @@ class LinkService:
         log.info("Link %s created for guild %s by user %s", slug, guild_id, user_id)
 
         colour_problem: Reason | None = None
-        requested_colour, color = color, None  # ``color``: the colour known to be applied
+        color: str | None = None  # the colour known to be applied
         try:
-            if requested_colour is not None:
+            if meta.color is not None:
                 try:
-                    await self._client.update_link(slug, token=token, color=requested_colour)
-                    color = requested_colour
+                    await self._client.update_link(slug, token=token, color=meta.color)
+                    color = meta.color
                 except api.DscggError as exc:
                     colour_problem = reason_of(exc, slug=slug)
                     log.info("Colour of new link %s not applied: %s", slug, type_name(exc))
@@ -213,19 +207,19 @@ class LinkService:
             # The link exists on dsc.gg whatever became of its colour (even if a shutdown cancelled
             # the follow-up): the server's record of it and the audit event are committed together.
             changes = [
-                FieldChange("redirect", None, redirect),
-                FieldChange("type", None, _text(type)),
+                FieldChange("redirect", None, new.redirect),
+                FieldChange("type", None, _text(new.type)),
             ]
             for name, value in (
-                ("title", title),
-                ("description", description),
-                ("image", image),
+                ("title", meta.title),
+                ("description", meta.description),
+                ("image", meta.image),
                 ("color", color),
-                ("unlisted", unlisted),
+                ("unlisted", new.unlisted),
             ):
                 if value is not None:
                     changes.append(FieldChange(name, None, _text(value)))
-            if password is not None:
+            if meta.password is not None:
                 changes.append(FieldChange("password", None, "changed"))
             async with self._audit.transaction() as tx:
                 await self._records.record(guild_id, slug, user_id, conn=tx.conn)
@@ -244,10 +238,15 @@ class LinkService:
             link = Link.model_validate(
                 {
                     "id": slug,
-                    "redirect": redirect,
-                    "type": str(type),
-                    "unlisted": bool(unlisted),
-                    "meta": {"title": title, "description": description, "image": image, "color": color},
+                    "redirect": new.redirect,
+                    "type": str(new.type),
+                    "unlisted": bool(new.unlisted),
+                    "meta": {
+                        "title": meta.title,
+                        "description": meta.description,
+                        "image": meta.image,
+                        "color": color,
+                    },
                 }
             )
         return CreateResult(link=link, colour_problem=colour_problem)
@@ -261,59 +260,22 @@ class LinkService:
 
     # ---------------------------------------------------------------- /link edit
 
-    async def edit(
-        self,
-        guild_id: int,
-        user_id: int,
-        slug: str,
-        *,
-        redirect: str | None = None,
-        type: LinkType | None = None,
-        title: str | None = None,
-        description: str | None = None,
-        image: str | None = None,
-        color: str | None = None,
-        unlisted: bool | None = None,
-        password: str | None = None,
-        remove_title: bool = False,
-        remove_description: bool = False,
-        remove_image: bool = False,
-        remove_color: bool = False,
-        remove_password: bool = False,
-    ) -> EditResult:
-        """Send only the fields given (``None`` = not given). ``remove_<field>`` sends that field as
-        null, which dsc.gg stores as "not set" (for the password: no password any more).
+    async def edit(self, guild_id: int, user_id: int, changes: LinkChanges) -> EditResult:
+        """Send only the fields given; a removed field is sent as null, which dsc.gg stores as "not
+        set" (for the password: no password any more).
 
         The link is read first, to check a new ``type`` against the current redirect and to audit
         before → after. A new redirect of another kind than the link's type also sends that type.
         """
-        flags = {
-            "title": remove_title,
-            "description": remove_description,
-            "image": remove_image,
-            "color": remove_color,
-            "password": remove_password,
-        }
-        removed = tuple(field for field, flag in flags.items() if flag)
-        given = {
-            "redirect": redirect,
-            "type": type,
-            "title": title,
-            "description": description,
-            "image": image,
-            "color": color,
-            "unlisted": unlisted,
-            "password": password,
-        }
-        check_edit_options(slug, given, removed)
-
+        slug, redirect, type = changes.slug, changes.redirect, changes.type
+        unlisted, removed = changes.unlisted, changes.removed
         token = await self._tokens.token_for(guild_id)
         await self.ensure_managed(guild_id, slug)
         before = await self._client.get_link(slug, token=token)
 
         send_type: LinkType | UnsetType = UNSET
-        if redirect is not None:
-            redirect, kind = validate_redirect(redirect, type)
+        if changes.redirect_type is not None:
+            kind = changes.redirect_type
             if type is not None or kind.value != before.type:
                 send_type = kind
         elif type is not None:
@@ -321,13 +283,8 @@ class LinkService:
                 validate_redirect(before.redirect, type)  # the current redirect must fit the new type
             send_type = type
 
-        meta_args = {
-            "title": _tri(title, remove_title),
-            "description": _tri(description, remove_description),
-            "image": _tri(image, remove_image),
-            "color": _tri(color, remove_color),
-        }
-        password_arg = _tri(password, remove_password)
+        meta_args = {name: _tri(getattr(changes.meta, name), name in removed) for name in _META}
+        password_arg = _tri(changes.meta.password, "password" in removed)
 
         try:
             await self._client.update_link(
@@ -347,24 +304,24 @@ class LinkService:
             raise
         log.info("Link %s edited for guild %s by user %s", slug, guild_id, user_id)
 
-        changes: list[FieldChange] = []
+        audited: list[FieldChange] = []
         meta_update: dict[str, Any] = {}
         link_update: dict[str, Any] = {}
         if redirect is not None:
-            changes.append(FieldChange("redirect", before.redirect or None, redirect))
+            audited.append(FieldChange("redirect", before.redirect or None, redirect))
             link_update["redirect"] = redirect
         if send_type is not UNSET:
-            changes.append(FieldChange("type", before.type, send_type.value))
+            audited.append(FieldChange("type", before.type, send_type.value))
             link_update["type"] = send_type.value
         for name, value in meta_args.items():
             if value is not UNSET:  # None: removed
-                changes.append(FieldChange(name, getattr(before.meta, name), value))
+                audited.append(FieldChange(name, getattr(before.meta, name), value))
                 meta_update[name] = value
         if unlisted is not None:
-            changes.append(FieldChange("unlisted", _text(before.unlisted), _text(unlisted)))
+            audited.append(FieldChange("unlisted", _text(before.unlisted), _text(unlisted)))
             link_update["unlisted"] = unlisted
         if password_arg is not UNSET:
-            changes.append(FieldChange("password", None, "removed" if password_arg is None else "changed"))
+            audited.append(FieldChange("password", None, "removed" if password_arg is None else "changed"))
         async with self._audit.transaction() as tx:  # the record and its event, committed together
             await self._records.touch(guild_id, slug, user_id, conn=tx.conn)  # never creates a record
             await tx.record(
@@ -373,12 +330,12 @@ class LinkService:
                     kind=EventKind.LINK_EDITED,
                     actor_id=user_id,
                     slug=slug,
-                    changes=tuple(changes),
+                    changes=tuple(audited),
                 )
             )
         if meta_update:
             link_update["meta"] = before.meta.model_copy(update=meta_update)
-        return EditResult(link=before.model_copy(update=link_update), changes=tuple(changes), removed=removed)
+        return EditResult(link=before.model_copy(update=link_update), changes=tuple(audited), removed=removed)
 
     # ---------------------------------------------------------------- /link delete
 
