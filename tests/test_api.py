@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,10 @@ import httpx
 import pytest
 
 from bot.api.server import ApiServer, ApiStartError
-from bot.db.apikeys import IdempotencyStore
+from bot.crypto import TokenCipher
+from bot.db import Database, GuildSettingsStore, LinkRecordStore, TokenStore
+from bot.db.apikeys import ApiKeyStore, IdempotencyStore
+from bot.services.apikeys import ApiKeyService
 from tests.fixtures.api import MEMBER_OAUTH, Api
 from tests.fixtures.bot import ADMIN_TOKEN
 from tests.harness import ADMIN
@@ -238,6 +242,61 @@ async def test_unknown_malformed_and_revoked_credentials_get_401(api: Api) -> No
     after = await api.get(path, key=api.key)
     assert_problem(after, 401, "invalid-token")
     assert after.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+async def test_a_key_revoked_by_another_process_is_refused_on_its_very_next_request(api: Api) -> None:
+    """Several bot processes share one database: a key revoked in one of them is refused by this one
+    on its very next request, however recently it was accepted here."""
+    path = f"/v1/guilds/{api.guild_id}"
+    key_id = (await api.wired.bot.api_keys.list(api.guild_id))[0].id
+    async with Database.open(api.wired.db.url) as other_process:
+        for _ in range(3):
+            assert (await api.get(path, key=api.key)).status_code == 200
+        assert await ApiKeyStore(other_process).revoke(api.guild_id, key_id) is not None
+        assert_problem(await api.get(path, key=api.key), 401, "invalid-token")
+
+
+async def test_the_server_shows_another_processs_changes_on_the_next_request(api: Api) -> None:
+    path = f"/v1/guilds/{api.guild_id}"
+    before = (await api.get(path, key=api.key)).json()
+    assert (before["dscgg_token"]["set"], before["log_channel_id"], before["links"]) == (False, None, 0)
+    async with Database.open(api.wired.db.url) as other_process:
+        await TokenStore(other_process, TokenCipher(api.wired.keys)).set(
+            api.guild_id, ADMIN_TOKEN, set_by=ADMIN.id
+        )
+        await GuildSettingsStore(other_process).set_log_channel(api.guild_id, 4242)
+        await LinkRecordStore(other_process).claim(api.guild_id, "from-elsewhere", ADMIN.id)
+        await ApiKeyStore(other_process).create(api.guild_id, "second", b"d" * 32, ADMIN.id)
+        after = (await api.get(path, key=api.key)).json()
+        assert after["dscgg_token"]["last4"] == ADMIN_TOKEN[-4:]
+        assert (after["log_channel_id"], after["links"], after["api_keys"]) == ("4242", 1, 2)
+        await TokenStore(other_process, TokenCipher(api.wired.keys)).clear(api.guild_id)
+        assert (await api.get(path, key=api.key)).json()["dscgg_token"]["set"] is False
+
+
+async def test_a_keys_last_use_is_written_at_most_once_a_minute(api: Api) -> None:
+    """`/dscgg apikey list` and the keys page show when a key was last used: to the minute, so that a
+    busy key does not turn every request into a write."""
+    first = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    elapsed = 0.0
+    store = ApiKeyStore(api.wired.db, clock=lambda: first + timedelta(seconds=elapsed))
+    service = ApiKeyService(store, api.wired.bot.audit, monotonic=lambda: 1000.0 + elapsed)
+
+    async def last_used() -> datetime | None:
+        return (await service.list(api.guild_id))[0].last_used_at
+
+    def later(seconds: float) -> None:
+        nonlocal elapsed
+        elapsed += seconds
+
+    assert await service.authenticate(api.key) is not None
+    assert await last_used() == first
+    later(59)
+    assert await service.authenticate(api.key) is not None
+    assert await last_used() == first  # not written again within the minute
+    later(1)
+    assert await service.authenticate(api.key) is not None
+    assert await last_used() == first + timedelta(seconds=60)
 
 
 async def test_discord_logins_need_manage_server_and_the_bot(api: Api) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -138,10 +139,12 @@ async def test_open_creates_folder_and_full_schema_with_sqlite_settings(tmp_path
         assert await db.schema_version() == SCHEMA_VERSION
         assert await db.fetch_value("PRAGMA journal_mode") == "wal"
         assert await db.fetch_value("PRAGMA foreign_keys") == 1
-        assert await db.fetch_value("PRAGMA busy_timeout") == 5000
         assert await db.fetch_value("PRAGMA synchronous") == 1  # NORMAL
+        # Reads outside a transaction run on the event loop: they never wait for a lock there.
+        assert await db.fetch_value("PRAGMA busy_timeout") == 0
         async with db.transaction() as conn:  # the same for the connection writes go through
             assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+            assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 5000
     assert set(metadata.tables) <= table_names(path)
     # A bot from before Alembic would see a schema newer than it knows, and refuse to start.
     assert user_version(path) == migrations.ALEMBIC_USER_VERSION
@@ -545,6 +548,53 @@ async def test_other_tasks_do_not_see_uncommitted_writes(db: Database) -> None:
     release.set()
     await task
     assert await AppStateStore(db).get("pending") == "x"
+
+
+async def test_reads_see_another_processs_commit_at_once(db: Database) -> None:
+    """Several processes share one database: a read never answers from an older view than the last
+    commit, whichever process made it."""
+    other = await Database.connect(db.url)
+    try:
+        assert await AppStateStore(db).get("shared") is None
+        await AppStateStore(other).set("shared", "one")
+        assert await AppStateStore(db).get("shared") == "one"
+        await AppStateStore(other).set("shared", "two")
+        assert await AppStateStore(db).get("shared") == "two"
+    finally:
+        await other.close()
+
+
+async def test_a_read_of_a_busy_sqlite_file_waits_beside_the_event_loop(tmp_path: Path) -> None:
+    """Another process holds the whole file (exclusive locking mode) for a moment: a read waits for it
+    (up to the busy timeout) without holding up the event loop, then sees what that process wrote."""
+    path = tmp_path / "bot.sqlite3"
+    async with Database.open(path) as db:
+        await db.engine.dispose()  # no connection of the bot is open when the other process locks
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("PRAGMA locking_mode=EXCLUSIVE")
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("INSERT INTO app_state (key, value) VALUES ('held', 'done')")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        def release() -> None:
+            time.sleep(0.3)
+            other.execute("COMMIT")
+            other.close()
+
+        ticking = asyncio.create_task(tick())
+        releasing = asyncio.create_task(asyncio.to_thread(release))
+        try:
+            assert await asyncio.wait_for(AppStateStore(db).get("held"), 5) == "done"
+        finally:
+            await releasing
+            ticking.cancel()
+        assert ticks >= 10  # the loop ran on while the read waited
 
 
 async def test_task_started_inside_a_transaction_is_not_inside_it_afterwards(db: Database) -> None:

@@ -52,7 +52,7 @@ class ApiState:
     deadline: float
 
 
-def api_state(request: Request) -> ApiState:
+async def api_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.api
     return state
 
@@ -60,7 +60,7 @@ def api_state(request: Request) -> ApiState:
 State = Annotated[ApiState, Depends(api_state)]
 
 
-def reader(request: Request) -> Tr:
+async def reader(request: Request) -> Tr:
     """The words of the request's reader: its ``Accept-Language`` negotiated against the catalogs."""
     return for_accept_language(request.headers.get("accept-language"))
 

@@ -76,6 +76,10 @@ _KEYS = api_keys.c
 _KEY_COLUMNS = (_KEYS.id, _KEYS.guild_id, _KEYS.name, _KEYS.created_by, _KEYS.created_at, _KEYS.last_used_at)
 
 
+#: Every authenticated request with an API key: built once.
+_LOOKUP = select(*_KEY_COLUMNS, _KEYS.digest).where(_KEYS.digest == bindparam("digest"))
+
+
 def _key(row: Row[Any]) -> ApiKeyRecord:
     return ApiKeyRecord(
         id=int(row.id),
@@ -158,7 +162,7 @@ class ApiKeyStore:
 
     async def lookup(self, digest: bytes) -> tuple[ApiKeyRecord, bytes] | None:
         """The key whose digest is ``digest``, with the stored digest (for a constant-time comparison)."""
-        row = await self._db.fetch_one(select(*_KEY_COLUMNS, _KEYS.digest).where(_KEYS.digest == digest))
+        row = await self._db.fetch_one(_LOOKUP, {"digest": digest})
         return None if row is None else (_key(row), bytes(row.digest))
 
     async def touch(self, key_id: int, at: datetime | None = None) -> None:

@@ -7,7 +7,8 @@ Core statements.
 
 SQLite has one writer: its write transactions are ``BEGIN IMMEDIATE`` and take a lock of this
 process, so this process's writers queue up instead of failing with "database is locked"; reads run
-beside them (WAL). Other processes on the same file wait up to the busy timeout. PostgreSQL runs real
+beside them (WAL). Other processes on the same file wait up to the busy timeout. A SQLite file's reads
+outside a transaction run on the event loop's own thread (``_SqliteReads``). PostgreSQL runs real
 concurrent transactions (READ COMMITTED): a store that reads before it writes either does it in one
 statement or takes a lock (``lock()``, ``SELECT … FOR UPDATE``).
 """
@@ -18,15 +19,16 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import sqlite3
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
-from sqlalchemy import Integer, Table, bindparam, event, func, select, text
+from sqlalchemy import Integer, Table, bindparam, create_engine, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, Row
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine, Row
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
@@ -105,9 +107,8 @@ class Database:
         self._in_use = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        # SQLite file: the connection reads outside transactions go through (see _sqlite_reader).
-        self._read_lock = asyncio.Lock()
-        self._read_conn: AsyncConnection | None = None
+        # SQLite file: the reads outside transactions (see _SqliteReads).
+        self._reads = _SqliteReads(url) if self.is_sqlite and not self._memory else None
 
     # ------------------------------------------------------------------ opening and closing
 
@@ -143,13 +144,8 @@ class Database:
         if self._closed:
             return
         self._closed = True
-        async with self._read_lock:
-            if self._read_conn is not None:
-                conn, self._read_conn = self._read_conn, None
-                try:
-                    await conn.close()
-                finally:
-                    self._give_back()
+        if self._reads is not None:
+            self._reads.close()
         try:
             await asyncio.wait_for(self._idle.wait(), CLOSE_WAIT)
         except TimeoutError:
@@ -256,15 +252,11 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         """A connection to read with: the current task's own transaction's, else one that sees only
-        committed rows (each statement on its own)."""
+        committed rows (each statement on its own). ``fetch_*`` are cheaper for a single statement."""
         self._check_open()
         marker = self._inside_transaction()
         if marker is not None:
             yield marker.conn
-            return
-        if self.is_sqlite and not self._memory:
-            async with self._sqlite_reader() as conn:
-                yield conn
             return
         async with self._reader(), self._checked_out() as conn:
             if self.is_sqlite:
@@ -272,41 +264,6 @@ class Database:
             else:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
-
-    @asynccontextmanager
-    async def _sqlite_reader(self) -> AsyncIterator[AsyncConnection]:
-        """SQLite: one connection kept for the reads outside transactions, one read at a time (as a
-        pool's checkout and reset cost more than the read itself). No BEGIN: each statement sees what
-        is committed when it runs (WAL), beside the writer. (Not the AUTOCOMMIT isolation level:
-        resetting it would give the connection back to the driver's implicit transactions.)"""
-        async with self._read_lock:
-            self._check_open()
-            if self._read_conn is None:
-                self._in_use += 1  # given back by close()
-                self._idle.clear()
-                conn = self.engine.connect()
-                try:
-                    await conn.start()
-                    await conn.execution_options(sqlite_begin="NONE")
-                except BaseException:
-                    self._give_back()
-                    raise
-                self._read_conn = conn
-            try:
-                yield self._read_conn
-            except BaseException:
-                # A failed or cancelled read may leave the connection mid-statement: the next read
-                # gets a new one.
-                conn, self._read_conn = self._read_conn, None
-                await asyncio.shield(self._discard(conn))
-                raise
-
-    async def _discard(self, conn: AsyncConnection) -> None:
-        try:
-            await conn.invalidate()
-            await conn.close()
-        finally:
-            self._give_back()
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
@@ -321,19 +278,31 @@ class Database:
     async def fetch_one(
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> Row[Any] | None:
-        async with self.connection() as conn:
-            return (await conn.execute(_executable(statement), params)).first()
+        return await self._read(statement, params, CursorResult.first)
 
     async def fetch_all(
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> list[Row[Any]]:
-        async with self.connection() as conn:
-            return list((await conn.execute(_executable(statement), params)).all())
+        return await self._read(statement, params, _all)
 
     async def fetch_value(self, statement: Statement, params: Mapping[str, Any] | None = None) -> Any:
         """The first column of the first row, or None."""
+        return await self._read(statement, params, CursorResult.scalar)
+
+    async def _read(
+        self,
+        statement: Statement,
+        params: Mapping[str, Any] | None,
+        take: Callable[[CursorResult[Any]], _T],
+    ) -> _T:
+        if self._reads is not None and self._inside_transaction() is None:
+            # Still a point where other tasks get their turn, as every read through a thread was.
+            await asyncio.sleep(0)
+            self._check_open()
+            with contextlib.suppress(_SqliteReads.Busy):
+                return self._reads.run(_executable(statement), params, take)
         async with self.connection() as conn:
-            return (await conn.execute(_executable(statement), params)).scalar()
+            return take(await conn.execute(_executable(statement), params))
 
     async def count(self, table: Table) -> int:
         return int(await self.fetch_value(select(func.count()).select_from(table)) or 0)
@@ -374,6 +343,59 @@ class Database:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"database {self.name} is closed")
+
+
+_T = TypeVar("_T")
+
+
+def _all(result: CursorResult[Any]) -> list[Row[Any]]:
+    return list(result.all())
+
+
+class _SqliteReads:
+    """A SQLite file's reads outside transactions, on the event loop's thread: one kept connection of
+    the synchronous driver. A point read there takes microseconds, where each trip to aiosqlite's
+    thread and back (a read makes four: cursor, execute, fetch, close) costs about 0.1 ms of CPU.
+    No BEGIN: each statement sees what is committed when it runs (WAL), beside the writer, as in
+    every other process. It never waits for a lock (busy_timeout 0, so the loop is never held up):
+    a read that finds the database busy (a crashed writer's recovery; a file where WAL is
+    unavailable) raises ``Busy``, and goes through aiosqlite, which waits up to the busy timeout."""
+
+    class Busy(Exception):
+        pass
+
+    def __init__(self, url: URL) -> None:
+        # timeout=0: not even connecting waits (the driver's default is 5 s).
+        self._engine: Engine = create_engine(
+            url.set(drivername="sqlite+pysqlite"), poolclass=StaticPool, connect_args={"timeout": 0}
+        )
+        event.listen(self._engine, "connect", _sqlite_connected)
+        event.listen(self._engine, "connect", _no_busy_wait)  # after it: its busy_timeout is the writers'
+        event.listen(self._engine, "begin", _sqlite_begin)
+        self._conn: Connection | None = None
+
+    def run(
+        self, statement: Executable, params: Mapping[str, Any] | None, take: Callable[[CursorResult[Any]], _T]
+    ) -> _T:
+        try:
+            if self._conn is None:
+                self._conn = self._engine.connect().execution_options(sqlite_begin="NONE")
+            return take(self._conn.execute(statement, params))
+        except DBAPIError as exc:
+            code = getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF  # the primary code
+            if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise self.Busy from exc
+            raise
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+        self._engine.dispose()
+
+
+def _no_busy_wait(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
 
 
 # ---------------------------------------------------------------------------------------------------

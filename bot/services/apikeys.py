@@ -4,8 +4,10 @@ A key is ``dscggbot_`` followed by 43 url-safe characters (256 bits from ``secre
 lets secret scanners find leaked keys. Only its SHA-256 digest is stored; the key itself exists in
 memory just long enough to be shown once (``NewKey.key``, a ``SecretStr``, so it is in no repr) and is
 never logged. Creating and revoking are audited (by the user who did it, with the key's name).
-Authentication looks the digest up and compares it in constant time; a key's last use is written at
-most once a minute, so that a busy key does not turn every request into a write.
+Authentication looks the digest up (on every request: whether a key is valid is never kept in memory,
+so a key revoked in any process is refused on its next request) and compares it in constant time; a
+key's last use is written at most once a minute by each process, so that a busy key does not turn every
+request into a write.
 """
 
 from __future__ import annotations
